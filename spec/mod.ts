@@ -1,0 +1,50 @@
+/**
+ * The spec DSL: typed tensors, parameters and layers, inputs, and `model()`. A spec file imports
+ * from here and default-exports a model.
+ *
+ * @example
+ * ```ts
+ * import { crossEntropy, gelu, input, linear, model } from "../spec/mod.ts";
+ * export default model({
+ *   name: "mlp",
+ *   config: { dim: 784, hidden: 256, classes: 10 },
+ *   params: (c) => ({ l1: linear(c.dim, c.hidden), l2: linear(c.hidden, c.classes) }),
+ *   inputs: (c) => ({ x: input("f32", ["batch", c.dim]), y: input("i32", ["batch"]) }),
+ *   loss: (p, { x, y }) => crossEntropy(p.l2(gelu(p.l1(x))), y),
+ * });
+ * ```
+ */
+export { Tensor } from "./tensor.ts";
+export type { Dec, Inc, MaxRank } from "./rank.ts";
+export * from "./functions.ts";
+export { rand, randn } from "./random.ts";
+export {
+  type Init,
+  type Materialized,
+  module,
+  type ModuleDecl,
+  normal,
+  ones,
+  param,
+  type ParamDecl,
+  type ParamEntry,
+  type ParamTree,
+  scaledNormal,
+  uniform,
+  zeros,
+} from "./params.ts";
+export {
+  type AnyModel,
+  input,
+  type InputDecl,
+  type Inputs,
+  isModel,
+  model,
+  type Model,
+  type Scalar,
+  trace,
+  type TracedModel,
+  type TraceOptions,
+} from "./model.ts";
+export { resolveConfig } from "./config.ts";
+export * from "./nn/mod.ts";

@@ -1,0 +1,164 @@
+import { type DType, node, type Node, SpecError, userSite } from "../compiler/ir/mod.ts";
+import { type ConfigSource, resolveConfig } from "./config.ts";
+import { withTrace } from "./context.ts";
+import { type Materialized, materialize, type ParamEntry, type ParamTree } from "./params.ts";
+import { Tensor } from "./tensor.ts";
+
+/** An input declared by dtype and dims; string dims are symbols bound at compile time ("batch"). */
+export interface InputDecl<D extends DType = DType, R extends number = number> {
+  readonly kind: "input";
+  readonly dtype: D;
+  readonly dims: readonly (number | string)[];
+  readonly site: string | undefined;
+  readonly __rank?: R;
+}
+
+export function input<D extends DType, const S extends readonly (number | string)[]>(
+  dtype: D,
+  dims: S,
+): InputDecl<D, S["length"]> {
+  return { kind: "input", dtype, dims, site: userSite() };
+}
+
+export type InputTree = Readonly<Record<string, InputDecl>>;
+export type Inputs<I extends InputTree> = { readonly [K in keyof I]: I[K] extends InputDecl<infer D, infer R> ? Tensor<D, R> : never };
+
+export type Scalar = Tensor<"f32", 0>;
+/** What a loss function returns: the scalar to minimize, optionally with named scalar metrics. */
+export type LossResult = Scalar | { loss: Scalar; metrics?: Record<string, Scalar> };
+
+/** An extra entry point (forward, sampling step): its own inputs and named outputs. */
+export interface EntryDef<C, P extends ParamTree> {
+  inputs: (c: C) => InputTree;
+  outputs: (p: Materialized<P>, x: Record<string, Tensor>, c: C) => Record<string, Tensor>;
+}
+
+export interface ModelDef<C, P extends ParamTree, I extends InputTree> {
+  /** Shown in errors, plans and checkpoints. */
+  name: string;
+  config: ConfigSource<C>;
+  /** Default bindings of symbolic dims (overridden at compile time). */
+  dims?: Record<string, number>;
+  params: (c: C) => P;
+  inputs: (c: C) => I;
+  loss: (p: Materialized<P>, x: Inputs<I>, c: C) => LossResult;
+  entries?: Record<string, EntryDef<C, P>>;
+}
+
+export interface Model<C = unknown, P extends ParamTree = ParamTree, I extends InputTree = InputTree>
+  extends ModelDef<C, P, I> {
+  readonly kind: "model";
+  /** Where the spec was declared, for messages. */
+  readonly site: string | undefined;
+}
+
+/** Declares a model. A spec file's default export is one of these. */
+export function model<C, P extends ParamTree, I extends InputTree>(def: ModelDef<C, P, I>): Model<C, P, I> {
+  return { kind: "model", site: userSite(), ...def };
+}
+
+/** A model with its types erased, as the compiler and the CLI handle it. Every `Model` is one. */
+export interface AnyModel {
+  readonly kind: "model";
+  readonly name: string;
+  readonly site: string | undefined;
+  readonly config: unknown;
+  readonly dims?: Record<string, number>;
+  readonly params: (c: never) => ParamTree;
+  readonly inputs: (c: never) => InputTree;
+  readonly loss: (p: never, x: never, c: never) => LossResult;
+  readonly entries?: Record<string, {
+    inputs: (c: never) => InputTree;
+    outputs: (p: never, x: never, c: never) => Record<string, Tensor>;
+  }>;
+}
+
+export function isModel(x: unknown): x is AnyModel {
+  return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "model";
+}
+
+export interface TraceOptions {
+  /** Config overrides, validated by the spec's schema. */
+  config?: Record<string, unknown>;
+  /** Bindings for symbolic dims. */
+  dims?: Record<string, number>;
+  /** Which entry to trace: "loss" (default) or a name in `entries`. */
+  entry?: string;
+}
+
+/** A traced entry point: the graph the compiler works on. */
+export interface TracedModel {
+  readonly name: string;
+  readonly entry: string;
+  readonly config: unknown;
+  readonly dims: Readonly<Record<string, number>>;
+  readonly params: readonly (ParamEntry & { node: Node<"param"> })[];
+  readonly inputs: readonly Node<"input">[];
+  /** Named outputs; the "loss" entry has `loss` plus any metrics. */
+  readonly outputs: Readonly<Record<string, Node>>;
+}
+
+/** Runs the spec's functions with tracer tensors and returns the IR of one entry point. */
+export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
+  const config: never = resolveConfig(m.config, opts.config ?? {}, m.site ?? m.name) as never;
+  const dims = { ...m.dims, ...opts.dims };
+  const entry = opts.entry ?? "loss";
+  return withTrace(dims, (ctx) => {
+    const entries: ParamEntry[] = [];
+    const p: unknown = materialize(m.params(config), entries);
+    let outputs: Record<string, Node>;
+    let inputTree: InputTree;
+    if (entry === "loss") {
+      inputTree = m.inputs(config);
+      const x = makeInputs(inputTree, dims);
+      const result = m.loss(p as never, x as never, config);
+      const { loss, metrics } = result instanceof Tensor ? { loss: result, metrics: {} } : result;
+      if (!(loss instanceof Tensor) || loss.rank !== 0 || loss.dtype !== "f32") {
+        throw new SpecError("loss", `the loss must be an f32 scalar, got ${String(loss)}`, m.site);
+      }
+      outputs = { loss: loss.node };
+      for (const [k, v] of Object.entries(metrics ?? {})) outputs[k] = v.node;
+    } else {
+      const def = m.entries?.[entry];
+      if (!def) {
+        const known = ["loss", ...Object.keys(m.entries ?? {})].join(", ");
+        throw new SpecError("trace", `model "${m.name}" has no entry "${entry}"; entries: ${known}`, m.site);
+      }
+      inputTree = def.inputs(config);
+      const x = makeInputs(inputTree, dims);
+      outputs = Object.fromEntries(Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]));
+    }
+    const inputs = Object.keys(inputTree).map((k) => inputNode(k, inputTree[k]!, dims));
+    if (ctx.seed) inputs.push(ctx.seed);
+    const params = entries.map((e) => ({
+      ...e,
+      node: node("param", [], { path: e.path, shape: e.decl.shape, dtype: e.decl.dtype }),
+    }));
+    return { name: m.name, entry, config, dims, params, inputs, outputs };
+  });
+}
+
+function makeInputs(tree: InputTree, dims: Record<string, number>): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, decl] of Object.entries(tree)) {
+    if (k === "seed") throw new SpecError("input", `the input name "seed" is reserved for the RNG`, decl.site);
+    out[k] = new Tensor(inputNode(k, decl, dims));
+  }
+  return out;
+}
+
+function inputNode(name: string, decl: InputDecl, dims: Record<string, number>): Node<"input"> {
+  const shape = decl.dims.map((d) => {
+    if (typeof d === "number") return d;
+    const v = dims[d];
+    if (v === undefined) {
+      const known = Object.keys(dims).join(", ") || "none";
+      throw new SpecError("input", `input "${name}" uses dim "${d}", which is not bound (bound: ${known})`, decl.site);
+    }
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new SpecError("input", `dim "${d}" = ${v} must be a positive integer (input "${name}")`, decl.site);
+    }
+    return v;
+  });
+  return node("input", [], { name, shape, dtype: decl.dtype });
+}

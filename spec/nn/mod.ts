@@ -1,0 +1,2 @@
+/** Composite layers written in the DSL from primitives. */
+export * from "./linear.ts";
