@@ -4,7 +4,6 @@ import {
   type Node,
   normalize,
   type Op,
-  type OpArgs,
   size,
   SpecError,
   toposort,
@@ -216,12 +215,10 @@ export const INTERPRETER: { readonly [O in Op]: Rule<O> } = {
     return out;
   },
   pad: (n, [x]) => {
-    const st = strides(x!.shape);
     const out = new Float64Array(size(n.shape)).fill(n.arg.value);
     forEachIndex(x!.shape, (flat, idx) => {
       const o = idx.reduce((acc, v, a) => acc * n.shape[a]! + v + n.arg.before[a]!, 0);
       out[o] = x!.data[flat]!;
-      void st;
     });
     return out;
   },

@@ -25,7 +25,11 @@ function inferSchema(defaults: Record<string, unknown>): z.ZodType {
 }
 
 /** The validated config: defaults, then `overrides` (from the CLI or a caller), checked by the schema. */
-export function resolveConfig<C>(source: ConfigSource<C>, overrides: Record<string, unknown>, where: string): C {
+export function resolveConfig<C>(
+  source: ConfigSource<C>,
+  overrides: Record<string, unknown>,
+  where: string,
+): C {
   const schema = isSchema(source) ? source : inferSchema(source as Record<string, unknown>);
   const base = isSchema(source) ? {} : (source as Record<string, unknown>);
   const result = schema.safeParse({ ...base, ...overrides });

@@ -1,4 +1,4 @@
-import { node, type Node, SpecError, userSite } from "../compiler/ir/mod.ts";
+import { type Node, node, SpecError, userSite } from "../compiler/ir/mod.ts";
 
 /**
  * State that lives for one trace: the bindings of symbolic dimensions ("batch", "seq"), the RNG
@@ -25,7 +25,11 @@ export function withTrace<T>(dims: Record<string, number>, f: (ctx: TraceContext
 
 export function tracing(op: string): TraceContext {
   if (!current) {
-    throw new SpecError(op, "can only be called while a model is traced (inside params/inputs/loss)", userSite());
+    throw new SpecError(
+      op,
+      "can only be called while a model is traced (inside params/inputs/loss)",
+      userSite(),
+    );
   }
   return current;
 }

@@ -14,12 +14,19 @@ export function where<D extends DType, R1 extends number, R2 extends number>(
   if (at.dtype !== bt.dtype) fail("where", `value dtypes differ: ${at.dtype} and ${bt.dtype}`);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, at.shape), bt.shape);
   return new Tensor(
-    node("where", [broadcastNode(cond.node, shape), broadcastNode(at.node, shape), broadcastNode(bt.node, shape)], null),
+    node("where", [
+      broadcastNode(cond.node, shape),
+      broadcastNode(at.node, shape),
+      broadcastNode(bt.node, shape),
+    ], null),
   );
 }
 
 /** Joins tensors of equal rank along `axis`. */
-export function concat<D extends DType, R extends number>(tensors: readonly Tensor<D, R>[], axis: number): Tensor<D, R> {
+export function concat<D extends DType, R extends number>(
+  tensors: readonly Tensor<D, R>[],
+  axis: number,
+): Tensor<D, R> {
   if (tensors.length === 0) fail("concat", "needs at least one tensor");
   const a = normAxis(axis, tensors[0]!.rank, "concat");
   if (tensors.length === 1) return tensors[0]!;
@@ -57,7 +64,10 @@ export function scatterAdd<D extends DType>(
 ): Tensor<D, number> {
   const lead = updates.shape.slice(0, index.rank);
   if (lead.some((d, i) => d !== index.shape[i])) {
-    fail("scatterAdd", `updates ${fmtShape(updates.shape)} must start with the index shape ${fmtShape(index.shape)}`);
+    fail(
+      "scatterAdd",
+      `updates ${fmtShape(updates.shape)} must start with the index shape ${fmtShape(index.shape)}`,
+    );
   }
   return new Tensor(node("scatter_add", [index.node, updates.node], { rows }));
 }

@@ -1,7 +1,7 @@
-import { type DType, node, type Node, SpecError, userSite } from "../compiler/ir/mod.ts";
+import { type DType, type Node, node, SpecError, userSite } from "../compiler/ir/mod.ts";
 import { type ConfigSource, resolveConfig } from "./config.ts";
 import { withTrace } from "./context.ts";
-import { type Materialized, materialize, type ParamEntry, type ParamTree } from "./params.ts";
+import { materialize, type Materialized, type ParamEntry, type ParamTree } from "./params.ts";
 import { Tensor } from "./tensor.ts";
 
 /** An input declared by dtype and dims; string dims are symbols bound at compile time ("batch"). */
@@ -21,7 +21,10 @@ export function input<D extends DType, const S extends readonly (number | string
 }
 
 export type InputTree = Readonly<Record<string, InputDecl>>;
-export type Inputs<I extends InputTree> = { readonly [K in keyof I]: I[K] extends InputDecl<infer D, infer R> ? Tensor<D, R> : never };
+export type Inputs<I extends InputTree> = {
+  readonly [K in keyof I]: I[K] extends InputDecl<infer D, infer R> ? Tensor<D, R>
+    : never;
+};
 
 export type Scalar = Tensor<"f32", 0>;
 /** What a loss function returns: the scalar to minimize, optionally with named scalar metrics. */
@@ -126,7 +129,9 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
       }
       inputTree = def.inputs(config);
       const x = makeInputs(inputTree, dims);
-      outputs = Object.fromEntries(Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]));
+      outputs = Object.fromEntries(
+        Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]),
+      );
     }
     const inputs = Object.keys(inputTree).map((k) => inputNode(k, inputTree[k]!, dims));
     if (ctx.seed) inputs.push(ctx.seed);
@@ -141,7 +146,9 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
 function makeInputs(tree: InputTree, dims: Record<string, number>): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   for (const [k, decl] of Object.entries(tree)) {
-    if (k === "seed") throw new SpecError("input", `the input name "seed" is reserved for the RNG`, decl.site);
+    if (k === "seed") {
+      throw new SpecError("input", `the input name "seed" is reserved for the RNG`, decl.site);
+    }
     out[k] = new Tensor(inputNode(k, decl, dims));
   }
   return out;
@@ -153,10 +160,18 @@ function inputNode(name: string, decl: InputDecl, dims: Record<string, number>):
     const v = dims[d];
     if (v === undefined) {
       const known = Object.keys(dims).join(", ") || "none";
-      throw new SpecError("input", `input "${name}" uses dim "${d}", which is not bound (bound: ${known})`, decl.site);
+      throw new SpecError(
+        "input",
+        `input "${name}" uses dim "${d}", which is not bound (bound: ${known})`,
+        decl.site,
+      );
     }
     if (!Number.isInteger(v) || v <= 0) {
-      throw new SpecError("input", `dim "${d}" = ${v} must be a positive integer (input "${name}")`, decl.site);
+      throw new SpecError(
+        "input",
+        `dim "${d}" = ${v} must be a positive integer (input "${name}")`,
+        decl.site,
+      );
     }
     return v;
   });

@@ -13,7 +13,10 @@ export const uniform = (bound: number): Init => ({ kind: "uniform", bound });
 export const zeros = (): Init => ({ kind: "zeros" });
 export const ones = (): Init => ({ kind: "ones" });
 /** GPT-2 style residual-projection init: std / sqrt(2 * depth). */
-export const scaledNormal = (std: number, depth: number): Init => ({ kind: "normal", std: std / Math.sqrt(2 * depth) });
+export const scaledNormal = (std: number, depth: number): Init => ({
+  kind: "normal",
+  std: std / Math.sqrt(2 * depth),
+});
 
 /** A declared parameter: shape, dtype, initializer, and whether AdamW decays it. */
 export interface ParamDecl<D extends DType = DType, R extends number = number> {

@@ -3,8 +3,8 @@ import {
   type FloatDType,
   fmtShape,
   isFloat,
-  node,
   type Node,
+  node,
   type Op,
   SpecError,
   userSite,
@@ -47,7 +47,10 @@ export class Tensor<D extends DType = DType, R extends number = number> {
   div<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("div", this, b);
   }
-  pow<R2 extends number>(this: Tensor<FloatDType & D, R>, b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  pow<R2 extends number>(
+    this: Tensor<FloatDType & D, R>,
+    b: Tensor<D, R2> | number,
+  ): Tensor<D, MaxRank<R, R2>> {
     return binary("pow", this, b);
   }
   maximum<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
@@ -271,7 +274,9 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 
 export function broadcastNode(n: Node, shape: readonly number[]): Node {
   if (n.shape.length === shape.length && n.shape.every((d, i) => d === shape[i])) return n;
-  if (n.shape.length > shape.length) fail("broadcastTo", `cannot broadcast ${fmtShape(n.shape)} to ${fmtShape(shape)}`);
+  if (n.shape.length > shape.length) {
+    fail("broadcastTo", `cannot broadcast ${fmtShape(n.shape)} to ${fmtShape(shape)}`);
+  }
   const padded = [...Array(shape.length - n.shape.length).fill(1), ...n.shape];
   const reshaped = padded.length === n.shape.length ? n : node("reshape", [n], { shape: padded });
   return node("expand", [reshaped], { shape });
@@ -283,7 +288,9 @@ function binary<T>(op: Op, a: Tensor, b: Tensor | number): T {
     fail(op, `operand dtypes differ: ${a.dtype} and ${bt.dtype}; cast one with .cast("${a.dtype}")`);
   }
   const shape = broadcastShapes(op, a.shape, bt.shape);
-  return new Tensor(node(op as "add", [broadcastNode(a.node, shape), broadcastNode(bt.node, shape)], null)) as T;
+  return new Tensor(
+    node(op as "add", [broadcastNode(a.node, shape), broadcastNode(bt.node, shape)], null),
+  ) as T;
 }
 
 function unary<T>(op: Op, x: Tensor): T {
@@ -308,7 +315,9 @@ function resolveReshape(from: readonly number[], to: readonly number[]): number[
   const free = to.filter((d) => d === -1).length;
   if (free > 1) fail("reshape", `only one -1 is allowed in ${fmtShape(to)}`);
   if (free === 1) {
-    if (known === 0 || total % known !== 0) fail("reshape", `cannot reshape ${fmtShape(from)} to ${fmtShape(to)}`);
+    if (known === 0 || total % known !== 0) {
+      fail("reshape", `cannot reshape ${fmtShape(from)} to ${fmtShape(to)}`);
+    }
     return to.map((d) => (d === -1 ? total / known : d));
   }
   return [...to];

@@ -147,7 +147,9 @@ export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
     const [a, b] = [src[0]!, src[1]!];
     if (a.dtype !== b.dtype) fail(`operand dtypes differ: ${describe(a)} and ${describe(b)}`);
     if (a.shape.length < 2 || b.shape.length !== a.shape.length) {
-      fail(`expects [...batch, m, k] x [...batch, k, n] of equal rank >= 2, got ${describe(a)} x ${describe(b)}`);
+      fail(
+        `expects [...batch, m, k] x [...batch, k, n] of equal rank >= 2, got ${describe(a)} x ${describe(b)}`,
+      );
     }
     const r = a.shape.length;
     if (!sameShape(a.shape.slice(0, r - 2), b.shape.slice(0, r - 2))) {
@@ -220,13 +222,17 @@ export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
   },
   gather: (src) => {
     const [table, idx] = [src[0]!, src[1]!];
-    if (idx.dtype !== "i32" && idx.dtype !== "u32") fail(`the index must be i32 or u32, got ${describe(idx)}`);
+    if (idx.dtype !== "i32" && idx.dtype !== "u32") {
+      fail(`the index must be i32 or u32, got ${describe(idx)}`);
+    }
     if (table.shape.length < 1) fail(`the table must have rank >= 1, got ${describe(table)}`);
     return { shape: [...idx.shape, ...table.shape.slice(1)], dtype: table.dtype };
   },
   scatter_add: (src, arg) => {
     const [idx, upd] = [src[0]!, src[1]!];
-    if (idx.dtype !== "i32" && idx.dtype !== "u32") fail(`the index must be i32 or u32, got ${describe(idx)}`);
+    if (idx.dtype !== "i32" && idx.dtype !== "u32") {
+      fail(`the index must be i32 or u32, got ${describe(idx)}`);
+    }
     if (!sameShape(upd.shape.slice(0, idx.shape.length), idx.shape)) {
       fail(`updates ${describe(upd)} must start with the index shape ${describe(idx)}`);
     }

@@ -15,6 +15,8 @@ export function linear(inDim: number, outDim: number, opts: { std?: number } = {
 /** y = x W without a bias (attention projections, LM heads). */
 export function linearNoBias(inDim: number, outDim: number, opts: { std?: number } = {}) {
   const std = opts.std ?? 0.02;
-  return module({ w: param([inDim, outDim], normal(std)) }, (p): Apply => (x) =>
-    x.matmul(p.w) as Tensor<"f32", number> as never);
+  return module(
+    { w: param([inDim, outDim], normal(std)) },
+    (p): Apply => (x) => x.matmul(p.w) as Tensor<"f32", number> as never,
+  );
 }

@@ -1,0 +1,52 @@
+/**
+ * A compute kernel as plain data: WGSL text, what it binds, how it is dispatched, and what it
+ * costs. Kernel generators return these; the compiler puts them in the plan; the runtime only
+ * interprets them.
+ *
+ * Buffers are named arenas, each one `array<...>` in WGSL, addressed with element offsets baked
+ * into the kernel text:
+ *   params, grads, adam_m, adam_v : array<f32>   (every parameter at its offset, one flat vector)
+ *   act                           : array<u32>   (inputs, activations, outputs; f32 via bitcast)
+ *   scalars                       : array<f32>   (per-step values the runtime writes: lr, ...)
+ *   decay_mask                    : array<u32>   (one bit per parameter element)
+ */
+export interface KernelBinding {
+  readonly binding: number;
+  readonly buffer: string;
+  readonly access: "read" | "read_write";
+}
+
+export interface Kernel {
+  /** Short unique name, e.g. "matmul_17". */
+  readonly name: string;
+  /** What it computes, for `explain`. */
+  readonly doc: string;
+  /** The IR ops it covers (one for now; fused kernels list several). */
+  readonly ops: readonly string[];
+  readonly wgsl: string;
+  readonly workgroupSize: readonly [number, number, number];
+  /** Workgroup counts. */
+  readonly dispatch: readonly [number, number, number];
+  readonly bindings: readonly KernelBinding[];
+  readonly flops: number;
+  /** Bytes read and written from memory, counting each tensor once. */
+  readonly bytes: number;
+}
+
+/** WGSL declaration of one binding in group 0. */
+export function bindingDecl(b: KernelBinding): string {
+  const type = ELEMENT[b.buffer] ?? "f32";
+  return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<${type}>;`;
+}
+
+const ELEMENT: Record<string, string> = {
+  act: "u32",
+  decay_mask: "u32",
+};
+
+/** Splits `groups` workgroups over x and y so that neither exceeds the 65535 limit. */
+export function grid(groups: number): [number, number, number] {
+  if (groups <= 65535) return [Math.max(groups, 1), 1, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y, 1];
+}
