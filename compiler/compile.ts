@@ -1,0 +1,157 @@
+import { type AnyModel, trace, type TracedModel } from "../spec/mod.ts";
+import { grad } from "./autodiff.ts";
+import type { Node } from "./ir/mod.ts";
+import { verify } from "./verify.ts";
+import { type Location, lowerEntry } from "./lower/lower.ts";
+import type { EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
+import type { Kernel } from "../kernels/kernel.ts";
+import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
+import {
+  adamwKernel,
+  gradNormKernels,
+  gradNormScratchWords,
+  SCALAR_COUNT,
+  SCALARS,
+} from "../kernels/optimizer.ts";
+
+export interface CompileOptions {
+  /** Config overrides, validated by the spec's schema. */
+  config?: Record<string, unknown>;
+  /** Bindings of symbolic dims ("batch", "seq"). */
+  dims?: Record<string, number>;
+  /** Which entry points to build; default: trainStep and forward. */
+  entries?: readonly string[];
+  optimizer?: Partial<Omit<OptimizerSpec, "kind">>;
+  /** Kernel variants are picked for this class of adapter (see runtime describeAdapter). */
+  adapterClass?: "cpu" | "gpu";
+  /** A tuned matmul choice per shape (from the on-disk tuning cache); falls back to the default. */
+  matmulVariant?: (shape: MatmulShape) => MatmulVariant | undefined;
+  /** Run the IR verifier after each stage (on in tests). */
+  verify?: boolean;
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerSpec = {
+  kind: "adamw",
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.01,
+  clipNorm: 1,
+};
+
+/**
+ * The compiler driver: trace -> differentiate -> verify -> lower each entry point -> plan.
+ *   trainStep: forward, backward into `grads`, global-norm clip, fused AdamW
+ *   forward:   the loss and metrics only (evaluation)
+ *   <name>:    any extra entry the spec declares
+ */
+export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
+  const traced = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {} });
+  const params = layoutParams(traced);
+  const count = params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const leaves = new Map<number, Location>(
+    traced.params.map((p, i) => [p.node.id, at("params", params[i]!)]),
+  );
+  const adapterClass = opts.adapterClass ?? "cpu";
+  const lowerOpts = {
+    matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
+  };
+  const check = (roots: readonly Node[]) => opts.verify && verify(roots);
+  const kernels: Kernel[] = [];
+  const entries: Record<string, EntryPlan> = {};
+  const outputs = Object.entries(traced.outputs).map(([name, node]) => ({ name, node }));
+  const wanted = opts.entries ?? ["trainStep", "forward"];
+  let actWords = 0;
+
+  const addEntry = (name: string, lowered: ReturnType<typeof lowerEntry>, extra: Kernel[], flops: number) => {
+    const base = kernels.length;
+    const all = [...lowered.kernels, ...extra];
+    kernels.push(...all);
+    const steps: Step[] = all.map((_, i) => ({ kind: "dispatch", kernel: base + i }));
+    entries[name] = {
+      inputs: lowered.inputs,
+      outputs: lowered.outputs,
+      steps,
+      peakBytes: 4 * lowered.peakWords,
+      flops: flops + all.reduce((s, k) => s + k.flops, 0),
+    };
+  };
+
+  if (wanted.includes("trainStep")) {
+    const grads = grad(traced.outputs.loss!, traced.params.map((p) => p.node));
+    check([...Object.values(traced.outputs), ...grads]);
+    const placed = grads.map((g, i) => ({ node: g, at: at("grads", params[i]!) }));
+    const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed, leaves }, {
+      ...lowerOpts,
+      prefix: "t",
+    });
+    // The grad-norm partials go above everything the step uses.
+    const scratch = Math.ceil(lowered.peakWords / 4) * 4;
+    const optimizer = [...gradNormKernels(count, scratch), adamwKernel(count)];
+    addEntry("trainStep", { ...lowered, peakWords: scratch + gradNormScratchWords(count) }, optimizer, 0);
+  }
+  if (wanted.includes("forward")) {
+    check(Object.values(traced.outputs));
+    const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed: [], leaves }, {
+      ...lowerOpts,
+      prefix: "f",
+    });
+    addEntry("forward", lowered, [], 0);
+  }
+  for (const name of wanted.filter((w) => w !== "trainStep" && w !== "forward")) {
+    const t = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {}, entry: name });
+    check(Object.values(t.outputs));
+    const entryLeaves = new Map<number, Location>(t.params.map((p) => [p.node.id, leaves.get(p.node.id)!]));
+    const outs = Object.entries(t.outputs).map(([n, node]) => ({ name: n, node }));
+    const lowered = lowerEntry(
+      { outputs: outs, inputs: t.inputs, placed: [], leaves: entryLeaves },
+      { ...lowerOpts, prefix: `${name}_` },
+    );
+    addEntry(name, lowered, [], 0);
+  }
+  for (const e of Object.values(entries)) actWords = Math.max(actWords, e.peakBytes / 4);
+
+  const optimizer: OptimizerSpec = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
+  return {
+    version: 1,
+    model: traced.name,
+    config: traced.config,
+    dims: traced.dims,
+    buffers: [
+      { name: "params", role: "parameter", bytes: 4 * Math.max(count, 1) },
+      { name: "grads", role: "gradient", bytes: 4 * Math.max(count, 1) },
+      { name: "adam_m", role: "optimizer", bytes: 4 * Math.max(count, 1) },
+      { name: "adam_v", role: "optimizer", bytes: 4 * Math.max(count, 1) },
+      { name: "decay_mask", role: "mask", bytes: 4 * Math.max(Math.ceil(count / 32), 1) },
+      { name: "act", role: "activation", bytes: 4 * Math.max(actWords, 1) },
+      { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
+    ],
+    kernels,
+    params,
+    entries,
+    scalars: { ...SCALARS },
+    optimizer,
+  };
+}
+
+function at(buffer: string, p: ParamLayout): Location {
+  return { buffer, offset: p.offset };
+}
+
+/** Parameters packed in tree order into one flat vector (the AdamW kernel runs over all of it). */
+function layoutParams(traced: TracedModel): ParamLayout[] {
+  let offset = 0;
+  return traced.params.map((p) => {
+    const n = p.decl.shape.reduce((a, b) => a * b, 1);
+    const layout: ParamLayout = {
+      path: p.path,
+      shape: p.decl.shape,
+      dtype: p.decl.dtype,
+      offset,
+      init: p.decl.init,
+      decay: p.decl.decay,
+    };
+    offset += n;
+    return layout;
+  });
+}

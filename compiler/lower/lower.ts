@@ -1,0 +1,288 @@
+import { fmtShape, type Node, OPS, size, toposort } from "../ir/mod.ts";
+import { bindingDecl, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
+import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
+import { reduceKernel } from "../../kernels/reduce.ts";
+import { scatterAddKernel } from "../../kernels/scatter.ts";
+import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
+import { loadWord, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import type { Step, TensorSlot } from "../plan.ts";
+import { Ix } from "./index.ts";
+import { planMemory } from "./memory.ts";
+import { LOWERING, type ValueContext } from "./values.ts";
+
+/** Where a stored tensor lives: a word offset in a named arena. */
+export interface Location {
+  readonly buffer: string;
+  readonly offset: number;
+}
+
+export interface EntryGraph {
+  /** Tensors read back to the host after the step (they live in `act`). */
+  readonly outputs: readonly { name: string; node: Node }[];
+  readonly inputs: readonly Node<"input">[];
+  /** Tensors written to a fixed place (gradients into `grads`). */
+  readonly placed: readonly { node: Node; at: Location }[];
+  /** Fixed places of leaves: parameters in `params`. */
+  readonly leaves: ReadonlyMap<number, Location>;
+}
+
+export interface LowerOptions {
+  readonly prefix: string;
+  readonly matmulVariant: (shape: MatmulShape) => MatmulVariant;
+  /** Words at the bottom of `act` that this entry must not use. */
+  readonly reservedWords?: number;
+}
+
+export interface LoweredEntry {
+  readonly kernels: Kernel[];
+  readonly steps: Step[];
+  readonly inputs: TensorSlot[];
+  readonly outputs: TensorSlot[];
+  readonly peakWords: number;
+}
+
+/** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
+interface Task {
+  readonly node: Node;
+  readonly kind: "elementwise" | "reduce" | "matmul" | "scatter";
+  readonly copy: boolean;
+  /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
+  at?: Location;
+  readonly reads: Node[];
+}
+
+const TASK_ID = 1 << 30;
+
+/**
+ * The first lowering: every op that needs memory (elementwise, reduction, matmul, gather, scatter)
+ * becomes one kernel; views, constants, iota and RNG are computed inline by their consumers.
+ */
+export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry {
+  const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
+  const order = toposort(roots);
+  const isKernel = (n: Node) => LOWERING[n.op].kernel !== null;
+  const location = new Map<number, Location>(graph.leaves);
+  const isStored = (n: Node) => location.has(n.id) || n.op === "input" || isKernel(n);
+
+  // Reads of a kernel: the stored tensors its inline value reaches.
+  const readsOf = (start: readonly Node[]): Node[] => {
+    const found = new Map<number, Node>();
+    const stack = [...start];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (isStored(n)) found.set(n.id, n);
+      else stack.push(...n.src);
+    }
+    return [...found.values()];
+  };
+
+  const tasks: Task[] = [];
+  const producer = new Map<number, Task>();
+  for (const n of order) {
+    const kind = LOWERING[n.op].kernel;
+    if (kind === null) continue;
+    const task: Task = { node: n, kind, copy: false, reads: readsOf(n.src) };
+    tasks.push(task);
+    producer.set(n.id, task);
+  }
+  const copy = (node: Node, at?: Location): Task => {
+    const task: Task = { node, kind: "elementwise", copy: true, reads: readsOf([node]) };
+    if (at) task.at = at;
+    tasks.push(task);
+    return task;
+  };
+
+  // Place gradients: the producing kernel writes straight into `grads` when the value is a plain
+  // (possibly reshaped) kernel result not placed yet; otherwise a copy kernel writes it there.
+  for (const { node, at } of graph.placed) {
+    let base = node;
+    while (base.op === "reshape") base = base.src[0]!;
+    const p = producer.get(base.id);
+    if (p && p.at === undefined && size(base.shape) === size(node.shape)) p.at = at;
+    else copy(node, at);
+  }
+  // Outputs that are not kernel results in `act` (a view, a constant, a placed tensor) get a copy.
+  const outputTask = new Map<string, Task | Node<"input">>();
+  for (const { name, node } of graph.outputs) {
+    const p = producer.get(node.id);
+    if (node.op === "input") outputTask.set(name, node as Node<"input">);
+    else if (p && p.at === undefined) outputTask.set(name, p);
+    else outputTask.set(name, copy(node));
+  }
+
+  // Memory plan for everything in `act`: inputs, then kernel results without a fixed place.
+  const lastRead = new Map<number, number>();
+  tasks.forEach((task, k) => task.reads.forEach((r) => lastRead.set(r.id, k)));
+  const pinned = new Set([...outputTask.values()].filter((t) => "kind" in t && !("op" in t)));
+  const lifetimes = [
+    ...graph.inputs.map((n) => ({
+      id: n.id,
+      words: size(n.shape),
+      start: -1,
+      end: lastRead.get(n.id) ?? -1,
+    })),
+    ...tasks.flatMap((t, k) =>
+      t.at !== undefined ? [] : [{
+        id: TASK_ID + k,
+        words: size(t.node.shape),
+        start: k,
+        end: pinned.has(t) ? Infinity : t.copy ? k : lastRead.get(t.node.id) ?? k,
+      }]
+    ),
+  ];
+  const memory = planMemory(lifetimes, opts.reservedWords ?? 0);
+  const target = (k: number): Location =>
+    tasks[k]!.at ?? { buffer: "act", offset: memory.offsets.get(TASK_ID + k)! };
+  for (const n of graph.inputs) location.set(n.id, { buffer: "act", offset: memory.offsets.get(n.id)! });
+  tasks.forEach((t, k) => {
+    if (!t.copy) location.set(t.node.id, target(k));
+  });
+
+  const kernels = tasks.map((task, k) =>
+    emitKernel(task, target(k), `${opts.prefix}${k}_${task.copy ? "copy" : task.node.op}`, location, opts)
+  );
+  const slot = (name: string, n: Node, at: Location): TensorSlot => ({
+    name,
+    shape: n.shape,
+    dtype: n.dtype,
+    buffer: at.buffer,
+    offset: at.offset,
+  });
+  return {
+    kernels,
+    steps: kernels.map((_, i) => ({ kind: "dispatch", kernel: i })),
+    inputs: graph.inputs.map((n) => slot(n.arg.name, n, location.get(n.id)!)),
+    outputs: [...outputTask].map(([name, t]) =>
+      "op" in t ? slot(name, t, location.get(t.id)!) : slot(name, t.node, target(tasks.indexOf(t)))
+    ),
+    peakWords: memory.peakWords,
+  };
+}
+
+function emitKernel(
+  task: Task,
+  out: Location,
+  name: string,
+  location: Map<number, Location>,
+  opts: LowerOptions,
+): Kernel {
+  const n = task.node;
+  const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
+  const ctx: ValueContext = {
+    at(m, ix) {
+      const at = location.get(m.id);
+      if (at) {
+        if (!used.has(at.buffer)) used.set(at.buffer, "read");
+        return loadWord(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), scalarType(m.dtype));
+      }
+      const rule = LOWERING[m.op].value as ((n: Node, ix: Ix, ctx: ValueContext) => string) | null;
+      if (!rule) throw new Error(`internal: ${m.op} ${fmtShape(m.shape)} must be stored but has no location`);
+      return rule(m, ix, ctx);
+    },
+  };
+  const type = scalarType(n.dtype);
+  const store = (flat: string, value: string) =>
+    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
+  // Generate the body first (it records the buffers used), then the bindings.
+  const io = { declarations: "", bindings: [] as KernelBinding[], store };
+  const finish = (): Pick<typeof io, "declarations" | "bindings"> => {
+    const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
+      binding: i,
+      buffer,
+      access,
+    }));
+    return { bindings, declarations: bindings.map(bindingDecl).join("\n") };
+  };
+  const readBytes = task.reads.reduce((s, r) => s + 4 * size(r.shape), 0);
+  const meta = (flops: number): KernelMeta => ({
+    doc: describe(n),
+    ops: task.copy
+      ? ["copy", ...inlineOps(n, location)]
+      : task.kind === "elementwise"
+      ? inlineOps(n, location)
+      : [n.op],
+    flops,
+    bytes: readBytes + 4 * size(n.shape),
+  });
+  // A copy reads the node where it is stored (or computes it inline); a kernel computes its own op.
+  const rule = LOWERING[n.op].value as ((n: Node, ix: Ix, ctx: ValueContext) => string) | null;
+  const self = (ix: Ix) => (task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx));
+
+  switch (task.kind) {
+    case "elementwise": {
+      // The kernel's own index is flat; elementwise chains and reshapes pass it through undivided.
+      const value = () => self(Ix.flat(n.shape, "flat"));
+      return withBindings(elementwiseKernel(name, n.shape, { ...io, value }, meta(size(n.shape))), finish());
+    }
+    case "reduce": {
+      const src = n.src[0]!;
+      const axes = (n.arg as { axes: readonly number[] }).axes;
+      const k = reduceKernel(
+        name,
+        src.shape,
+        axes,
+        n.op === "sum" ? "sum" : "max",
+        type,
+        { ...io, value: (idx) => ctx.at(src, Ix.axes(src.shape, idx)) },
+        meta(size(src.shape)),
+      );
+      return withBindings(k, finish());
+    }
+    case "matmul": {
+      const [a, b] = [n.src[0]!, n.src[1]!];
+      const r = n.shape.length;
+      const batchShape = n.shape.slice(0, r - 2);
+      const shape: MatmulShape = {
+        batch: size(batchShape),
+        m: n.shape[r - 2]!,
+        n: n.shape[r - 1]!,
+        k: a.shape[r - 1]!,
+      };
+      const batchAxes = (bi: string) => Ix.flat(batchShape, bi).axes();
+      const k = matmulKernel(name, shape, {
+        declarations: "",
+        bindings: [],
+        loadA: (bi, i, kk) => ctx.at(a, Ix.axes(a.shape, [...batchAxes(bi), i, kk])),
+        loadB: (bi, kk, j) => ctx.at(b, Ix.axes(b.shape, [...batchAxes(bi), kk, j])),
+        store: (bi, i, j, v) =>
+          store(sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]), v),
+      }, opts.matmulVariant(shape));
+      return withBindings({ ...k, doc: describe(n), bytes: meta(0).bytes }, finish());
+    }
+    case "scatter": {
+      const [index, updates] = [n.src[0]!, n.src[1]!];
+      const rows = n.shape[0]!;
+      const cols = size(n.shape.slice(1));
+      const count = size(index.shape);
+      const k = scatterAddKernel(name, rows, cols, count, type, {
+        ...io,
+        index: (i) => `i32(${ctx.at(index, Ix.flat(index.shape, i))})`,
+        update: (i, c) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`${i} * ${cols}u`, c]))),
+      }, meta(rows * cols * count));
+      return withBindings(k, finish());
+    }
+  }
+}
+
+/** Rebuilds the WGSL header now that the body has recorded which buffers it touches. */
+function withBindings(k: Kernel, b: { declarations: string; bindings: KernelBinding[] }): Kernel {
+  return { ...k, wgsl: `${b.declarations}\n\n${k.wgsl.trimStart()}`, bindings: b.bindings };
+}
+
+function describe(n: Node): string {
+  const srcs = n.src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(", ");
+  return `${n.op}(${srcs}) -> ${n.dtype}${fmtShape(n.shape)}${n.site ? `  @ ${n.site}` : ""}`;
+}
+
+/** The ops a copy/elementwise kernel evaluates inline, for `explain`. */
+function inlineOps(n: Node, location: Map<number, Location>): string[] {
+  const ops: string[] = [n.op];
+  const stack = [...n.src];
+  while (stack.length) {
+    const m = stack.pop()!;
+    if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
+    ops.push(m.op);
+    stack.push(...m.src);
+  }
+  return ops;
+}

@@ -1,0 +1,167 @@
+import { type Node, type Op, size } from "../ir/mod.ts";
+import { literal, scalarType, sumIndex } from "../../kernels/wgsl.ts";
+import { Ix } from "./index.ts";
+
+/** What the value rules ask of the code generator. */
+export interface ValueContext {
+  /** WGSL value of `n` at `ix`: a load when `n` is stored, its value rule otherwise. */
+  at(n: Node, ix: Ix): string;
+}
+
+type ValueRule<O extends Op> = (n: Node<O>, ix: Ix, ctx: ValueContext) => string;
+
+/**
+ * How each op is lowered. `kernel` is the kind of kernel that materializes it (null: it never needs
+ * one of its own - a leaf that lives in a buffer or is computed inline, or a view read through by
+ * its consumer). `value` computes the op's value at an index from its sources; null means the op
+ * must be materialized (reductions, matmul, scatter) and is read from memory.
+ */
+export interface Lowering<O extends Op> {
+  readonly kernel: "elementwise" | "reduce" | "matmul" | "scatter" | null;
+  readonly value: ValueRule<O> | null;
+}
+
+const t = (n: Node) => scalarType(n.dtype);
+const ew = <O extends Op>(f: (args: string[], n: Node<O>) => string): Lowering<O> => ({
+  kernel: "elementwise",
+  value: (n, ix, ctx) => f(n.src.map((s) => ctx.at(s, ix)), n),
+});
+const fn1 = (name: string) => ew(([a]) => `${name}(${a})`);
+const op2 = (sym: string) => ew(([a, b]) => `(${a} ${sym} ${b})`);
+
+function castExpr(value: string, from: string, to: string): string {
+  if (from === to) return value;
+  if (to === "bool") return `(${value} != ${literal(0, from as "f32")})`;
+  if (from === "bool") return `select(${literal(0, to as "f32")}, ${literal(1, to as "f32")}, ${value})`;
+  return `${to}(${value})`;
+}
+
+const random = (fn: "rand_uniform" | "rand_normal"): Lowering<"rand_uniform" | "rand_normal"> => ({
+  kernel: null,
+  value: (n, ix, ctx) => {
+    const seed = n.src[0]!;
+    const key = ctx.at(seed, Ix.axes([2], ["0u"]));
+    const offset = ctx.at(seed, Ix.axes([2], ["1u"]));
+    return `${fn}(${key}, ${offset}, ${n.arg.stream}u, ${ix.flat()})`;
+  },
+});
+
+const stored: Lowering<"input" | "param"> = { kernel: null, value: null };
+
+/** The exhaustive lowering table: a new op does not type-check until it is lowered here. */
+export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
+  input: stored,
+  param: stored,
+  const: { kernel: null, value: (n) => literal(n.arg.value, t(n)) },
+  iota: { kernel: null, value: (n, ix) => castExpr(ix.axes()[n.arg.axis]!, "u32", t(n)) },
+  rand_uniform: random("rand_uniform"),
+  rand_normal: random("rand_normal"),
+  neg: ew(([a]) => `(-${a})`),
+  exp: fn1("exp"),
+  log: fn1("log"),
+  sqrt: fn1("sqrt"),
+  rsqrt: fn1("inverseSqrt"),
+  // tanh of a large argument overflows exp inside some drivers; it is +-1 to f32 precision past 15.
+  tanh: ew(([a]) => `tanh(clamp(${a}, -15.0, 15.0))`),
+  sigmoid: ew(([a]) => `(1.0 / (1.0 + exp(-${a})))`),
+  erf: fn1("erf_f32"),
+  sin: fn1("sin"),
+  cos: fn1("cos"),
+  abs: fn1("abs"),
+  not: ew(([a]) => `(!${a})`),
+  cast: ew(([a], n) => castExpr(a!, t(n.src[0]!), t(n))),
+  add: op2("+"),
+  sub: op2("-"),
+  mul: op2("*"),
+  div: op2("/"),
+  pow: ew(([a, b]) => `pow(${a}, ${b})`),
+  max: ew(([a, b]) => `max(${a}, ${b})`),
+  min: ew(([a, b]) => `min(${a}, ${b})`),
+  lt: op2("<"),
+  le: op2("<="),
+  eq: op2("=="),
+  ne: op2("!="),
+  and: op2("&&"),
+  or: op2("||"),
+  where: ew(([c, a, b]) => `select(${b}, ${a}, ${c})`),
+  sum: { kernel: "reduce", value: null },
+  reduce_max: { kernel: "reduce", value: null },
+  matmul: { kernel: "matmul", value: null },
+  reshape: { kernel: null, value: (n, ix, ctx) => ctx.at(n.src[0]!, Ix.flat(n.src[0]!.shape, ix.flat())) },
+  permute: {
+    kernel: null,
+    value: (n, ix, ctx) => {
+      const axes = ix.axes();
+      const src = new Array<string>(axes.length);
+      n.arg.perm.forEach((p, i) => (src[p] = axes[i]!));
+      return ctx.at(n.src[0]!, Ix.axes(n.src[0]!.shape, src));
+    },
+  },
+  expand: {
+    kernel: null,
+    value: (n, ix, ctx) => {
+      const s = n.src[0]!;
+      return ctx.at(s, Ix.axes(s.shape, ix.axes().map((a, i) => (s.shape[i] === 1 ? "0u" : a))));
+    },
+  },
+  slice: {
+    kernel: null,
+    value: (n, ix, ctx) =>
+      ctx.at(
+        n.src[0]!,
+        Ix.axes(n.src[0]!.shape, ix.axes().map((a, i) => sumIndex([a, `${n.arg.starts[i]}u`]))),
+      ),
+  },
+  pad: {
+    kernel: null,
+    value: (n, ix, ctx) => {
+      const s = n.src[0]!;
+      const axes = ix.axes();
+      const inside: string[] = [];
+      const shifted = axes.map((a, i) => {
+        const b = n.arg.before[i]!;
+        if (b === 0 && n.arg.after[i] === 0) return a;
+        if (b > 0) inside.push(`${a} >= ${b}u`);
+        inside.push(`${a} < ${b + s.shape[i]!}u`);
+        return b > 0 ? `(${a} - ${b}u)` : a;
+      });
+      const v = ctx.at(s, Ix.axes(s.shape, shifted));
+      return inside.length ? `select(${literal(n.arg.value, t(n))}, ${v}, ${inside.join(" && ")})` : v;
+    },
+  },
+  concat: {
+    kernel: null,
+    value: (n, ix, ctx) => {
+      const axes = ix.axes();
+      const a = n.arg.axis;
+      let start = 0;
+      const parts = n.src.map((s) => {
+        const shifted = axes.map((x, i) => (i === a && start > 0 ? `(${x} - ${start}u)` : x));
+        const part = { below: start + s.shape[a]!, value: ctx.at(s, Ix.axes(s.shape, shifted)) };
+        start += s.shape[a]!;
+        return part;
+      });
+      // Nested selects from the last part inward: part k applies when axis < its end.
+      let expr = parts[parts.length - 1]!.value;
+      for (let k = parts.length - 2; k >= 0; k--) {
+        expr = `select(${expr}, ${parts[k]!.value}, ${axes[a]} < ${parts[k]!.below}u)`;
+      }
+      return expr;
+    },
+  },
+  gather: {
+    kernel: "elementwise",
+    value: (n, ix, ctx) => {
+      const [table, index] = [n.src[0]!, n.src[1]!];
+      const axes = ix.axes();
+      const k = index.shape.length;
+      const row = `u32(${ctx.at(index, Ix.axes(index.shape, axes.slice(0, k)))})`;
+      const v = ctx.at(table, Ix.axes(table.shape, [row, ...axes.slice(k)]));
+      return `select(${literal(0, t(n))}, ${v}, ${row} < ${table.shape[0]}u)`;
+    },
+  },
+  scatter_add: { kernel: "scatter", value: null },
+};
+
+/** Elements of a node, for cost accounting. */
+export const elements = (n: Node) => size(n.shape);

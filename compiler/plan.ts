@@ -1,0 +1,83 @@
+import type { DType } from "./ir/mod.ts";
+import type { Kernel } from "../kernels/kernel.ts";
+
+/**
+ * The compiler's output: plain, JSON-serializable data. The runtime allocates `buffers`, builds
+ * `kernels`, and runs the `steps` of an entry point in order; it makes no compilation decisions, so
+ * a saved plan runs without the compiler.
+ */
+export interface Plan {
+  readonly version: 1;
+  readonly model: string;
+  /** Config and dim bindings the plan was compiled for (for checkpoints and messages). */
+  readonly config: unknown;
+  readonly dims: Readonly<Record<string, number>>;
+  readonly buffers: readonly BufferSpec[];
+  readonly kernels: readonly Kernel[];
+  readonly params: readonly ParamLayout[];
+  readonly entries: Readonly<Record<string, EntryPlan>>;
+  /** Index of each per-step scalar in the `scalars` buffer. */
+  readonly scalars: Readonly<Record<string, number>>;
+  readonly optimizer?: OptimizerSpec;
+}
+
+export type BufferRole = "parameter" | "gradient" | "optimizer" | "activation" | "scalars" | "mask";
+
+export interface BufferSpec {
+  /** The WGSL variable name kernels use: params, grads, adam_m, adam_v, act, scalars, decay_mask. */
+  readonly name: string;
+  readonly role: BufferRole;
+  /** Size in bytes (a multiple of 4). */
+  readonly bytes: number;
+}
+
+export interface ParamLayout {
+  /** Tree path, the checkpoint name: `blocks.3.attn.wq.w`. */
+  readonly path: string;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Element offset in `params` (and in `grads`, `adam_m`, `adam_v`). */
+  readonly offset: number;
+  readonly init: ParamInit;
+  readonly decay: boolean;
+}
+
+export type ParamInit =
+  | { kind: "normal"; std: number }
+  | { kind: "uniform"; bound: number }
+  | { kind: "zeros" }
+  | { kind: "ones" };
+
+/** Where a named input or output lives: a range of 32-bit words in the `act` arena. */
+export interface TensorSlot {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly buffer: string;
+  /** Element (32-bit word) offset in `buffer`. */
+  readonly offset: number;
+}
+
+export type Step =
+  | { readonly kind: "dispatch"; readonly kernel: number }
+  /** Zero a word range of a buffer (gradients before accumulation). */
+  | { readonly kind: "clear"; readonly buffer: string; readonly offset: number; readonly words: number };
+
+export interface EntryPlan {
+  readonly inputs: readonly TensorSlot[];
+  readonly outputs: readonly TensorSlot[];
+  readonly steps: readonly Step[];
+  /** Bytes of the `act` arena this entry needs at its peak (the memory plan). */
+  readonly peakBytes: number;
+  readonly flops: number;
+}
+
+export interface OptimizerSpec {
+  readonly kind: "adamw";
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Global gradient-norm clip; 0 turns clipping off. */
+  readonly clipNorm: number;
+}

@@ -1,0 +1,76 @@
+import type { ElementwiseIO, KernelMeta } from "./elementwise.ts";
+import { unflatten } from "./elementwise.ts";
+import { grid, type Kernel } from "./kernel.ts";
+import { libraryFor, literal, type ScalarType } from "./wgsl.ts";
+
+/**
+ * Sum or max over `axes` of an input read through `io.value` (indices over the input shape).
+ * Two shapes of kernel: many outputs get one invocation each with a serial loop; few outputs with
+ * long reductions get one workgroup each and a shared-memory tree, so a GPU stays busy.
+ */
+export function reduceKernel(
+  name: string,
+  inShape: readonly number[],
+  axes: readonly number[],
+  op: "sum" | "max",
+  type: ScalarType,
+  io: ElementwiseIO,
+  meta: KernelMeta,
+): Kernel {
+  const outShape = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
+  const outputs = outShape.reduce((p, d) => p * d, 1);
+  const length = redShape.reduce((p, d) => p * d, 1);
+  const init = op === "sum" ? literal(0, type) : literal(-Infinity, type);
+  const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
+  const out = unflatten("o", outShape, "o");
+  const red = unflatten("r", redShape, "r");
+  const idx = inShape.map((_, a) => (axes.includes(a) ? red.idx[a]! : out.idx[a]!));
+  const tree = outputs < 1024 && length >= 256;
+  const wg = tree ? 64 : 256;
+  let body: string;
+  let dispatch: [number, number, number];
+  if (!tree) {
+    dispatch = grid(Math.ceil(outputs / wg));
+    body = `@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = gid.x + gid.y * ${dispatch[0] * wg}u;
+  if (o >= ${outputs}u) { return; }
+${out.lets}
+  var acc = ${init};
+  for (var r = 0u; r < ${length}u; r++) {
+${red.lets.replaceAll("  let", "    let")}
+    acc = ${combine("acc", io.value(idx))};
+  }
+  ${io.store("o", "acc")}
+}`;
+  } else {
+    dispatch = grid(outputs);
+    body = `var<workgroup> partial: array<${type}, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let o = wid.x + wid.y * ${dispatch[0]}u;
+${out.lets}
+  var acc = ${init};
+  for (var r = lane; r < ${length}u; r += ${wg}u) {
+${red.lets.replaceAll("  let", "    let")}
+    acc = ${combine("acc", io.value(idx))};
+  }
+  partial[lane] = acc;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (lane < s) { partial[lane] = ${combine("partial[lane]", "partial[lane + s]")}; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && o < ${outputs}u) { ${io.store("o", "partial[0]")} }
+}`;
+  }
+  return {
+    name,
+    ...meta,
+    wgsl: [io.declarations, libraryFor(body), body].filter(Boolean).join("\n\n"),
+    workgroupSize: [wg, 1, 1],
+    dispatch,
+    bindings: io.bindings,
+  };
+}
