@@ -1,6 +1,6 @@
 import { type AnyModel, trace, type TracedModel } from "../spec/mod.ts";
 import { grad } from "./autodiff.ts";
-import type { Node } from "./ir/mod.ts";
+import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
 import { type Location, lowerEntry } from "./lower/lower.ts";
 import type { EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
@@ -131,6 +131,75 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     entries,
     scalars: { ...SCALARS },
     optimizer,
+  };
+}
+
+/**
+ * Compiles a bare IR graph (no spec): parameters are its `param` leaves, and the one entry
+ * `forward` computes `outputs`. With `grads`, entry `gradients` also writes d(outputs.loss)/d(param)
+ * into `grads`. Used by the kernel conformance suite and by tools that build IR directly.
+ */
+export function compileGraph(
+  outputs: Record<string, Node>,
+  opts: { adapterClass?: "cpu" | "gpu"; matmulVariant?: (s: MatmulShape) => MatmulVariant; grads?: boolean } =
+    {},
+): Plan {
+  const all = toposort(Object.values(outputs));
+  const paramNodes = all.filter((n): n is Node<"param"> => n.op === "param");
+  const inputs = all.filter((n): n is Node<"input"> => n.op === "input");
+  let offset = 0;
+  const params: ParamLayout[] = paramNodes.map((n) => {
+    const layout: ParamLayout = {
+      path: n.arg.path,
+      shape: n.shape,
+      dtype: n.dtype,
+      offset,
+      init: { kind: "zeros" },
+      decay: false,
+    };
+    offset += size(n.shape);
+    return layout;
+  });
+  const leaves = new Map<number, Location>(paramNodes.map((n, i) => [n.id, at("params", params[i]!)]));
+  const adapterClass = opts.adapterClass ?? "cpu";
+  const matmulVariant = (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s);
+  const outs = Object.entries(outputs).map(([name, node]) => ({ name, node }));
+  const kernels: Kernel[] = [];
+  const entries: Record<string, EntryPlan> = {};
+  const add = (name: string, lowered: ReturnType<typeof lowerEntry>) => {
+    const base = kernels.length;
+    kernels.push(...lowered.kernels);
+    entries[name] = {
+      inputs: lowered.inputs,
+      outputs: lowered.outputs,
+      steps: lowered.kernels.map((_, i) => ({ kind: "dispatch", kernel: base + i })),
+      peakBytes: 4 * lowered.peakWords,
+      flops: lowered.kernels.reduce((s, k) => s + k.flops, 0),
+    };
+  };
+  add("forward", lowerEntry({ outputs: outs, inputs, placed: [], leaves }, { matmulVariant, prefix: "f" }));
+  if (opts.grads) {
+    const g = grad(outputs.loss!, paramNodes);
+    const placed = g.map((node, i) => ({ node, at: at("grads", params[i]!) }));
+    add("gradients", lowerEntry({ outputs: outs, inputs, placed, leaves }, { matmulVariant, prefix: "g" }));
+  }
+  const count = Math.max(offset, 1);
+  const actWords = Math.max(1, ...Object.values(entries).map((e) => e.peakBytes / 4));
+  return {
+    version: 1,
+    model: "graph",
+    config: {},
+    dims: {},
+    buffers: [
+      { name: "params", role: "parameter", bytes: 4 * count },
+      { name: "grads", role: "gradient", bytes: 4 * count },
+      { name: "act", role: "activation", bytes: 4 * actWords },
+      { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
+    ],
+    kernels,
+    params,
+    entries,
+    scalars: { ...SCALARS },
   };
 }
 

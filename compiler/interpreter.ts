@@ -1,13 +1,4 @@
-import {
-  type DType,
-  fmtShape,
-  type Node,
-  normalize,
-  type Op,
-  size,
-  SpecError,
-  toposort,
-} from "./ir/mod.ts";
+import { type DType, fmtShape, type Node, normalize, type Op, size, SpecError, toposort } from "./ir/mod.ts";
 import { normalFromWords, randomWords, uniformFromWord } from "./philox.ts";
 
 /**
@@ -153,7 +144,17 @@ export const INTERPRETER: { readonly [O in Op]: Rule<O> } = {
   cos: map1(Math.cos),
   abs: map1(Math.abs),
   not: map1((x) => (x ? 0 : 1)),
-  cast: (_n, [x]) => x!.data.slice(),
+  // Float to integer conversion saturates, as WGSL's i32(f) / u32(f) do (then truncates).
+  cast: (n, [x]) =>
+    (x!.dtype === "f32" || x!.dtype === "f16") && (n.dtype === "i32" || n.dtype === "u32")
+      ? x!.data.map((v) =>
+        Number.isNaN(v)
+          ? 0
+          : n.dtype === "i32"
+          ? Math.min(Math.max(v, -2147483648), 2147483647)
+          : Math.min(Math.max(v, 0), 4294967295)
+      )
+      : x!.data.slice(),
   add: map2((a, b) => a + b),
   sub: map2((a, b) => a - b),
   mul: (n, [a, b]) =>
@@ -162,7 +163,8 @@ export const INTERPRETER: { readonly [O in Op]: Rule<O> } = {
       : a!.data.map((x, i) => x * b!.data[i]!),
   div: (n, [a, b]) =>
     n.dtype === "i32" || n.dtype === "u32"
-      ? a!.data.map((x, i) => (b!.data[i] === 0 ? 0 : Math.trunc(x / b!.data[i]!)))
+      // WGSL defines integer division by zero as the dividend; the oracle follows the target.
+      ? a!.data.map((x, i) => (b!.data[i] === 0 ? x : Math.trunc(x / b!.data[i]!)))
       : a!.data.map((x, i) => x / b!.data[i]!),
   pow: map2(Math.pow),
   max: map2(Math.max),

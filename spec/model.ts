@@ -57,7 +57,7 @@ export interface Model<C = unknown, P extends ParamTree = ParamTree, I extends I
 
 /** Declares a model. A spec file's default export is one of these. */
 export function model<C, P extends ParamTree, I extends InputTree>(def: ModelDef<C, P, I>): Model<C, P, I> {
-  return { kind: "model", site: userSite(), ...def };
+  return { ...def, kind: "model", site: userSite() };
 }
 
 /** A model with its types erased, as the compiler and the CLI handle it. Every `Model` is one. */
@@ -175,5 +175,5 @@ function inputNode(name: string, decl: InputDecl, dims: Record<string, number>):
     }
     return v;
   });
-  return node("input", [], { name, shape, dtype: decl.dtype });
+  return node("input", [], { name, shape, dtype: decl.dtype }, decl.site);
 }

@@ -91,7 +91,7 @@ export function materialize(tree: ParamTree, entries: ParamEntry[], prefix = "")
   const t = tree;
   if (isParam(t)) {
     entries.push({ path: prefix, decl: t });
-    return new Tensor(node("param", [], { path: prefix, shape: t.shape, dtype: t.dtype }));
+    return new Tensor(node("param", [], { path: prefix, shape: t.shape, dtype: t.dtype }, t.site));
   }
   if (isModule(t)) {
     const m = t as unknown as AnyModule;

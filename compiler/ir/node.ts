@@ -25,8 +25,11 @@ const registry = new FinalizationRegistry<string>((key) => {
   if (ref && ref.deref() === undefined) interned.delete(key);
 });
 
-/** Builds (or finds) the node `op(src; arg)`, inferring and checking its shape and dtype. */
-export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O]): Node<O> {
+/**
+ * Builds (or finds) the node `op(src; arg)`, inferring and checking its shape and dtype. `site`
+ * defaults to the user's spec line on the stack; declarations pass the line they were made on.
+ */
+export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O], site?: string): Node<O> {
   const key = `${op}|${src.map((s) => s.id).join(",")}|${JSON.stringify(arg)}`;
   const found = interned.get(key)?.deref();
   if (found) return found as Node<O>;
@@ -38,7 +41,7 @@ export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O]):
     }
     type = inferType(op, src, arg);
   } catch (e) {
-    if (e instanceof ShapeMismatch) throw new SpecError(op, e.message, userSite());
+    if (e instanceof ShapeMismatch) throw new SpecError(op, e.message, site ?? userSite());
     throw e;
   }
   const made: Node<O> = Object.freeze({
@@ -48,7 +51,7 @@ export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O]):
     shape: Object.freeze([...type.shape]),
     src: Object.freeze([...src]),
     arg: (arg === null ? arg : Object.freeze(arg)) as OpArgs[O],
-    site: userSite(),
+    site: site ?? userSite(),
   });
   interned.set(key, new WeakRef(made));
   registry.register(made, key);

@@ -1,0 +1,108 @@
+import { grid, type KernelBinding } from "./kernel.ts";
+
+/** C[b] = A[b] @ B[b] with A: [batch, m, k], B: [batch, k, n], C: [batch, m, n]. */
+export interface MatmulShape {
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+}
+
+/**
+ * How the kernel reads its operands and writes its result. Loads and stores are WGSL expression
+ * builders, so an operand can be any view (transposed, broadcast, sliced) read in place.
+ */
+export interface MatmulIO {
+  /** WGSL module-scope declarations: bindings (use bindingDecl from kernels/kernel.ts) and helper fns. */
+  readonly declarations: string;
+  /** f32 WGSL expression for A[b, i, kk]; arguments are u32 WGSL expressions. Caller guarantees validity
+   *  only for i < m, kk < k: the kernel must not call it out of range (clamp or guard). */
+  readonly loadA: (b: string, i: string, kk: string) => string;
+  readonly loadB: (b: string, kk: string, j: string) => string;
+  /** A WGSL statement storing f32 `value` at C[b, i, j] (i < m, j < n guaranteed by the kernel). */
+  readonly store: (b: string, i: string, j: string, value: string) => string;
+  readonly bindings: readonly KernelBinding[];
+}
+
+/**
+ * `register`: no barriers; each thread computes tm x tn outputs straight from global memory. Threads
+ * of a workgroup own interleaved rows and columns (row = base + r * wgY, column = base + c * wgX), so
+ * neighbouring invocations read neighbouring columns of B. Best on CPU adapters (lavapipe), where
+ * invocations are SIMD lanes and barriers are expensive.
+ *
+ * `shared`: a tile x tile block of C per workgroup, tk-deep slices of A and B staged in workgroup
+ * memory, (tile / tn) x (tile / tm) threads each computing tm x tn interleaved outputs. Best on GPUs.
+ */
+export type MatmulVariant =
+  | {
+    readonly kind: "register";
+    readonly tm: number;
+    readonly tn: number;
+    readonly wgX: number;
+    readonly wgY: number;
+  }
+  | {
+    readonly kind: "shared";
+    readonly tile: number;
+    readonly tm: number;
+    readonly tn: number;
+    readonly tk: number;
+  };
+
+/** Prefix of every identifier the generators declare, so they cannot collide with `io.declarations`. */
+export const P = "mm_";
+
+export function u32(x: number): string {
+  return `${x}u`;
+}
+
+/** Workgroups cover `rows x cols` blocks of C, numbered row-major, spread over x/y; batch is z. */
+export interface TileGrid {
+  readonly tilesX: number;
+  readonly tiles: number;
+  readonly dispatch: readonly [number, number, number];
+}
+
+export function tileGrid(shape: MatmulShape, rows: number, cols: number): TileGrid {
+  if (shape.batch > 65535) {
+    throw new Error(`matmul batch ${shape.batch} exceeds the 65535 workgroups allowed along z`);
+  }
+  const tilesX = Math.ceil(shape.n / cols);
+  const tiles = tilesX * Math.ceil(shape.m / rows);
+  const [x, y] = grid(tiles);
+  return { tilesX, tiles, dispatch: [x, y, shape.batch] };
+}
+
+/** Entry point header: the block of C this workgroup owns is (`${P}tile_row`, `${P}tile_col`). */
+export function entryHeader(wg: readonly [number, number], g: TileGrid): string {
+  return `@compute @workgroup_size(${wg[0]}, ${wg[1]}, 1)
+fn main(@builtin(workgroup_id) ${P}wid: vec3<u32>, @builtin(num_workgroups) ${P}nwg: vec3<u32>,
+        @builtin(local_invocation_id) ${P}lid: vec3<u32>) {
+  let ${P}tile = ${P}wid.x + ${P}wid.y * ${P}nwg.x;
+  // Surplus workgroups of a split grid; uniform per workgroup, so barriers below stay legal.
+  if (${P}tile >= ${u32(g.tiles)}) { return; }
+  let ${P}batch = ${P}wid.z;
+  let ${P}tile_row = ${P}tile / ${u32(g.tilesX)};
+  let ${P}tile_col = ${P}tile % ${u32(g.tilesX)};`;
+}
+
+export function validateShape(shape: MatmulShape): void {
+  for (const [key, value] of Object.entries(shape)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new Error(
+        `matmul shape ${JSON.stringify(shape)}: ${key} must be a positive integer, got ${value}`,
+      );
+    }
+  }
+}
+
+export function costOf(shape: MatmulShape): { flops: number; bytes: number } {
+  const { batch, m, n, k } = shape;
+  return { flops: 2 * batch * m * n * k, bytes: 4 * batch * (m * k + k * n + m * n) };
+}
+
+export function variantName(v: MatmulVariant): string {
+  return v.kind === "register"
+    ? `register ${v.tm}x${v.tn} wg ${v.wgX}x${v.wgY}`
+    : `shared tile ${v.tile} ${v.tm}x${v.tn} tk ${v.tk}`;
+}

@@ -1,0 +1,373 @@
+/**
+ * The executor: interprets a compiled Plan on a WebGPU device. Everything is built once in
+ * `create` (buffers, pipelines, bind groups, readback buffers); `run` only writes inputs, records
+ * one command encoder with the entry's steps, submits it, and reads the outputs back.
+ */
+import type { EntryPlan, ParamLayout, Plan } from "../compiler/plan.ts";
+import { decayMaskWords, SCALARS } from "../kernels/optimizer.ts";
+import { buildKernels, type BuiltKernel, CountingDevice, type ExecutorStats } from "./_gpu_objects.ts";
+import { checkLimits, checkPlan } from "./_plan_check.ts";
+import { DECODE, elements, encode, encodeInputs, type HostArray, slotWords } from "./_slots.ts";
+import { type DeviceHandle, openDevice } from "./device.ts";
+import { initParams } from "./init.ts";
+
+export type { ExecutorStats, HostArray };
+
+export interface ExecutorOptions {
+  /** Seeds parameter init and the automatic `seed` input. Default 0. */
+  readonly seed?: number;
+  readonly handle?: DeviceHandle;
+  /** Learning rate of train steps that `run` gives none. */
+  readonly lr?: number;
+}
+
+export interface RunOptions {
+  readonly lr?: number;
+}
+
+interface PreparedEntry {
+  readonly plan: EntryPlan;
+  /** Dispatches a kernel that writes optimizer state: bump the step and bias corrections first. */
+  readonly updatesOptimizer: boolean;
+  readonly readback: GPUBuffer | undefined;
+  /** Byte offset of each output in `readback`. */
+  readonly outputOffsets: readonly number[];
+}
+
+const STATE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const READBACK_USAGE = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+/** Largest chunk `getParam` and friends copy through the staging buffer at once. */
+const STAGING_BYTES = 16 << 20;
+
+export class Executor {
+  #t = 0;
+  #alive = true;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly plan: Plan,
+    private readonly device: GPUDevice,
+    private readonly gpu: CountingDevice,
+    private readonly buffers: ReadonlyMap<string, GPUBuffer>,
+    private readonly kernels: readonly BuiltKernel[],
+    private readonly entries: ReadonlyMap<string, PreparedEntry>,
+    private readonly staging: GPUBuffer,
+    private readonly seed: number,
+    private readonly defaultLr: number | undefined,
+  ) {}
+
+  static async create(plan: Plan, opts: ExecutorOptions = {}): Promise<Executor> {
+    checkPlan(plan);
+    const { device } = opts.handle ?? await openDevice();
+    checkLimits(plan, device);
+    const gpu = new CountingDevice(device);
+    const seed = (opts.seed ?? 0) >>> 0;
+    const buffers = new Map(
+      plan.buffers.map((b) => [b.name, gpu.buffer(b.name, Math.max(b.bytes, 4), STATE_USAGE)]),
+    );
+    writeInitialState(device, plan, buffers, seed, opts.lr ?? 0);
+    const kernels = await buildKernels(gpu, plan.kernels, buffers);
+    const entries = new Map(
+      Object.entries(plan.entries).map(([name, e]) => [name, prepare(gpu, plan, name, e)]),
+    );
+    const largest = Math.max(4, ...plan.buffers.map((b) => b.bytes));
+    const staging = gpu.buffer("staging", Math.min(largest, STAGING_BYTES), READBACK_USAGE);
+    return new Executor(plan, device, gpu, buffers, kernels, entries, staging, seed, opts.lr);
+  }
+
+  /** Optimizer steps taken; the next train step uses t = step + 1 for bias correction. */
+  get step(): number {
+    return this.#t;
+  }
+
+  set step(t: number) {
+    if (!Number.isInteger(t) || t < 0) throw new Error(`step must be a non-negative integer, got ${t}`);
+    this.#t = t;
+  }
+
+  stats(): ExecutorStats {
+    return { ...this.gpu.counts };
+  }
+
+  /**
+   * Runs entry `name`. The `seed` input (u32[2]), when the entry has one and it is not given, is
+   * [executor seed, step]; a train step first advances the step and writes lr and bias corrections.
+   */
+  run(
+    name: string,
+    inputs: Readonly<Record<string, ArrayLike<number>>>,
+    opts: RunOptions = {},
+  ): Promise<Record<string, HostArray>> {
+    return this.#serial(() => this.#run(name, inputs, opts));
+  }
+
+  async #run(
+    name: string,
+    inputs: Readonly<Record<string, ArrayLike<number>>>,
+    opts: RunOptions,
+  ): Promise<Record<string, HostArray>> {
+    const entry = this.entries.get(name);
+    if (!entry) {
+      throw new Error(
+        `no entry "${name}" in plan "${this.plan.model}"; entries: ${Object.keys(this.plan.entries)}`,
+      );
+    }
+    const host = encodeInputs(name, entry.plan.inputs, inputs);
+    const t = entry.updatesOptimizer ? this.#t + 1 : this.#t;
+    const seedSlot = entry.plan.inputs.find((s) => s.name === "seed");
+    if (seedSlot && !("seed" in inputs)) host.set(seedSlot, encode(name, seedSlot, [this.seed, t]));
+    if (entry.updatesOptimizer) this.#writeStepScalars(name, t, opts.lr ?? this.defaultLr);
+    for (const [slot, data] of host) {
+      this.device.queue.writeBuffer(this.#buffer(slot.buffer), slot.offset * 4, data);
+    }
+
+    this.device.pushErrorScope("validation");
+    const encoder = this.device.createCommandEncoder({ label: name });
+    let pass: GPUComputePassEncoder | undefined;
+    for (const step of entry.plan.steps) {
+      if (step.kind === "dispatch") {
+        const k = this.kernels[step.kernel]!;
+        pass ??= encoder.beginComputePass({ label: name });
+        pass.setPipeline(k.pipeline);
+        pass.setBindGroup(0, k.bindGroup);
+        pass.dispatchWorkgroups(...k.kernel.dispatch);
+      } else {
+        pass?.end();
+        pass = undefined;
+        encoder.clearBuffer(this.#buffer(step.buffer), step.offset * 4, step.words * 4);
+      }
+    }
+    pass?.end();
+    entry.plan.outputs.forEach((slot, i) => {
+      const bytes = slotWords(slot) * 4;
+      if (bytes === 0 || !entry.readback) return;
+      encoder.copyBufferToBuffer(
+        this.#buffer(slot.buffer),
+        slot.offset * 4,
+        entry.readback,
+        entry.outputOffsets[i]!,
+        bytes,
+      );
+    });
+    this.device.queue.submit([encoder.finish()]);
+    const error = await this.device.popErrorScope();
+    if (error) throw new Error(`entry "${name}" failed on the device: ${error.message}`);
+    if (entry.updatesOptimizer) this.#t = t;
+
+    const results: Record<string, HostArray> = {};
+    const bytes = entry.readback ? await readMapped(entry.readback, entry.readback.size) : new ArrayBuffer(0);
+    entry.plan.outputs.forEach((slot, i) => {
+      const start = entry.outputOffsets[i]!;
+      results[slot.name] = DECODE[slot.dtype](bytes.slice(start, start + slotWords(slot) * 4));
+    });
+    return results;
+  }
+
+  #writeStepScalars(entry: string, t: number, lr: number | undefined) {
+    if (lr === undefined || !Number.isFinite(lr) || lr < 0) {
+      throw new Error(
+        `entry "${entry}" updates parameters and needs a finite learning rate >= 0, got ${lr}: ` +
+          `pass run(entry, inputs, { lr }) or Executor.create(plan, { lr })`,
+      );
+    }
+    const opt = this.plan.optimizer!;
+    const write = (name: keyof typeof SCALARS, x: number) =>
+      this.device.queue.writeBuffer(
+        this.#buffer("scalars"),
+        scalarIndex(this.plan, name) * 4,
+        new Float32Array([x]),
+      );
+    write("lr", lr);
+    write("bc1", 1 - opt.beta1 ** t);
+    write("bc2", 1 - opt.beta2 ** t);
+  }
+
+  getParam(path: string): Promise<Float32Array> {
+    return this.#readParamRange("params", path);
+  }
+
+  getGradient(path: string): Promise<Float32Array> {
+    return this.#readParamRange("grads", path);
+  }
+
+  async getOptimizerState(path: string): Promise<{ m: Float32Array; v: Float32Array }> {
+    return { m: await this.#readParamRange("adam_m", path), v: await this.#readParamRange("adam_v", path) };
+  }
+
+  setParam(path: string, data: ArrayLike<number>): Promise<void> {
+    return this.#writeParamRange("params", path, data);
+  }
+
+  async setOptimizerState(
+    path: string,
+    state: { m: ArrayLike<number>; v: ArrayLike<number> },
+  ): Promise<void> {
+    await this.#writeParamRange("adam_m", path, state.m);
+    await this.#writeParamRange("adam_v", path, state.v);
+  }
+
+  /** Every parameter by path, read with one pass over the `params` buffer. */
+  getAllParams(): Promise<Map<string, Float32Array>> {
+    return this.#serial(async () => {
+      const all = new Float32Array(await this.#readWords("params", 0, this.#buffer("params").size / 4));
+      return new Map(
+        this.plan.params.map((p) => [p.path, all.slice(p.offset, p.offset + elements(p.shape))]),
+      );
+    });
+  }
+
+  /** Sets every parameter; the paths must be exactly the plan's. */
+  async setAllParams(values: ReadonlyMap<string, ArrayLike<number>>): Promise<void> {
+    const known = new Set(this.plan.params.map((p) => p.path));
+    const unknown = [...values.keys()].filter((k) => !known.has(k));
+    const missing = [...known].filter((k) => !values.has(k));
+    if (unknown.length || missing.length) {
+      throw new Error(
+        `setAllParams: unknown paths [${unknown.join(", ")}], missing paths [${missing.join(", ")}]`,
+      );
+    }
+    for (const [path, data] of values) await this.setParam(path, data);
+  }
+
+  /** One value of the `scalars` buffer, e.g. the last train step's `gradNorm`. */
+  getScalar(name: keyof typeof SCALARS): Promise<number> {
+    return this.#serial(async () => {
+      const words = await this.#readWords("scalars", scalarIndex(this.plan, name), 1);
+      return new Float32Array(words)[0]!;
+    });
+  }
+
+  /** Frees every GPU buffer; the executor is unusable afterwards. */
+  destroy(): void {
+    this.#alive = false;
+    for (const b of this.buffers.values()) b.destroy();
+    for (const e of this.entries.values()) e.readback?.destroy();
+    this.staging.destroy();
+  }
+
+  /** Runs `work` after everything queued before it, so runs and reads never interleave. */
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(() => {
+      if (!this.#alive) throw new Error("the executor was destroyed");
+      return work();
+    });
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+
+  #buffer(name: string): GPUBuffer {
+    const b = this.buffers.get(name);
+    if (!b) throw new Error(`plan "${this.plan.model}" has no buffer "${name}"`);
+    return b;
+  }
+
+  #layout(path: string): ParamLayout {
+    const p = this.plan.params.find((p) => p.path === path);
+    if (!p) {
+      throw new Error(
+        `no parameter "${path}"; parameters: ${this.plan.params.map((p) => p.path).join(", ")}`,
+      );
+    }
+    return p;
+  }
+
+  #readParamRange(buffer: string, path: string): Promise<Float32Array> {
+    return this.#serial(async () => {
+      const p = this.#layout(path);
+      return new Float32Array(await this.#readWords(buffer, p.offset, elements(p.shape)));
+    });
+  }
+
+  #writeParamRange(buffer: string, path: string, data: ArrayLike<number>): Promise<void> {
+    return this.#serial(() => {
+      const p = this.#layout(path);
+      const size = elements(p.shape);
+      if (data.length !== size) {
+        throw new Error(`"${path}" [${p.shape.join(", ")}] has ${size} elements, got ${data.length} values`);
+      }
+      this.device.queue.writeBuffer(this.#buffer(buffer), p.offset * 4, Float32Array.from(data));
+      return Promise.resolve();
+    });
+  }
+
+  /** Copies a word range of a buffer to the host through the staging buffer, a chunk at a time. */
+  async #readWords(buffer: string, offset: number, words: number): Promise<ArrayBuffer> {
+    const source = this.#buffer(buffer);
+    const out = new Uint8Array(words * 4);
+    for (let done = 0; done < out.length; done += this.staging.size) {
+      const n = Math.min(this.staging.size, out.length - done);
+      const encoder = this.device.createCommandEncoder({ label: `read ${buffer}` });
+      encoder.copyBufferToBuffer(source, offset * 4 + done, this.staging, 0, n);
+      this.device.queue.submit([encoder.finish()]);
+      out.set(new Uint8Array(await readMapped(this.staging, n)), done);
+    }
+    return out.buffer;
+  }
+}
+
+async function readMapped(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  await buffer.mapAsync(GPUMapMode.READ, 0, bytes);
+  const copy = buffer.getMappedRange(0, bytes).slice(0);
+  buffer.unmap();
+  return copy;
+}
+
+/** Index of scalar `name` in `scalars`: the plan's own map, else the optimizer kernels' layout. */
+function scalarIndex(plan: Plan, name: keyof typeof SCALARS): number {
+  return plan.scalars[name] ?? SCALARS[name];
+}
+
+/** Params from the seeded init, the decay mask, and the optimizer constants. */
+function writeInitialState(
+  device: GPUDevice,
+  plan: Plan,
+  buffers: ReadonlyMap<string, GPUBuffer>,
+  seed: number,
+  lr: number,
+) {
+  const params = buffers.get("params");
+  if (params) device.queue.writeBuffer(params, 0, initParams(plan.params, params.size / 4, seed));
+  const mask = buffers.get("decay_mask");
+  if (mask && params) device.queue.writeBuffer(mask, 0, decayMaskWords(plan.params, params.size / 4));
+  const scalarsBuffer = buffers.get("scalars");
+  if (!scalarsBuffer) return;
+  const scalars = new Float32Array(scalarsBuffer.size / 4);
+  const set = (name: keyof typeof SCALARS, x: number) => {
+    const i = scalarIndex(plan, name);
+    if (i < scalars.length) scalars[i] = x;
+  };
+  set("clipScale", 1);
+  set("lr", lr);
+  const opt = plan.optimizer;
+  if (opt) {
+    set("beta1", opt.beta1);
+    set("beta2", opt.beta2);
+    set("eps", opt.eps);
+    set("weightDecay", opt.weightDecay);
+    set("clipNorm", opt.clipNorm);
+    set("bc1", 1);
+    set("bc2", 1);
+  }
+  device.queue.writeBuffer(scalarsBuffer, 0, scalars);
+}
+
+function prepare(gpu: CountingDevice, plan: Plan, name: string, entry: EntryPlan): PreparedEntry {
+  const roles = new Map(plan.buffers.map((b) => [b.name, b.role]));
+  const updatesOptimizer = entry.steps.some((s) =>
+    s.kind === "dispatch" &&
+    plan.kernels[s.kernel]!.bindings.some((b) =>
+      b.access === "read_write" && roles.get(b.buffer) === "optimizer"
+    )
+  );
+  if (updatesOptimizer && !plan.optimizer) {
+    throw new Error(`entry "${name}" writes optimizer state but plan "${plan.model}" has no optimizer spec`);
+  }
+  const outputOffsets: number[] = [];
+  let total = 0;
+  for (const slot of entry.outputs) {
+    outputOffsets.push(total);
+    total += slotWords(slot) * 4;
+  }
+  const readback = total > 0 ? gpu.buffer(`${name} outputs`, total, READBACK_USAGE) : undefined;
+  return { plan: entry, updatesOptimizer, readback, outputOffsets };
+}

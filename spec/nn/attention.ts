@@ -1,0 +1,74 @@
+import { fmtShape } from "../../compiler/ir/mod.ts";
+import { iota, where } from "../functions.ts";
+import { module } from "../params.ts";
+import { fail, type Tensor } from "../tensor.ts";
+import { softmax } from "./activations.ts";
+import { linearNoBias } from "./linear.ts";
+
+/** The score a disallowed key gets before softmax: finite, so a fully masked row never turns into NaN. */
+export const MASKED_SCORE = -1e9;
+
+export interface AttentionOptions {
+  /** bool [T, T] or [B, T, T], [query, key]; true = may attend. Omitted: every query sees every key. */
+  mask?: Tensor<"bool", number>;
+  /** Applied to q and k after the head split, [B, H, T, Dh] -> same (e.g. `(t) => rope1d(t, pos)`). */
+  rope?: (qk: Tensor<"f32", 4>) => Tensor<"f32", 4>;
+}
+
+type Apply = (x: Tensor<"f32", 3>, opts?: AttentionOptions) => Tensor<"f32", 3>;
+
+/**
+ * Multi-head self-attention. x: [B, T, D] -> [B, T, D], with D = heads * Dh.
+ * Params: wq.w, wk.w, wv.w [D, D] and wo.w [D, D] (the output projection, init std `outStd`); no biases.
+ *
+ * Scores are q·k / sqrt(Dh); a masked-out (query, key) pair gets `MASKED_SCORE` instead. A query row
+ * with no allowed key therefore has equal scores everywhere and attends uniformly to all keys: its
+ * output is finite (the mean of the values) but meaningless, so leave such positions out of the loss.
+ */
+export function attention(dim: number, heads: number, opts: { std?: number; outStd?: number } = {}) {
+  if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0) {
+    fail("attention", `dim ${dim} must split into heads = ${heads} equal parts`);
+  }
+  const std = opts.std ?? 0.02;
+  return module(
+    {
+      wq: linearNoBias(dim, dim, { std }),
+      wk: linearNoBias(dim, dim, { std }),
+      wv: linearNoBias(dim, dim, { std }),
+      wo: linearNoBias(dim, dim, { std: opts.outStd ?? std }),
+    },
+    (p): Apply => (x, call = {}) => {
+      if (x.rank !== 3 || x.dim(-1) !== dim) {
+        fail("attention", `expects x [B, T, ${dim}], got ${fmtShape(x.shape)}`);
+      }
+      const [b, t] = [x.dim(0), x.dim(1)];
+      const dh = dim / heads;
+      // [B, T, D] -> [B, H, T, Dh]
+      const split = (y: Tensor<"f32", 3>) => y.reshape([b, t, heads, dh]).permute([0, 2, 1, 3]);
+      const rope = call.rope ?? ((y) => y);
+      const q = rope(split(p.wq(x))).mul(1 / Math.sqrt(dh));
+      const k = rope(split(p.wk(x)));
+      const v = split(p.wv(x));
+      let scores = q.matmul(k.transpose()); // [B, H, T, T]
+      if (call.mask) scores = where(headsMask(call.mask, b, t), scores, MASKED_SCORE);
+      const out = softmax(scores).matmul(v); // [B, H, T, Dh]
+      return p.wo(out.permute([0, 2, 1, 3]).reshape([b, t, dim]));
+    },
+  );
+}
+
+/** A [T, T] or [B, T, T] mask as something that broadcasts against [B, H, T, T]. */
+function headsMask(mask: Tensor<"bool", number>, b: number, t: number): Tensor<"bool", number> {
+  const square = mask.rank >= 2 && mask.dim(-1) === t && mask.dim(-2) === t;
+  if (square && mask.rank === 2) return mask;
+  if (square && mask.rank === 3 && mask.dim(0) === b) return mask.unsqueeze(1);
+  return fail(
+    "attention",
+    `the mask must be bool [${t}, ${t}] or [${b}, ${t}, ${t}], got ${fmtShape(mask.shape)}`,
+  );
+}
+
+/** bool [T, T], [query, key]: true where key <= query, so no position sees the future. */
+export function causalMask(t: number): Tensor<"bool", 2> {
+  return iota([t, t], 1, "i32").le(iota([t, t], 0, "i32"));
+}

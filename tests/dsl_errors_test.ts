@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { SpecError } from "../compiler/ir/mod.ts";
+import { full, input, linear, model, type Tensor, trace } from "../spec/mod.ts";
+
+// Trace-time errors must say which op, what shapes/dtypes it saw, what it expected, and which line
+// of the user's spec (here: this file) built the offending node.
+
+const FILE = "tests/dsl_errors_test.ts";
+
+/** The line after the caller's: put the call under test on the line right below. */
+function nextLine(): number {
+  const frame = new Error().stack!.split("\n")[2]!;
+  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]) + 1;
+}
+
+function specError(f: () => unknown): SpecError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  assert.fail("expected a SpecError, but nothing was thrown");
+}
+
+function check(err: SpecError, op: string, line: number, ...parts: string[]) {
+  assert.equal(err.op, op);
+  assert.ok(err.site?.includes(`${FILE}:`), `site ${err.site} should name ${FILE}`);
+  assert.match(err.site!, new RegExp(`${FILE}:${line}:\\d+$`));
+  assert.ok(err.message.includes(err.site!), "the message repeats the site");
+  for (const p of parts) assert.ok(err.message.includes(p), `"${err.message}" should mention ${p}`);
+}
+
+const f23 = full([2, 3], 1, "f32");
+
+Deno.test("shape errors name the op, the shapes and the user's line", async (t) => {
+  await t.step("matmul inner-dim mismatch", () => {
+    const at = nextLine();
+    const err = specError(() => f23.matmul(full([4, 5], 1, "f32")));
+    check(err, "matmul", at, "f32[2, 3] x f32[4, 5]", "inner dims differ", "k = 3 vs 4");
+  });
+  await t.step("broadcasting [2, 3] + [4]", () => {
+    const at = nextLine();
+    const err = specError(() => f23.add(full([4], 1, "f32")));
+    check(err, "add", at, "[2, 3] and [4] do not broadcast", "3 vs 4");
+  });
+  await t.step("reshape with the wrong element count", () => {
+    const at = nextLine();
+    const err = specError(() => f23.reshape([4, 2]));
+    check(err, "reshape", at, "f32[2, 3] (6 elements)", "[4, 2] (8)");
+  });
+  await t.step("bad axes", () => {
+    let at = nextLine();
+    check(specError(() => f23.sum(2)), "sum", at, "axis 2 is out of range for rank 2");
+    at = nextLine();
+    check(specError(() => f23.transpose(0, -3)), "transpose", at, "axis -3 is out of range for rank 2");
+    at = nextLine();
+    check(specError(() => f23.slice(0, 1, 5)), "slice", at, "axis 0: [1, 5) is outside f32[2, 3]");
+  });
+  await t.step("dtypes: mixing i32 and f32, exp of an integer", () => {
+    const ints = full([2, 3], 1, "i32");
+    let at = nextLine();
+    check(specError(() => ints.add(f23 as never)), "add", at, "operand dtypes differ: i32 and f32");
+    const disguised = ints as never as Tensor<"f32", 2>; // past the type check, as a plain-JS spec could be
+    at = nextLine();
+    check(specError(() => disguised.exp()), "exp", at, "expects a float tensor, got i32[2, 3]");
+  });
+});
+
+const configLine = nextLine();
+const spec = model({
+  name: "errors",
+  config: { dim: 3, hidden: 4 },
+  dims: { batch: 2 },
+  params: (c) => ({ layer: linear(c.dim, c.hidden) }),
+  inputs: (c) => ({ x: input("f32", ["batch", c.dim]) }),
+  loss: (p, { x }) => p.layer(x).sum(),
+});
+
+Deno.test("trace errors point at the spec's own lines", async (t) => {
+  await t.step("the model traces when nothing is wrong", () => {
+    assert.equal(trace(spec).outputs.loss?.shape.length, 0);
+  });
+  await t.step("an unbound symbolic dim in input()", () => {
+    const inputLine = nextLine();
+    const seqInput = () => ({ x: input("f32", ["batch", "seq", 3]) });
+    const err = specError(() => trace({ ...spec, inputs: seqInput }));
+    check(err, "input", inputLine, `input "x" uses dim "seq"`, "not bound (bound: batch)");
+  });
+  await t.step("an error inside the loss names the loss's line", () => {
+    const lossLine = nextLine();
+    const badLoss = (x: Tensor<"f32", 2>) => x.reshape([5, 5]).sum();
+    const err = specError(() =>
+      trace({ ...spec, loss: (_p: unknown, { x }: { x: Tensor<"f32", 2> }) => badLoss(x) })
+    );
+    check(err, "reshape", lossLine, "f32[2, 3] (6 elements)", "[5, 5] (25)");
+  });
+  await t.step("an unknown config key", () => {
+    const err = specError(() => trace(spec, { config: { hiddn: 8 } }));
+    check(err, "config", configLine, `unknown config key(s) "hiddn"`, "known keys: dim, hidden");
+  });
+  await t.step("an out-of-range config value", () => {
+    const err = specError(() => trace(spec, { config: { dim: -3 } }));
+    check(err, "config", configLine, `config "dim" = -3`);
+  });
+  await t.step("an out-of-range value against a zod schema", () => {
+    const config = z.object({ dim: z.number().int().max(8).default(3), hidden: z.literal(4) });
+    const { params, inputs, loss } = spec;
+    const schemaLine = nextLine();
+    const tuned = model({ name: "tuned", config, params, inputs, loss });
+    const err = specError(() => trace(tuned, { config: { dim: 64 } }));
+    check(err, "config", schemaLine, `config "dim" = 64`, "8");
+  });
+});
+
+Deno.test("type-level errors (checked by deno check, and rejected at run time too)", () => {
+  const ints = full([2], 1, "i32");
+  const floats = full([2], 1, "f32");
+  const cube = full([2, 2, 2], 0, "f32");
+  const needsMatrix = (m: Tensor<"f32", 2>) => m.rank;
+  // controls: these type-check
+  assert.equal(ints.add(ints).dtype, "i32");
+  assert.equal(floats.exp().dtype, "f32");
+  assert.equal(needsMatrix(full([2, 2], 0, "f32")), 2);
+
+  assert.throws(
+    // @ts-expect-error: i32 + f32 does not type-check
+    () => ints.add(floats),
+    SpecError,
+  );
+  // @ts-expect-error: a rank-3 tensor where Tensor<"f32", 2> is required
+  assert.equal(needsMatrix(cube), 3);
+  assert.throws(
+    // @ts-expect-error: exp needs a float tensor
+    () => ints.exp(),
+    SpecError,
+  );
+});
