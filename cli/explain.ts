@@ -1,5 +1,5 @@
 /**
- * `deno task explain <spec.ts> [--json] [--batch N] [--set key=value]... [--adapter cpu|gpu]`
+ * `deno task explain <spec.ts> [--json] [--batch N] [--dim name=N]... [--set key=value]... [--adapter cpu|gpu]`
  * Compiles a spec and prints its plan: each kernel with what it computes, its buffers, FLOPs and
  * bytes, then the totals per entry point. `--json` prints a summary for tools.
  */
@@ -107,6 +107,7 @@ if (import.meta.main) {
       options: {
         json: { type: "boolean", default: false },
         batch: { type: "string" },
+        dim: { type: "string", multiple: true, default: [] },
         set: { type: "string", multiple: true, default: [] },
         adapter: { type: "string", default: "cpu" },
       },
@@ -120,6 +121,12 @@ if (import.meta.main) {
     }
     const model = await loadSpec(path);
     const dims: Record<string, number> = {};
+    for (const [k, v] of Object.entries(parseOverrides(values.dim))) {
+      if (!Number.isInteger(v) || (v as number) <= 0) {
+        throw new UsageError(`--dim ${k} must be a positive integer, got ${v}`);
+      }
+      dims[k] = v as number;
+    }
     if (values.batch !== undefined) {
       const b = Number(values.batch);
       if (!Number.isInteger(b) || b <= 0) {

@@ -42,6 +42,8 @@ const STAGING_BYTES = 16 << 20;
 export class Executor {
   #t = 0;
   #alive = true;
+  /** How often each plan kernel has been dispatched: proof that a plan's kernels all ran. */
+  readonly #dispatched: Uint32Array;
   #tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -54,7 +56,9 @@ export class Executor {
     private readonly staging: GPUBuffer,
     private readonly seed: number,
     private readonly defaultLr: number | undefined,
-  ) {}
+  ) {
+    this.#dispatched = new Uint32Array(plan.kernels.length);
+  }
 
   static async create(plan: Plan, opts: ExecutorOptions = {}): Promise<Executor> {
     checkPlan(plan);
@@ -87,6 +91,11 @@ export class Executor {
 
   stats(): ExecutorStats {
     return { ...this.gpu.counts };
+  }
+
+  /** Dispatch count per kernel index of the plan since creation. */
+  dispatchCounts(): Uint32Array {
+    return this.#dispatched.slice();
   }
 
   /**
@@ -131,6 +140,7 @@ export class Executor {
         pass.setPipeline(k.pipeline);
         pass.setBindGroup(0, k.bindGroup);
         pass.dispatchWorkgroups(...k.kernel.dispatch);
+        this.#dispatched[step.kernel]!++;
       } else {
         pass?.end();
         pass = undefined;
