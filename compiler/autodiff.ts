@@ -1,4 +1,4 @@
-import { fmtShape, isFloat, type Node, node, type Op, SpecError, toposort } from "./ir/mod.ts";
+import { fmtShape, isFloat, type Node, node, type Op, SpecError, toposort, withSite } from "./ir/mod.ts";
 import { VJP, type VjpRule } from "./vjp_rules.ts";
 
 export { VJP, type VjpRule } from "./vjp_rules.ts";
@@ -72,7 +72,7 @@ export function vjp(outputs: readonly Node[], cotangents: readonly Node[], wrt: 
     const ct = total.get(n.id);
     const rule = VJP[n.op] as VjpRule<Op> | "nondifferentiable";
     if (!ct || rule === "nondifferentiable") continue;
-    const pulled = rule(n, ct);
+    const pulled = withSite(n.site, () => rule(n, ct));
     n.src.forEach((s, k) => {
       const c = pulled[k];
       if (c && isFloat(s.dtype) && leads.has(s.id)) accumulate(s, c);

@@ -19,6 +19,21 @@ export interface Node<O extends Op = Op> {
 }
 
 let nextId = 0;
+let siteOverride: string | undefined;
+
+/**
+ * Runs `f` with every node it builds stamped `site` (unless a node passes its own). Autodiff uses
+ * it so that a backward node points at the forward line it differentiates.
+ */
+export function withSite<T>(site: string | undefined, f: () => T): T {
+  const saved = siteOverride;
+  siteOverride = site;
+  try {
+    return f();
+  } finally {
+    siteOverride = saved;
+  }
+}
 const interned = new Map<string, WeakRef<Node>>();
 const registry = new FinalizationRegistry<string>((key) => {
   const ref = interned.get(key);
@@ -41,7 +56,7 @@ export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O], 
     }
     type = inferType(op, src, arg);
   } catch (e) {
-    if (e instanceof ShapeMismatch) throw new SpecError(op, e.message, site ?? userSite());
+    if (e instanceof ShapeMismatch) throw new SpecError(op, e.message, site ?? siteOverride ?? userSite());
     throw e;
   }
   const made: Node<O> = Object.freeze({
@@ -51,7 +66,7 @@ export function node<O extends Op>(op: O, src: readonly Node[], arg: OpArgs[O], 
     shape: Object.freeze([...type.shape]),
     src: Object.freeze([...src]),
     arg: (arg === null ? arg : Object.freeze(arg)) as OpArgs[O],
-    site: site ?? userSite(),
+    site: site ?? siteOverride ?? userSite(),
   });
   interned.set(key, new WeakRef(made));
   registry.register(made, key);
