@@ -20,3 +20,37 @@ export {
 } from "./executor.ts";
 export { INIT_STREAM, initParams } from "./init.ts";
 export { learningRate, type LearningRateSchedule } from "./schedule.ts";
+export { CheckpointError, ImageError } from "./file_errors.ts";
+export {
+  checkAgainstParams,
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafeDType,
+  type SafeTensor,
+  type SafetensorsFile,
+  type TensorData,
+} from "./safetensors.ts";
+export {
+  captureCheckpoint,
+  type Checkpoint,
+  CHECKPOINT_FILES,
+  type CheckpointParts,
+  loadCheckpoint,
+  restoreCheckpoint,
+  type RunInfo,
+  type RunState,
+  saveCheckpoint,
+  specHash,
+  type TrainingState,
+} from "./checkpoint.ts";
+export { crc32, type DecodedImage, decodePng, encodeGrayPng, encodePng, type PngFilter } from "./png.ts";
+export { type GridOptions, imageGrid, type LossCurveOptions, lossCurveSvg, type Series } from "./plots.ts";
+export {
+  ByteTokenizer,
+  fitLength,
+  SPECIAL,
+  type Tokenizer,
+  type TokenizerConfig,
+  TokenizerError,
+  tokenizerFromConfig,
+} from "./tokenizer.ts";

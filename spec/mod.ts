@@ -48,3 +48,6 @@ export {
 } from "./model.ts";
 export { resolveConfig } from "./config.ts";
 export * from "./nn/mod.ts";
+export * from "./layout.ts";
+export * from "./mask.ts";
+export * from "./position.ts";

@@ -7,3 +7,5 @@ export * from "./errors.ts";
 export * from "./node.ts";
 export * from "./ops.ts";
 export { SHAPE_RULES } from "./shape_rules.ts";
+export * from "./mask.ts";
+export * from "./position.ts";

@@ -1,0 +1,379 @@
+/**
+ * Checkpoints of a run directory DIR. The current checkpoint is the folder `DIR/checkpoint/`:
+ *   model.safetensors      parameters by tree path (`blocks.3.attn.wq.w`)
+ *   optimizer.safetensors  AdamW moments `m.<path>` and `v.<path>`
+ *   run.json               everything else needed to resume (`RunInfo`)
+ * Saving writes a complete, fsynced folder first and only then swaps it in with renames, so a
+ * write killed at any point leaves a complete checkpoint behind (see `saveCheckpointSteps`).
+ */
+import { z } from "zod";
+import type { ParamLayout } from "../compiler/plan.ts";
+import { CheckpointError } from "./file_errors.ts";
+import {
+  checkAgainstParams,
+  checkTensors,
+  decodeSafetensors,
+  encodeSafetensors,
+  type ExpectedTensor,
+  SAFE_DTYPE,
+  type SafeTensor,
+  type SafetensorsFile,
+} from "./safetensors.ts";
+
+export { CheckpointError };
+
+export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_FILES = {
+  model: "model.safetensors",
+  optimizer: "optimizer.safetensors",
+  run: "run.json",
+} as const;
+
+const RUN_INFO = z.object({
+  version: z.literal(CHECKPOINT_VERSION),
+  /** The spec file, its model name and `specHash` of its source. */
+  spec: z.object({ path: z.string(), name: z.string(), hash: z.string() }),
+  config: z.json(),
+  dims: z.record(z.string(), z.number().int()),
+  /** Optimizer steps taken (the executor's `step`). */
+  step: z.number().int().nonnegative(),
+  /** Where the data loader resumes; loaders may add their own numeric fields. */
+  data: z.object({ epoch: z.number().int().nonnegative(), index: z.number().int().nonnegative() })
+    .catchall(z.number()),
+  /** The executor seed; further named streams may be added. */
+  rng: z.object({ seed: z.number().int().nonnegative() }).catchall(z.number()),
+  /** Latest values (loss, grad norm, ...); null where a value was not finite. */
+  metrics: z.record(z.string(), z.number().nullable()),
+  /** ISO 8601 time of the save. */
+  created: z.string(),
+});
+
+export type RunInfo = z.infer<typeof RUN_INFO>;
+/** What a caller gives `saveCheckpoint`: the save stamps `version` and `created`. */
+export type RunState = Omit<RunInfo, "version" | "created">;
+
+export interface CheckpointParts {
+  /** The plan's parameter layout: names, shapes and dtypes of `params` and `optimizer`. */
+  readonly layout: readonly ParamLayout[];
+  readonly params: ReadonlyMap<string, ArrayLike<number>>;
+  readonly optimizer: ReadonlyMap<string, { readonly m: ArrayLike<number>; readonly v: ArrayLike<number> }>;
+  readonly run: RunState;
+}
+
+export interface Checkpoint {
+  /** The folder it was read from (`DIR/checkpoint`, or a leftover of an interrupted save). */
+  readonly path: string;
+  readonly run: RunInfo;
+  readonly model: SafetensorsFile;
+  readonly optimizer: SafetensorsFile;
+}
+
+/** SHA-256 (hex) of a spec's source text, recorded in run.json to tell specs apart. */
+export async function specHash(source: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(source));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const CURRENT = "checkpoint";
+const NEW = "checkpoint.new";
+const OLD = "checkpoint.old";
+const TEMP_PREFIX = ".tmp-";
+const at = (...parts: string[]) => parts.join("/");
+
+/** The points `saveCheckpointSteps` passes, in order; a crash can happen after any of them. */
+export const SAVE_STEPS = [
+  "wrote model.safetensors",
+  "wrote optimizer.safetensors",
+  "wrote run.json",
+  "renamed temp to checkpoint.new",
+  "moved previous to checkpoint.old",
+  "renamed checkpoint.new to checkpoint",
+  "removed checkpoint.old",
+] as const;
+export type SaveStep = (typeof SAVE_STEPS)[number];
+
+/** Saves atomically and returns the checkpoint folder. */
+export async function saveCheckpoint(dir: string, parts: CheckpointParts): Promise<string> {
+  for await (const _ of saveCheckpointSteps(dir, parts));
+  return at(dir, CURRENT);
+}
+
+/**
+ * The save, one step per yield, so tests can stop it anywhere (a simulated crash). The commit point
+ * is the rename of `checkpoint.new` to `checkpoint`; before it the previous checkpoint is what
+ * `loadCheckpoint` returns (from `checkpoint` or, during the swap, `checkpoint.old`).
+ */
+export async function* saveCheckpointSteps(dir: string, parts: CheckpointParts): AsyncGenerator<SaveStep> {
+  const files = encodeParts(parts);
+  await Deno.mkdir(dir, { recursive: true });
+  await settleInterruptedSave(dir);
+  const temp = at(dir, `${TEMP_PREFIX}${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(temp);
+  await writeSynced(at(temp, CHECKPOINT_FILES.model), files.model);
+  yield "wrote model.safetensors";
+  await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
+  yield "wrote optimizer.safetensors";
+  await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
+  await syncDir(temp);
+  yield "wrote run.json";
+  await Deno.rename(temp, at(dir, NEW));
+  await syncDir(dir);
+  yield "renamed temp to checkpoint.new";
+  const hadPrevious = await exists(at(dir, CURRENT));
+  if (hadPrevious) await Deno.rename(at(dir, CURRENT), at(dir, OLD));
+  yield "moved previous to checkpoint.old";
+  await Deno.rename(at(dir, NEW), at(dir, CURRENT));
+  await syncDir(dir);
+  yield "renamed checkpoint.new to checkpoint";
+  if (hadPrevious) await Deno.remove(at(dir, OLD), { recursive: true });
+  yield "removed checkpoint.old";
+}
+
+function encodeParts(parts: CheckpointParts): { model: Uint8Array; optimizer: Uint8Array; run: Uint8Array } {
+  const model = new Map<string, SafeTensor>();
+  const moments = new Map<string, SafeTensor>();
+  const tensor = (p: ParamLayout, what: string, values: ArrayLike<number> | undefined): SafeTensor => {
+    if (!values) throw new CheckpointError(`saveCheckpoint: no ${what} for parameter "${p.path}"`);
+    return { dtype: SAFE_DTYPE[p.dtype], shape: p.shape, data: HOST_ARRAY[p.dtype](values) };
+  };
+  for (const p of parts.layout) {
+    model.set(p.path, tensor(p, "value", parts.params.get(p.path)));
+    const state = parts.optimizer.get(p.path);
+    moments.set(`m.${p.path}`, tensor(p, "optimizer m", state?.m));
+    moments.set(`v.${p.path}`, tensor(p, "optimizer v", state?.v));
+  }
+  const stamped = { version: CHECKPOINT_VERSION, ...parts.run, created: new Date().toISOString() };
+  // Checked as it will be read back (NaN metrics become null), so a bad state fails now, not on resume.
+  const checked = RUN_INFO.safeParse(JSON.parse(JSON.stringify(stamped)));
+  if (!checked.success) {
+    throw new CheckpointError(`saveCheckpoint: run state ${describeIssues(checked.error)}`);
+  }
+  const run = checked.data;
+  const meta = { step: String(run.step), spec: run.spec.name };
+  return {
+    model: encodeSafetensors(model, meta),
+    optimizer: encodeSafetensors(moments, meta),
+    run: new TextEncoder().encode(JSON.stringify(run, null, 2) + "\n"),
+  };
+}
+
+/** Host arrays per dtype; bool is stored one byte per element, as safetensors' BOOL is. */
+const HOST_ARRAY: { readonly [D in ParamLayout["dtype"]]: (v: ArrayLike<number>) => SafeTensor["data"] } = {
+  f32: (v) => Float32Array.from(v),
+  i32: (v) => Int32Array.from(v),
+  u32: (v) => Uint32Array.from(v),
+  bool: (v) => Uint8Array.from(v, (x) => (x !== 0 ? 1 : 0)),
+  f16: () => {
+    throw new CheckpointError("saveCheckpoint: f16 parameters are not supported yet");
+  },
+};
+
+/**
+ * Leaves only `checkpoint` (promoting the leftover `loadCheckpoint` would pick when a swap was
+ * interrupted) and removes temp folders, so the next save starts from a clean state.
+ */
+async function settleInterruptedSave(dir: string): Promise<void> {
+  if (!(await exists(at(dir, CURRENT)))) {
+    for (const name of await recoveryCandidates(dir)) {
+      if (await readCheckpointFolder(at(dir, name)).then(() => true, () => false)) {
+        await Deno.rename(at(dir, name), at(dir, CURRENT));
+        break;
+      }
+    }
+  }
+  const leftovers: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name === NEW || entry.name === OLD || entry.name.startsWith(TEMP_PREFIX)) {
+      leftovers.push(entry.name);
+    }
+  }
+  for (const name of leftovers) await Deno.remove(at(dir, name), { recursive: true });
+}
+
+/** Leftovers of an interrupted swap, the previous checkpoint first. */
+async function recoveryCandidates(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of [OLD, NEW]) if (await exists(at(dir, name))) found.push(name);
+  return found;
+}
+
+/** What checkpoints need of a trainer's state; the runtime's `Executor` has exactly this. */
+export interface TrainingState {
+  readonly plan: { readonly params: readonly ParamLayout[] };
+  step: number;
+  getAllParams(): Promise<Map<string, Float32Array>>;
+  setAllParams(values: ReadonlyMap<string, ArrayLike<number>>): Promise<void>;
+  getOptimizerState(path: string): Promise<{ m: Float32Array; v: Float32Array }>;
+  setOptimizerState(path: string, state: { m: ArrayLike<number>; v: ArrayLike<number> }): Promise<void>;
+}
+
+/** Reads parameters and optimizer state off `state`; `run.step` is taken from it. */
+export async function captureCheckpoint(
+  state: TrainingState,
+  run: Omit<RunState, "step">,
+): Promise<CheckpointParts> {
+  const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
+  for (const p of state.plan.params) optimizer.set(p.path, await state.getOptimizerState(p.path));
+  return {
+    layout: state.plan.params,
+    params: await state.getAllParams(),
+    optimizer,
+    run: { ...run, step: state.step },
+  };
+}
+
+/** Writes a loaded checkpoint back into `state` (parameters, optimizer moments, step). */
+export async function restoreCheckpoint(state: TrainingState, checkpoint: Checkpoint): Promise<void> {
+  const { model, optimizer, path } = checkpoint;
+  checkAgainstParams(model, state.plan.params, at(path, CHECKPOINT_FILES.model));
+  checkAgainstParams(optimizer, state.plan.params, at(path, CHECKPOINT_FILES.optimizer), ["m.", "v."]);
+  const numbers = (file: SafetensorsFile, name: string) => {
+    const data = file.tensors.get(name)!.data;
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+      throw new CheckpointError(`${path}: tensor "${name}" is 64-bit integer; parameters never are`);
+    }
+    return data;
+  };
+  await state.setAllParams(new Map(state.plan.params.map((p) => [p.path, numbers(model, p.path)])));
+  for (const p of state.plan.params) {
+    await state.setOptimizerState(p.path, {
+      m: numbers(optimizer, `m.${p.path}`),
+      v: numbers(optimizer, `v.${p.path}`),
+    });
+  }
+  state.step = checkpoint.run.step;
+}
+
+/**
+ * Loads the checkpoint of run directory `dir` (or of `dir` itself when it is a checkpoint folder, one
+ * holding model.safetensors), validating
+ * every file; with `params` it also checks that the tensors are exactly the plan's parameters.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  opts: { readonly params?: readonly ParamLayout[] } = {},
+): Promise<Checkpoint> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new CheckpointError(`run directory ${dir} does not exist`);
+    throw e;
+  }
+  if (!info.isDirectory) throw new CheckpointError(`${dir} is not a directory (expected a run directory)`);
+  const checkpoint = await findCheckpoint(dir);
+  if (opts.params) {
+    checkAgainstParams(checkpoint.model, opts.params, at(checkpoint.path, CHECKPOINT_FILES.model));
+    checkAgainstParams(checkpoint.optimizer, opts.params, at(checkpoint.path, CHECKPOINT_FILES.optimizer), [
+      "m.",
+      "v.",
+    ]);
+  }
+  return checkpoint;
+}
+
+async function findCheckpoint(dir: string): Promise<Checkpoint> {
+  if (await exists(at(dir, CURRENT))) return await readCheckpointFolder(at(dir, CURRENT));
+  if (await exists(at(dir, CHECKPOINT_FILES.model))) return await readCheckpointFolder(dir);
+  const problems: string[] = [];
+  for (const name of await recoveryCandidates(dir)) {
+    try {
+      return await readCheckpointFolder(at(dir, name));
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  if (problems.length > 0) {
+    throw new CheckpointError(
+      `no complete checkpoint in ${dir}; an interrupted save left:\n  ${problems.join("\n  ")}`,
+    );
+  }
+  throw new CheckpointError(
+    `no checkpoint in ${dir} (expected ${at(dir, CURRENT)}/ with ${
+      Object.values(CHECKPOINT_FILES).join(", ")
+    })`,
+  );
+}
+
+async function readCheckpointFolder(path: string): Promise<Checkpoint> {
+  const run = parseRunInfo(
+    await readRequired(at(path, CHECKPOINT_FILES.run)),
+    at(path, CHECKPOINT_FILES.run),
+  );
+  const modelPath = at(path, CHECKPOINT_FILES.model);
+  const model = decodeSafetensors(await readRequired(modelPath), modelPath);
+  const optimizerPath = at(path, CHECKPOINT_FILES.optimizer);
+  const optimizer = decodeSafetensors(await readRequired(optimizerPath), optimizerPath);
+  const moments = new Map<string, ExpectedTensor>();
+  for (const [name, t] of model.tensors) {
+    for (const prefix of ["m.", "v."]) moments.set(prefix + name, { shape: t.shape, dtype: t.dtype });
+  }
+  checkTensors(optimizer, moments, optimizerPath, modelPath);
+  return { path, run, model, optimizer };
+}
+
+async function readRequired(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new CheckpointError(`${path} is missing`);
+    throw e;
+  }
+}
+
+function parseRunInfo(bytes: Uint8Array, source: string): RunInfo {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new CheckpointError(`${source} is not valid JSON (${(e as Error).message})`);
+  }
+  const version = (json as { version?: unknown } | null)?.version;
+  if (typeof version === "number" && version > CHECKPOINT_VERSION) {
+    throw new CheckpointError(
+      `${source} has version ${version}, written by a newer build; this build reads version ${CHECKPOINT_VERSION}`,
+    );
+  }
+  const parsed = RUN_INFO.safeParse(json);
+  if (parsed.success) return parsed.data;
+  throw new CheckpointError(`${source} ${describeIssues(parsed.error)}`);
+}
+
+function describeIssues(error: z.ZodError): string {
+  const issues = error.issues.map((i) =>
+    `"${i.path.join(".") || "(root)"}": ${i.message.replace(/^Invalid input: /, "")}`
+  );
+  return `is malformed: ${issues.join("; ")}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true });
+  try {
+    for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+/** Makes renames in `dir` durable. Windows cannot open a directory for syncing; there it is skipped. */
+async function syncDir(dir: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}

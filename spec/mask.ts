@@ -1,0 +1,92 @@
+/**
+ * Attention masks in a spec: a small algebra over the sequence layout. A `Mask` is plain data (a
+ * `MaskExpr`), so the compiler can hand it to a flash-attention kernel as a rule; `maskDense` turns
+ * it into the bool [B, T, T] tensor the naive attention path takes.
+ *
+ * @example The Transfusion mask: causal, bidirectional inside each image, never across documents.
+ * ```ts
+ * const mask = sameDocument().and(causal().or(sameSpan("image")));
+ * attention(x, { mask: maskDense(mask, layoutOf(inputs)) });
+ * ```
+ */
+import { describeMask, foldMask, type MaskExpr, MODALITY, type ModalityName } from "../compiler/ir/mask.ts";
+import { full, iota } from "./functions.ts";
+import { type Layout, layoutShape } from "./layout.ts";
+import { fail, type Tensor } from "./tensor.ts";
+
+export class Mask {
+  constructor(readonly expr: MaskExpr) {}
+  and(other: Mask): Mask {
+    return new Mask({ kind: "and", a: this.expr, b: other.expr });
+  }
+  or(other: Mask): Mask {
+    return new Mask({ kind: "or", a: this.expr, b: other.expr });
+  }
+  not(): Mask {
+    return new Mask({ kind: "not", a: this.expr });
+  }
+  toString(): string {
+    return describeMask(this.expr);
+  }
+}
+
+/** Every query sees every key. */
+export const all = (): Mask => new Mask({ kind: "all" });
+/** No query sees any key. */
+export const none = (): Mask => new Mask({ kind: "none" });
+/** Key j <= query i. */
+export const causal = (): Mask => new Mask({ kind: "causal" });
+/** Both positions in the same document (padding, doc -1, sees nothing and is seen by nothing). */
+export const sameDocument = (): Mask => new Mask({ kind: "sameDocument" });
+/** Both positions in the same span (image) of this modality. */
+export function sameSpan(modality: ModalityName): Mask {
+  const m = MODALITY[modality] as number | undefined;
+  if (m === undefined) {
+    fail("sameSpan", `unknown modality "${modality}"; known: ${Object.keys(MODALITY).join(", ")}`);
+  }
+  return new Mask({ kind: "sameSpan", modality: m });
+}
+/** Key j < n: the first n positions of a row are visible to every query. */
+export function prefix(n: number): Mask {
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) fail("prefix", `n must be an integer >= 0, got ${n}`);
+  return new Mask({ kind: "prefix", n });
+}
+/** |i - j| < w: a sliding window (w = 1 is the diagonal). */
+export function window(w: number): Mask {
+  if (!Number.isInteger(w) || w < 1 || w > 2 ** 31 - 1) fail("window", `w must be an integer >= 1, got ${w}`);
+  return new Mask({ kind: "window", w });
+}
+
+/**
+ * The dense mask, bool [B, T, T] (batch, query, key), true = may attend. Built from iota and
+ * comparisons of the [B, T] layout fields broadcast as [B, T, 1] (query) against [B, 1, T] (key).
+ */
+export function maskDense(mask: Mask, layout: Layout): Tensor<"bool", 3> {
+  const [B, T] = layoutShape(layout);
+  const shape = [B, T, T] as const;
+  const i = iota(shape, 1, "i32");
+  const j = iota(shape, 2, "i32");
+  const atQuery = (t: Tensor<"i32", 2>) => t.unsqueeze(2); // [B, T, 1]
+  const atKey = (t: Tensor<"i32", 2>) => t.unsqueeze(1); // [B, 1, T]
+  const dense = foldMask<Tensor<"bool", number>>(mask.expr, {
+    all: () => full(shape, 1, "bool"),
+    none: () => full(shape, 0, "bool"),
+    causal: () => j.le(i),
+    sameDocument: () => {
+      const doc = atQuery(layout.doc);
+      return doc.eq(atKey(layout.doc)).and(doc.ge(0));
+    },
+    sameSpan: ({ modality }) => {
+      const span = atQuery(layout.span);
+      const here = (t: Tensor<"i32", 3>) => t.eq(modality);
+      return span.eq(atKey(layout.span)).and(span.ge(0))
+        .and(here(atQuery(layout.modality))).and(here(atKey(layout.modality)));
+    },
+    prefix: ({ n }) => j.lt(n),
+    window: ({ w }) => i.sub(j).abs().lt(w),
+    and: (e, sub) => sub(e.a).and(sub(e.b)),
+    or: (e, sub) => sub(e.a).or(sub(e.b)),
+    not: (e, sub) => sub(e.a).not(),
+  });
+  return dense.broadcastTo(shape);
+}
