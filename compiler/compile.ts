@@ -2,10 +2,12 @@ import { type AnyModel, trace, type TracedModel } from "../spec/mod.ts";
 import { grad } from "./autodiff.ts";
 import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
+import { simplify } from "./passes/simplify.ts";
 import { type Location, lowerEntry } from "./lower/lower.ts";
 import type { EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
 import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
+import { type AttentionShape, defaultAttentionVariant } from "../kernels/flash_attention.ts";
 import {
   adamwKernel,
   gradNormKernels,
@@ -28,6 +30,8 @@ export interface CompileOptions {
   matmulVariant?: (shape: MatmulShape) => MatmulVariant | undefined;
   /** Run the IR verifier after each stage (on in tests). */
   verify?: boolean;
+  /** Fusion and matmul epilogues (default true); false gives the first, one-kernel-per-op lowering. */
+  fuse?: boolean;
 }
 
 export const DEFAULT_OPTIMIZER: OptimizerSpec = {
@@ -55,11 +59,22 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
   const adapterClass = opts.adapterClass ?? "cpu";
   const lowerOpts = {
     matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
+    attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
+    fuse: opts.fuse ?? true,
+  };
+  // Simplify the named outputs (and gradients), keeping their names: trace -> grad -> simplify -> lower.
+  const prepare = (named: readonly { name: string; node: Node }[], extra: readonly Node[]) => {
+    const all = simplify([...named.map((o) => o.node), ...extra]);
+    check(all);
+    return {
+      outputs: named.map((o, i) => ({ name: o.name, node: all[i]! })),
+      extra: all.slice(named.length),
+    };
   };
   const check = (roots: readonly Node[]) => opts.verify && verify(roots);
   const kernels: Kernel[] = [];
   const entries: Record<string, EntryPlan> = {};
-  const outputs = Object.entries(traced.outputs).map(([name, node]) => ({ name, node }));
+  const named = Object.entries(traced.outputs).map(([name, node]) => ({ name, node }));
   const wanted = opts.entries ?? ["trainStep", "forward"];
   let actWords = 0;
 
@@ -78,8 +93,9 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
   };
 
   if (wanted.includes("trainStep")) {
-    const grads = grad(traced.outputs.loss!, traced.params.map((p) => p.node));
-    check([...Object.values(traced.outputs), ...grads]);
+    const raw = grad(traced.outputs.loss!, traced.params.map((p) => p.node));
+    check([...Object.values(traced.outputs), ...raw]);
+    const { outputs, extra: grads } = prepare(named, raw);
     const placed = grads.map((g, i) => ({ node: g, at: at("grads", params[i]!) }));
     const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed, leaves }, {
       ...lowerOpts,
@@ -91,7 +107,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     addEntry("trainStep", { ...lowered, peakWords: scratch + gradNormScratchWords(count) }, optimizer, 0);
   }
   if (wanted.includes("forward")) {
-    check(Object.values(traced.outputs));
+    const { outputs } = prepare(named, []);
     const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed: [], leaves }, {
       ...lowerOpts,
       prefix: "f",
@@ -102,7 +118,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     const t = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {}, entry: name });
     check(Object.values(t.outputs));
     const entryLeaves = new Map<number, Location>(t.params.map((p) => [p.node.id, leaves.get(p.node.id)!]));
-    const outs = Object.entries(t.outputs).map(([n, node]) => ({ name: n, node }));
+    const { outputs: outs } = prepare(Object.entries(t.outputs).map(([n, node]) => ({ name: n, node })), []);
     const lowered = lowerEntry(
       { outputs: outs, inputs: t.inputs, placed: [], leaves: entryLeaves },
       { ...lowerOpts, prefix: `${name}_` },
@@ -141,8 +157,12 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
  */
 export function compileGraph(
   outputs: Record<string, Node>,
-  opts: { adapterClass?: "cpu" | "gpu"; matmulVariant?: (s: MatmulShape) => MatmulVariant; grads?: boolean } =
-    {},
+  opts: {
+    adapterClass?: "cpu" | "gpu";
+    matmulVariant?: (s: MatmulShape) => MatmulVariant;
+    grads?: boolean;
+    fuse?: boolean;
+  } = {},
 ): Plan {
   const all = toposort(Object.values(outputs));
   const paramNodes = all.filter((n): n is Node<"param"> => n.op === "param");
@@ -162,7 +182,11 @@ export function compileGraph(
   });
   const leaves = new Map<number, Location>(paramNodes.map((n, i) => [n.id, at("params", params[i]!)]));
   const adapterClass = opts.adapterClass ?? "cpu";
-  const matmulVariant = (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s);
+  const lowerOpts = {
+    matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
+    attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
+    fuse: opts.fuse ?? true,
+  };
   const outs = Object.entries(outputs).map(([name, node]) => ({ name, node }));
   const kernels: Kernel[] = [];
   const entries: Record<string, EntryPlan> = {};
@@ -177,11 +201,11 @@ export function compileGraph(
       flops: lowered.kernels.reduce((s, k) => s + k.flops, 0),
     };
   };
-  add("forward", lowerEntry({ outputs: outs, inputs, placed: [], leaves }, { matmulVariant, prefix: "f" }));
+  add("forward", lowerEntry({ outputs: outs, inputs, placed: [], leaves }, { ...lowerOpts, prefix: "f" }));
   if (opts.grads) {
     const g = grad(outputs.loss!, paramNodes);
     const placed = g.map((node, i) => ({ node, at: at("grads", params[i]!) }));
-    add("gradients", lowerEntry({ outputs: outs, inputs, placed, leaves }, { matmulVariant, prefix: "g" }));
+    add("gradients", lowerEntry({ outputs: outs, inputs, placed, leaves }, { ...lowerOpts, prefix: "g" }));
   }
   const count = Math.max(offset, 1);
   const actWords = Math.max(1, ...Object.values(entries).map((e) => e.peakBytes / 4));

@@ -1,5 +1,6 @@
 import { type DType, fmtShape, type Node, normalize, type Op, size, SpecError, toposort } from "./ir/mod.ts";
 import { normalFromWords, randomWords, uniformFromWord } from "./philox.ts";
+import { attentionGradRule, attentionRule } from "./attention_interpreter.ts";
 
 /**
  * The reference interpreter: plain TypeScript, f64 arithmetic, one rule per op. It is the oracle
@@ -255,6 +256,9 @@ export const INTERPRETER: { readonly [O in Op]: Rule<O> } = {
     });
     return out;
   },
+  attention: (n, src) => attentionRule(n, src),
+  attention_grad_q: (n, src) => attentionGradRule(n, src, "q"),
+  attention_grad_kv: (n, src) => attentionGradRule(n, src, "kv"),
 };
 
 /** Evaluates `outputs` (and everything they need) with the reference interpreter. */

@@ -1,4 +1,14 @@
-import { ALL_OPS, fmtShape, type Node, type Op, type OpArgs, OPS, toposort } from "./ir/mod.ts";
+import {
+  ALL_OPS,
+  type AttentionArg,
+  describeMask,
+  fmtShape,
+  type Node,
+  type Op,
+  type OpArgs,
+  OPS,
+  toposort,
+} from "./ir/mod.ts";
 
 export interface PrintOptions {
   /** Append `# file:line:col` of the spec line that built each node (default true). */
@@ -63,6 +73,7 @@ function num(x: number): string {
 }
 
 const none = () => "";
+const attentionText = (a: AttentionArg) => `mask=${describeMask(a.mask)} scale=${num(a.scale)}`;
 
 /**
  * What each op shows besides its sources and result type. Args that the result type already says
@@ -113,4 +124,7 @@ const ARG_TEXT: { readonly [O in Op]: (arg: OpArgs[O]) => string } = {
   concat: (a) => `axis=${a.axis}`,
   gather: none,
   scatter_add: none,
+  attention: (a) => attentionText(a),
+  attention_grad_q: (a) => attentionText(a),
+  attention_grad_kv: (a) => attentionText(a),
 };

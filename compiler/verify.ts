@@ -1,4 +1,14 @@
-import { DTYPES, fmtShape, IRError, type Node, type Op, type OpArgs, OPS, SHAPE_RULES } from "./ir/mod.ts";
+import {
+  DTYPES,
+  fmtShape,
+  IRError,
+  LAYOUT_FIELDS,
+  type Node,
+  type Op,
+  type OpArgs,
+  OPS,
+  SHAPE_RULES,
+} from "./ir/mod.ts";
 
 /**
  * The IR verifier: checks the invariants every pass may rely on, so tests can run it between passes
@@ -65,6 +75,9 @@ const ARG_FIELDS: { readonly [O in Op]: readonly (keyof OpArgs[O] & string)[] } 
   concat: ["axis"],
   gather: [],
   scatter_add: ["rows"],
+  attention: ["mask", "scale", "fields"],
+  attention_grad_q: ["mask", "scale", "fields"],
+  attention_grad_kv: ["mask", "scale", "fields"],
 };
 
 /** Depth-first with an explicit stack (graphs are deep: one chain per layer). */
@@ -152,9 +165,18 @@ function checkArg(n: Node) {
     const v = arg[k];
     const bad = (what: string) => new IRError(`${where(n)}: arg ${k} = ${JSON.stringify(v)} ${what}`);
     if (v === undefined) throw bad("is missing");
-    // Every numeric arg except a fill value is a size, axis, offset or count.
+    // Every numeric arg except a fill value or a scale is a size, axis, offset or count.
     if (typeof v === "number") {
-      if (k === "value" ? Number.isNaN(v) : !Number.isInteger(v)) throw bad("is not a valid number");
+      const ok = k === "value" ? !Number.isNaN(v) : k === "scale" ? Number.isFinite(v) : Number.isInteger(v);
+      if (!ok) throw bad("is not a valid number");
+    } else if (k === "mask") {
+      if (typeof v !== "object" || v === null || typeof (v as { kind?: unknown }).kind !== "string") {
+        throw bad("is not a mask rule");
+      }
+    } else if (k === "fields") {
+      if (!Array.isArray(v) || !v.every((f) => (LAYOUT_FIELDS as readonly unknown[]).includes(f))) {
+        throw bad(`is not a list of layout fields (${LAYOUT_FIELDS.join(", ")})`);
+      }
     } else if (Array.isArray(v)) {
       if (!v.every(Number.isInteger)) throw bad(`holds a non-integer (${fmtShape(v)})`);
     } else if (k === "dtype") {

@@ -158,4 +158,24 @@ export const VJP: { readonly [O in Op]: VjpRule<O> | "nondifferentiable" } = {
     return [node("scatter_add", [index, ct], { rows: table.shape[0]! }), null];
   },
   scatter_add: (n, ct) => [null, node("gather", [ct, n.src[0]!], null)],
+  // The output packs O and the row log-sum-exp; only O carries a cotangent onwards. FA2 backward:
+  // delta = rowsum(dO * O), then one pass for dQ and one for dK, dV, recomputing probabilities.
+  attention: (n, ct) => {
+    const [q, k, v] = [n.src[0]!, n.src[1]!, n.src[2]!];
+    const fields = n.src.slice(3);
+    const [b, h, t, d1] = n.shape as [number, number, number, number];
+    const d = d1 - 1;
+    const column = (x: Node, from: number, to: number) =>
+      node("slice", [x], { starts: [0, 0, 0, from], ends: [...x.shape.slice(0, 3), to] });
+    const dO = column(ct, 0, d);
+    const o = column(n, 0, d);
+    const lse = node("reshape", [column(n, d, d + 1)], { shape: [b, h, t] });
+    const delta = node("reshape", [node("sum", [mul(dO, o)], { axes: [3] })], { shape: [b, h, t] });
+    const grads = [q, k, v, lse, dO, delta, ...fields];
+    const dq = node("attention_grad_q", grads, n.arg);
+    const dkv = node("attention_grad_kv", grads, n.arg);
+    return [dq, column(dkv, 0, d), column(dkv, d, 2 * d), ...fields.map(() => null)];
+  },
+  attention_grad_q: "nondifferentiable",
+  attention_grad_kv: "nondifferentiable",
 };

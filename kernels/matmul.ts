@@ -43,10 +43,10 @@ const CPU_CANDIDATES: readonly MatmulVariant[] = [
 ];
 
 const GPU_CANDIDATES: readonly MatmulVariant[] = [
+  { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 8 },
   { kind: "shared", tile: 64, tm: 4, tn: 4, tk: 16 },
   { kind: "shared", tile: 64, tm: 4, tn: 4, tk: 8 },
-  { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 8 },
-  { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 16 },
+  { kind: "shared", tile: 64, tm: 8, tn: 8, tk: 8 },
   { kind: "shared", tile: 32, tm: 2, tn: 2, tk: 16 },
   { kind: "register", tm: 4, tn: 4, wgX: 16, wgY: 16 },
 ];

@@ -14,7 +14,7 @@ import {
 type RegisterVariant = Extract<MatmulVariant, { kind: "register" }>;
 
 /** k is unrolled by this much; the remainder is emitted as straight-line steps. */
-const UNROLL = 4;
+const UNROLL = Number(Deno.env.get("MM_UNROLL") ?? 4);
 
 /**
  * Barrier-free matmul: thread (x, y) of a wgX x wgY workgroup accumulates C[row_r, col_c] for
@@ -51,7 +51,7 @@ ${
   const wgsl = `${io.declarations}
 
 ${entryHeader([v.wgX, v.wgY], g)}
-  let ${P}row_base = ${P}tile_row * ${u32(rows)} + ${P}lid.y;
+  let ${P}row_base = ${P}tile_row * ${u32(rows)}${v.wgY === 1 ? "" : ` + ${P}lid.y`};
   let ${P}col_base = ${P}tile_col * ${u32(cols)} + ${P}lid.x;
 ${rs.map((r) => `  let ${P}row${r} = min(${P}row_base + ${u32(r * v.wgY)}, ${u32(m - 1)});`).join("\n")}
 ${cs.map((c) => `  let ${P}col${c} = min(${P}col_base + ${u32(c * v.wgX)}, ${u32(n - 1)});`).join("\n")}

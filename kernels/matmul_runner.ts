@@ -40,9 +40,18 @@ export async function prepareKernel(
     throw new Error(`kernel ${kernel.name} does not compile:\n${lines}\n${kernel.wgsl}`);
   }
   device.pushErrorScope("validation");
+  // An explicit layout, so a binding the WGSL happens not to use still binds.
+  const layout = device.createBindGroupLayout({
+    label: kernel.name,
+    entries: kernel.bindings.map((b) => ({
+      binding: b.binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+    })),
+  });
   const pipeline = await device.createComputePipelineAsync({
     label: kernel.name,
-    layout: "auto",
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
     compute: { module, entryPoint: "main" },
   });
   const entries = kernel.bindings.map((b) => {
@@ -50,7 +59,7 @@ export async function prepareKernel(
     if (!buffer) throw new Error(`kernel ${kernel.name} binds buffer "${b.buffer}", which was not created`);
     return { binding: b.binding, resource: { buffer } };
   });
-  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  const bindGroup = device.createBindGroup({ layout, entries });
   const error = await device.popErrorScope();
   if (error) throw new Error(`kernel ${kernel.name}: ${error.message}`);
   return { kernel, pipeline, bindGroup };

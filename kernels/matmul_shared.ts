@@ -35,6 +35,8 @@ export function sharedMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
   const acc = (r: number, c: number) => `${P}acc_${r}_${c}`;
   const perThread = Math.ceil((tile * tk) / threads);
   const ragged = (tile * tk) % threads !== 0;
+  // Neighbouring threads store neighbouring k of one row; the pad puts them in different banks.
+  const aStride = tile + 1;
 
   // Guards are emitted only where the shape does not divide evenly; the clamps keep loads in range.
   const guarded = (value: string, conds: string[]) =>
@@ -48,7 +50,7 @@ export function sharedMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
   const loadA = (e: string) => [
     `let ${P}i = ${P}tile_row * ${u32(tile)} + ${e} / ${u32(tk)};`,
     `let ${P}kk = ${P}k0 + ${e} % ${u32(tk)};`,
-    `${P}as[(${e} % ${u32(tk)}) * ${u32(tile)} + ${e} / ${u32(tk)}] = ${
+    `${P}as[(${e} % ${u32(tk)}) * ${u32(aStride)} + ${e} / ${u32(tk)}] = ${
       guarded(io.loadA(b, `min(${P}i, ${u32(m - 1)})`, `min(${P}kk, ${u32(k - 1)})`), [
         ...(m % tile ? [`${P}i < ${u32(m)}`] : []),
         ...(k % tk ? [`${P}kk < ${u32(k)}`] : []),
@@ -67,7 +69,7 @@ export function sharedMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
   ];
   const compute = range(tk).map((kk) =>
     [
-      ...range(tm).map((r) => `let ${P}a${r} = ${P}as[${u32(kk * tile + r * ty)} + ${P}lid.y];`),
+      ...range(tm).map((r) => `let ${P}a${r} = ${P}as[${u32(kk * aStride + r * ty)} + ${P}lid.y];`),
       ...range(tn).map((c) => `let ${P}b${c} = ${P}bs[${u32(kk * tile + c * tx)} + ${P}lid.x];`),
       ...range(tm).flatMap((r) =>
         range(tn).map((c) => `${acc(r, c)} = fma(${P}a${r}, ${P}b${c}, ${acc(r, c)});`)
@@ -77,7 +79,7 @@ export function sharedMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
 
   const wgsl = `${io.declarations}
 
-var<workgroup> ${P}as: array<f32, ${tile * tk}>; // [tk, tile]: A slice, k-major
+var<workgroup> ${P}as: array<f32, ${tk * aStride}>; // [tk, tile + 1]: A slice, k-major, padded
 var<workgroup> ${P}bs: array<f32, ${tile * tk}>; // [tk, tile]
 
 ${entryHeader([tx, ty], g)}

@@ -3,6 +3,14 @@ import { unflatten } from "./elementwise.ts";
 import { grid, type Kernel } from "./kernel.ts";
 import { libraryFor, literal, type ScalarType } from "./wgsl.ts";
 
+/** The identity of max per type (literal(-Infinity, "i32") would be i32(0)). */
+const LOWEST: Readonly<Record<ScalarType, string>> = {
+  f32: literal(-Infinity, "f32"),
+  i32: "i32(-2147483647 - 1)",
+  u32: "0u",
+  bool: "false",
+};
+
 /**
  * Sum or max over `axes` of an input read through `io.value` (indices over the input shape).
  * Two shapes of kernel: many outputs get one invocation each with a serial loop; few outputs with
@@ -21,7 +29,7 @@ export function reduceKernel(
   const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
   const outputs = outShape.reduce((p, d) => p * d, 1);
   const length = redShape.reduce((p, d) => p * d, 1);
-  const init = op === "sum" ? literal(0, type) : literal(-Infinity, type);
+  const init = op === "sum" ? literal(0, type) : LOWEST[type];
   const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
   const out = unflatten("o", outShape, "o");
   const red = unflatten("r", redShape, "r");

@@ -99,12 +99,20 @@ export function scaleIndex(index: string, stride: number): string {
  * Device functions a kernel may call; the generator includes those whose name appears in its body.
  * erf: Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7, below f32 resolution of the result).
  * philox: Philox 4x32-10 with 16-bit-half products, the twin of compiler/philox.ts.
+ * pow_f32: WGSL's pow is exp2(b * log2(a)), undefined for a < 0 and NaN for pow(0, 0); a negative
+ *   base has a real power for an integer exponent (x^3 in tanh-GELU), negated when it is odd.
  */
 export const LIBRARY: Readonly<Record<string, string>> = {
   erf_f32: `fn erf_f32(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * abs(x));
   let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
   return select(-y, y, x >= 0.0);
+}`,
+  pow_f32: `fn pow_f32(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a >= 0.0 || trunc(b) != b) { return pow(a, b); }
+  let m = pow(-a, b);
+  return select(m, -m, fract(0.5 * b) != 0.0);
 }`,
   mulhi32: `fn mulhi32(a: u32, b: u32) -> u32 {
   let ah = a >> 16u; let al = a & 0xffffu; let bh = b >> 16u; let bl = b & 0xffffu;

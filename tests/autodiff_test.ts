@@ -15,6 +15,7 @@ import {
 } from "../compiler/ir/mod.ts";
 import { concat, scatterAdd, where } from "../spec/functions.ts";
 import { Tensor } from "../spec/tensor.ts";
+import { causal, flashAttention, type Layout, sameDocument, sameSpan } from "../spec/mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // seeded inputs
@@ -67,6 +68,9 @@ class Fixture {
     this.params[path] = sample(size(shape), this.rand);
     this.wrt.push(p);
     return new Tensor(p);
+  }
+  param4(shape: readonly [number, number, number, number]): Tensor<"f32", 4> {
+    return this.param(shape) as Tensor<"f32", 4>;
   }
   input<D extends DType>(shape: readonly number[], dtype: D, values: number[]): Tensor<D> {
     const name = `${this.name}.in${Object.keys(this.inputs).length}`;
@@ -234,6 +238,49 @@ const CASES: Partial<Record<Op, Case[]>> = {
     {
       name: "[3] out of range",
       build: (f) => scatterAdd(f.input([3], "i32", [0, 4, -2]), f.param([3]), 2),
+    },
+  ],
+  attention: [
+    {
+      name: "causal, [1,2,5,3]",
+      build: (f) =>
+        flashAttention(
+          f.param4([1, 2, 5, 3]),
+          f.param4([1, 2, 5, 3]),
+          f.param4([1, 2, 5, 3]),
+          causal(),
+          {} as Layout,
+        ),
+    },
+    {
+      name: "Transfusion mask over text, an image and padding, [2,1,6,2]",
+      build: (f) => {
+        // row 0: text, text, image, image, text, pad; row 1: image, image, text, text (doc 0), text (doc 1), pad
+        const layout = {
+          doc: f.input([2, 6], "i32", [0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 1, -1]),
+          modality: f.input([2, 6], "i32", [0, 0, 1, 1, 0, -1, 1, 1, 0, 0, 0, -1]),
+          span: f.input([2, 6], "i32", [-1, -1, 0, 0, -1, -1, 0, 0, -1, -1, -1, -1]),
+        } as unknown as Layout;
+        const mask = sameDocument().and(causal().or(sameSpan("image")));
+        return flashAttention(
+          f.param4([2, 1, 6, 2]),
+          f.param4([2, 1, 6, 2]),
+          f.param4([2, 1, 6, 2]),
+          mask,
+          layout,
+        );
+      },
+    },
+    {
+      name: "2 queries against 5 cached keys",
+      build: (f) =>
+        flashAttention(
+          f.param4([1, 1, 2, 2]),
+          f.param4([1, 1, 5, 2]),
+          f.param4([1, 1, 5, 2]),
+          causal(),
+          {} as Layout,
+        ),
     },
   ],
 };

@@ -227,6 +227,31 @@ Deno.test("interpreter: every op against hand-computed values", async (s) => {
     expect(node("scatter_add", [index, updates], { rows: 3 }), "f32", [3, 2], [6, 8, 0, 0, 3, 4]);
   });
 
+  await s.step("attention and its backward ops, worked by hand", () => {
+    // B = H = 1, T = S = 2, D = 1, scale 1, causal. q = [1, 1], k = [0, ln 3], v = [10, 20].
+    // Row 0 sees key 0 only: o = 10, lse = 0. Row 1: weights 1 : 3, o = (10 + 3 * 20) / 4, lse = ln 4.
+    const arg = { mask: { kind: "causal" } as const, scale: 1, fields: [] };
+    const [q, k, v] = [
+      f32([1, 1, 2, 1], [1, 1]),
+      f32([1, 1, 2, 1], [0, Math.log(3)]),
+      f32([1, 1, 2, 1], [10, 20]),
+    ];
+    // f64 rounding of exp/log: 1e-12 is far below anything a wrong formula would give
+    expect(node("attention", [q, k, v], arg), "f32", [1, 1, 2, 2], [10, 0, 17.5, Math.log(4)], 1e-12);
+    // dO = [1, 1], delta = dO . O = [10, 17.5]. Row 1: dS = p (dO . v - delta) = [1/4 (10 - 17.5), 3/4 (20 - 17.5)].
+    const grads = [
+      q,
+      k,
+      v,
+      f32([1, 1, 2], [0, Math.log(4)]),
+      f32([1, 1, 2, 1], [1, 1]),
+      f32([1, 1, 2], [10, 17.5]),
+    ];
+    expect(node("attention_grad_q", grads, arg), "f32", [1, 1, 2, 1], [0, 1.875 * Math.log(3)], 1e-12);
+    // dK = sum_i dS q_i, dV = sum_i p dO_i, side by side per key: [dk0, dv0, dk1, dv1]
+    expect(node("attention_grad_kv", grads, arg), "f32", [1, 1, 2, 2], [-1.875, 1.25, 1.875, 0.75], 1e-12);
+  });
+
   await s.step("random: Philox words, determinism, streams, ranges, moments", () => {
     // seed [0, 0], stream 0, element 0 is Philox at counter 0 and key 0: the published test vector
     const zero = u32([2], [0, 0]);

@@ -1,4 +1,17 @@
 import type { DType } from "./dtype.ts";
+import type { LayoutField, MaskExpr } from "./mask.ts";
+
+/**
+ * What the attention ops carry: the mask as a rule over layout fields (evaluated in the kernel,
+ * never materialized), the score scale, and which layout fields follow q, k, v in `src` (each i32
+ * [B, S]). Queries are the last T of the S key positions (T = S in training; T < S when decoding
+ * against a cache).
+ */
+export interface AttentionArg {
+  readonly mask: MaskExpr;
+  readonly scale: number;
+  readonly fields: readonly LayoutField[];
+}
 
 /**
  * The primitive set. Every stage of the compiler keys a rule table by `Op` with a mapped type
@@ -60,6 +73,15 @@ export interface OpArgs {
   gather: null;
   /** Adjoint of gather: src [index: int[...i], updates: [...i, ...rest]] -> [rows, ...rest]. */
   scatter_add: { rows: number };
+  /**
+   * Flash attention: src [q [B,H,T,D], k [B,H,S,D], v [B,H,S,D], ...fields] -> [B,H,T,D+1]: the
+   * output and, in the last column, each row's log-sum-exp (what the backward pass needs).
+   */
+  attention: AttentionArg;
+  /** dQ: src [q, k, v, lse [B,H,T], dO [B,H,T,D], delta [B,H,T], ...fields] -> [B,H,T,D]. */
+  attention_grad_q: AttentionArg;
+  /** dK and dV side by side: same src as attention_grad_q -> [B,H,S,2D]. */
+  attention_grad_kv: AttentionArg;
 }
 
 export type Op = keyof OpArgs;
@@ -72,7 +94,8 @@ export type OpKind =
   | "reduce"
   | "contraction"
   | "movement"
-  | "index";
+  | "index"
+  | "attention";
 
 export interface OpInfo {
   kind: OpKind;
@@ -142,6 +165,20 @@ export const OPS: { readonly [O in Op]: OpInfo } = {
   concat: { kind: "movement", arity: "many", differentiable: true, doc: "join along an axis" },
   gather: { kind: "index", arity: 2, differentiable: true, doc: "rows of a table by index" },
   scatter_add: { kind: "index", arity: 2, differentiable: true, doc: "add rows into a table by index" },
+  attention: { kind: "attention", arity: "many", differentiable: true, doc: "masked attention (flash)" },
+  // Second derivatives through attention are not supported: the backward ops have no VJP.
+  attention_grad_q: {
+    kind: "attention",
+    arity: "many",
+    differentiable: false,
+    doc: "attention backward: dQ",
+  },
+  attention_grad_kv: {
+    kind: "attention",
+    arity: "many",
+    differentiable: false,
+    doc: "attention backward: dK, dV",
+  },
 };
 
 export const ALL_OPS = Object.keys(OPS) as Op[];

@@ -1,7 +1,7 @@
 import { type DType, isFloat } from "./dtype.ts";
 import { ShapeMismatch } from "./errors.ts";
 import type { Node } from "./node.ts";
-import type { Op, OpArgs } from "./ops.ts";
+import type { AttentionArg, Op, OpArgs } from "./ops.ts";
 
 type Type = { shape: readonly number[]; dtype: DType };
 type ShapeRule<O extends Op> = (src: readonly Node[], arg: OpArgs[O]) => Type;
@@ -94,6 +94,51 @@ const reduce: ShapeRule<"sum" | "reduce_max"> = (src, arg) => {
   if (x.dtype === "bool") fail(`cannot reduce ${describe(x)}; cast it first`);
   return { shape: x.shape.map((d, i) => (arg.axes.includes(i) ? 1 : d)), dtype: x.dtype };
 };
+
+/** q, k, v of one attention op and its layout fields; returns [B, H, T, S, D]. */
+function attentionOperands(src: readonly Node[], arg: AttentionArg, extra: number): number[] {
+  const [q, k, v] = [src[0]!, src[1]!, src[2]!];
+  if (src.length !== 3 + extra + arg.fields.length) {
+    fail(
+      `expects ${3 + extra} tensors and ${arg.fields.length} layout field(s) (${
+        arg.fields.join(", ")
+      }), got ${src.length}`,
+    );
+  }
+  for (const [name, x] of [["q", q], ["k", k], ["v", v]] as const) {
+    if (x.dtype !== "f32" || x.shape.length !== 4) {
+      fail(`${name} must be f32 [B, H, T, D], got ${describe(x)}`);
+    }
+  }
+  const [b, h, t, d] = q.shape as [number, number, number, number];
+  const s = k.shape[2]!;
+  if (!sameShape(k.shape, [b, h, s, d]) || !sameShape(v.shape, [b, h, s, d])) {
+    fail(
+      `k and v must be [${b}, ${h}, S, ${d}] like q ${describe(q)}, got ${describe(k)} and ${describe(v)}`,
+    );
+  }
+  if (t > s) fail(`${t} queries but only ${s} keys: queries are the last T of the S positions`);
+  if (!Number.isFinite(arg.scale)) fail(`the scale must be finite, got ${arg.scale}`);
+  src.slice(3 + extra).forEach((f, i) => {
+    if (f.dtype !== "i32" || !sameShape(f.shape, [b, s])) {
+      fail(`layout field ${arg.fields[i]} must be i32 [${b}, ${s}], got ${describe(f)}`);
+    }
+  });
+  return [b, h, t, s, d];
+}
+
+function attentionBackward(src: readonly Node[], arg: AttentionArg): number[] {
+  const dims = attentionOperands([...src.slice(0, 3), ...src.slice(6)], arg, 0);
+  const [b, h, t, , d] = dims as [number, number, number, number, number];
+  const [lse, dO, delta] = [src[3]!, src[4]!, src[5]!];
+  if (!sameShape(lse.shape, [b, h, t]) || !sameShape(delta.shape, [b, h, t])) {
+    fail(`lse and delta must be f32 [${b}, ${h}, ${t}], got ${describe(lse)} and ${describe(delta)}`);
+  }
+  if (!sameShape(dO.shape, [b, h, t, d])) {
+    fail(`dO must be f32 [${b}, ${h}, ${t}, ${d}], got ${describe(dO)}`);
+  }
+  return dims;
+}
 
 /** The exhaustive table: a new op is a type error here until it has a rule. */
 export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
@@ -237,6 +282,18 @@ export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
       fail(`updates ${describe(upd)} must start with the index shape ${describe(idx)}`);
     }
     return { shape: [arg.rows, ...upd.shape.slice(idx.shape.length)], dtype: upd.dtype };
+  },
+  attention: (src, arg) => {
+    const [b, h, t, , d] = attentionOperands(src, arg, 0) as [number, number, number, number, number];
+    return { shape: [b, h, t, d + 1], dtype: "f32" };
+  },
+  attention_grad_q: (src, arg) => {
+    const [b, h, t, , d] = attentionBackward(src, arg) as [number, number, number, number, number];
+    return { shape: [b, h, t, d], dtype: "f32" };
+  },
+  attention_grad_kv: (src, arg) => {
+    const [b, h, , s, d] = attentionBackward(src, arg) as [number, number, number, number, number];
+    return { shape: [b, h, s, 2 * d], dtype: "f32" };
   },
 };
 

@@ -22,6 +22,11 @@ export class Ix {
     return new Ix(shape, undefined, axes);
   }
 
+  /** A textual key for memoizing reads at this position. */
+  key(): string {
+    return this.flatExpr ?? this.axesExpr!.join(",");
+  }
+
   flat(): string {
     if (this.flatExpr === undefined) {
       const strides = rowMajorStrides(this.shape);

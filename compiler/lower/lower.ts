@@ -4,11 +4,14 @@ import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts
 import { reduceKernel } from "../../kernels/reduce.ts";
 import { scatterAddKernel } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
-import { loadWord, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import type { AttentionShape, AttentionVariant } from "../../kernels/flash_attention.ts";
+import { libraryFor, loadWord, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
 import type { Step, TensorSlot } from "../plan.ts";
 import { Ix } from "./index.ts";
 import { planMemory } from "./memory.ts";
-import { LOWERING, type ValueContext } from "./values.ts";
+import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
+import { emitAttention } from "./attention.ts";
+import { chooseMaterialized } from "../passes/fusion.ts";
 
 /** Where a stored tensor lives: a word offset in a named arena. */
 export interface Location {
@@ -28,7 +31,10 @@ export interface EntryGraph {
 
 export interface LowerOptions {
   readonly prefix: string;
+  /** Fuse elementwise work into its readers and matmul epilogues (default); false: one kernel per op. */
+  readonly fuse?: boolean;
   readonly matmulVariant: (shape: MatmulShape) => MatmulVariant;
+  readonly attentionVariant: (shape: AttentionShape) => AttentionVariant;
   /** Words at the bottom of `act` that this entry must not use. */
   readonly reservedWords?: number;
 }
@@ -44,8 +50,10 @@ export interface LoweredEntry {
 /** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
 interface Task {
   readonly node: Node;
-  readonly kind: "elementwise" | "reduce" | "matmul" | "scatter";
+  readonly kind: KernelKind;
   readonly copy: boolean;
+  /** For an epilogue-fused matmul: the matmul whose result `node`'s expression consumes. */
+  readonly matmul?: Node;
   /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
   at?: Location;
   readonly reads: Node[];
@@ -60,9 +68,9 @@ const TASK_ID = 1 << 30;
 export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry {
   const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
   const order = toposort(roots);
-  const isKernel = (n: Node) => LOWERING[n.op].kernel !== null;
+  const { stored, epilogues } = chooseMaterialized(order, new Set(roots.map((r) => r.id)), opts.fuse ?? true);
   const location = new Map<number, Location>(graph.leaves);
-  const isStored = (n: Node) => location.has(n.id) || n.op === "input" || isKernel(n);
+  const isStored = (n: Node) => location.has(n.id) || n.op === "input" || stored.has(n.id);
 
   // Reads of a kernel: the stored tensors its inline value reaches.
   const readsOf = (start: readonly Node[]): Node[] => {
@@ -80,8 +88,17 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   const producer = new Map<number, Task>();
   for (const n of order) {
     const kind = LOWERING[n.op].kernel;
-    if (kind === null) continue;
-    const task: Task = { node: n, kind, copy: false, reads: readsOf(n.src) };
+    if (kind === null || !stored.has(n.id)) continue;
+    const matmul = epilogues.get(n.id);
+    const task: Task = matmul
+      ? {
+        node: n,
+        kind: "matmul",
+        copy: false,
+        matmul,
+        reads: readsOf([...matmul.src, ...n.src]).filter((r) => r !== matmul),
+      }
+      : { node: n, kind, copy: false, reads: readsOf(n.src) };
     tasks.push(task);
     producer.set(n.id, task);
   }
@@ -159,7 +176,7 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   };
 }
 
-function emitKernel(
+export function emitKernel(
   task: Task,
   out: Location,
   name: string,
@@ -168,31 +185,25 @@ function emitKernel(
 ): Kernel {
   const n = task.node;
   const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
-  const ctx: ValueContext = {
-    at(m, ix) {
-      const at = location.get(m.id);
-      if (at) {
-        if (!used.has(at.buffer)) used.set(at.buffer, "read");
-        return loadWord(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), scalarType(m.dtype));
-      }
-      const rule = LOWERING[m.op].value as ((n: Node, ix: Ix, ctx: ValueContext) => string) | null;
-      if (!rule) throw new Error(`internal: ${m.op} ${fmtShape(m.shape)} must be stored but has no location`);
-      return rule(m, ix, ctx);
-    },
-  };
+  const fns = new FunctionWriter(location, used, task.matmul);
   const type = scalarType(n.dtype);
   const store = (flat: string, value: string) =>
     storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
   // Generate the body first (it records the buffers used), then the bindings.
-  const io = { declarations: "", bindings: [] as KernelBinding[], store };
-  const finish = (): Pick<typeof io, "declarations" | "bindings"> => {
+  const finish = (k: Kernel): Kernel => {
     const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
       binding: i,
       buffer,
       access,
     }));
-    return { bindings, declarations: bindings.map(bindingDecl).join("\n") };
+    // Library functions (erf, philox, ...) are called from the helper functions, so add them here.
+    const library = libraryFor(fns.functions.join("\n"));
+    const header = [bindings.map(bindingDecl).join("\n"), library, ...fns.functions].filter(Boolean).join(
+      "\n\n",
+    );
+    return { ...k, wgsl: `${header}\n\n${k.wgsl.trimStart()}`, bindings };
   };
+  const io = { declarations: "", bindings: [] as KernelBinding[], store };
   const readBytes = task.reads.reduce((s, r) => s + 4 * size(r.shape), 0);
   const meta = (flops: number): KernelMeta => ({
     doc: describe(n),
@@ -205,68 +216,175 @@ function emitKernel(
     bytes: readBytes + 4 * size(n.shape),
   });
   // A copy reads the node where it is stored (or computes it inline); a kernel computes its own op.
-  const rule = LOWERING[n.op].value as ((n: Node, ix: Ix, ctx: ValueContext) => string) | null;
-  const self = (ix: Ix) => (task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx));
+  const self = (ctx: ValueContext, ix: Ix) => {
+    const rule = LOWERING[n.op].value as ValueRule | null;
+    return task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx);
+  };
 
   switch (task.kind) {
     case "elementwise": {
       // The kernel's own index is flat; elementwise chains and reshapes pass it through undivided.
-      const value = () => self(Ix.flat(n.shape, "flat"));
-      return withBindings(elementwiseKernel(name, n.shape, { ...io, value }, meta(size(n.shape))), finish());
+      const f = fns.define("value_at", [["flat", "u32"]], type, (ctx) => self(ctx, Ix.flat(n.shape, "flat")));
+      return finish(
+        elementwiseKernel(name, n.shape, { ...io, value: () => `${f}(flat)` }, meta(size(n.shape))),
+      );
     }
     case "reduce": {
       const src = n.src[0]!;
       const axes = (n.arg as { axes: readonly number[] }).axes;
-      const k = reduceKernel(
-        name,
-        src.shape,
-        axes,
-        n.op === "sum" ? "sum" : "max",
+      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
+      const f = fns.define(
+        "value_at",
+        params,
         type,
-        { ...io, value: (idx) => ctx.at(src, Ix.axes(src.shape, idx)) },
-        meta(size(src.shape)),
+        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
       );
-      return withBindings(k, finish());
+      const op = n.op === "sum" ? "sum" : "max";
+      const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
+      return finish(reduceKernel(name, src.shape, axes, op, type, { ...io, value }, meta(size(src.shape))));
     }
     case "matmul": {
-      const [a, b] = [n.src[0]!, n.src[1]!];
-      const r = n.shape.length;
-      const batchShape = n.shape.slice(0, r - 2);
+      const mm = task.matmul ?? n;
+      const [a, b] = [mm.src[0]!, mm.src[1]!];
+      const r = mm.shape.length;
+      const batchShape = mm.shape.slice(0, r - 2);
       const shape: MatmulShape = {
         batch: size(batchShape),
-        m: n.shape[r - 2]!,
-        n: n.shape[r - 1]!,
+        m: mm.shape[r - 2]!,
+        n: mm.shape[r - 1]!,
         k: a.shape[r - 1]!,
       };
       const batchAxes = (bi: string) => Ix.flat(batchShape, bi).axes();
+      const ijk: [string, string][] = [["bi", "u32"], ["i", "u32"], ["j", "u32"]];
+      const loadA = fns.define(
+        "load_a",
+        ijk,
+        "f32",
+        (ctx) => ctx.at(a, Ix.axes(a.shape, [...batchAxes("bi"), "i", "j"])),
+      );
+      const loadB = fns.define(
+        "load_b",
+        ijk,
+        "f32",
+        (ctx) => ctx.at(b, Ix.axes(b.shape, [...batchAxes("bi"), "i", "j"])),
+      );
+      // The epilogue computes `n` at the stored element's flat index from the accumulator `acc`.
+      const epilogue = task.matmul
+        ? fns.define(
+          "epilogue",
+          [["acc", "f32"], ["flat", "u32"]],
+          type,
+          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        )
+        : undefined;
       const k = matmulKernel(name, shape, {
         declarations: "",
         bindings: [],
-        loadA: (bi, i, kk) => ctx.at(a, Ix.axes(a.shape, [...batchAxes(bi), i, kk])),
-        loadB: (bi, kk, j) => ctx.at(b, Ix.axes(b.shape, [...batchAxes(bi), kk, j])),
-        store: (bi, i, j, v) =>
-          store(sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]), v),
+        loadA: (bi, i, kk) => `${loadA}(${bi}, ${i}, ${kk})`,
+        loadB: (bi, kk, j) => `${loadB}(${bi}, ${kk}, ${j})`,
+        store: (bi, i, j, v) => {
+          const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
+          return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
+        },
       }, opts.matmulVariant(shape));
-      return withBindings({ ...k, doc: describe(n), bytes: meta(0).bytes }, finish());
+      const ops = task.matmul
+        ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
+        : ["matmul"];
+      const doc = task.matmul ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
+      return finish({ ...k, doc, ops, bytes: meta(0).bytes });
     }
     case "scatter": {
       const [index, updates] = [n.src[0]!, n.src[1]!];
       const rows = n.shape[0]!;
       const cols = size(n.shape.slice(1));
       const count = size(index.shape);
+      const fi = fns.define(
+        "scatter_index",
+        [["i", "u32"]],
+        "i32",
+        (ctx) => `i32(${ctx.at(index, Ix.flat(index.shape, "i"))})`,
+      );
+      const fu = fns.define(
+        "scatter_update",
+        [["i", "u32"], ["c", "u32"]],
+        type,
+        (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
+      );
       const k = scatterAddKernel(name, rows, cols, count, type, {
         ...io,
-        index: (i) => `i32(${ctx.at(index, Ix.flat(index.shape, i))})`,
-        update: (i, c) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`${i} * ${cols}u`, c]))),
+        index: (i) => `${fi}(${i})`,
+        update: (i, c) => `${fu}(${i}, ${c})`,
       }, meta(rows * cols * count));
-      return withBindings(k, finish());
+      return finish(k);
     }
+    case "attention":
+    case "attention_grad_q":
+    case "attention_grad_kv":
+      return finish(emitAttention(name, n, task.kind, out, fns, opts.attentionVariant));
   }
 }
 
-/** Rebuilds the WGSL header now that the body has recorded which buffers it touches. */
-function withBindings(k: Kernel, b: { declarations: string; bindings: KernelBinding[] }): Kernel {
-  return { ...k, wgsl: `${b.declarations}\n\n${k.wgsl.trimStart()}`, bindings: b.bindings };
+type ValueRule = (n: Node, ix: Ix, ctx: ValueContext) => string;
+
+/**
+ * Writes the WGSL helper functions a kernel reads its inputs through. Inside one function every
+ * value is bound once to a `let` (keyed by node and index), so a tensor read twice by an inlined
+ * expression is loaded and computed once, and the text grows with the graph, not with its paths.
+ */
+export class FunctionWriter {
+  readonly functions: string[] = [];
+
+  constructor(
+    private readonly location: ReadonlyMap<number, Location>,
+    private readonly used: Map<string, "read" | "read_write">,
+    /** The matmul whose value is the epilogue's `acc` parameter. */
+    private readonly accumulator: Node | undefined,
+  ) {}
+
+  /** Adds a function written by hand (one that loops, for instance). */
+  raw(text: string): void {
+    this.functions.push(text);
+  }
+
+  define(
+    name: string,
+    params: readonly [string, string][],
+    ret: string,
+    body: (ctx: ValueContext) => string,
+  ): string {
+    const lines: string[] = [];
+    const memo = new Map<string, string>();
+    const bind = (key: string, expr: string) => {
+      let v = memo.get(key);
+      if (v === undefined) {
+        v = `v${memo.size}`;
+        lines.push(`  let ${v} = ${expr};`);
+        memo.set(key, v);
+      }
+      return v;
+    };
+    const ctx: ValueContext = {
+      at: (m, ix) => {
+        if (m === this.accumulator) return "acc";
+        const key = `${m.id}@${ix.key()}`;
+        const at = this.location.get(m.id);
+        if (at) {
+          if (!this.used.has(at.buffer)) this.used.set(at.buffer, "read");
+          return bind(key, loadWord(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), scalarType(m.dtype)));
+        }
+        const rule = LOWERING[m.op].value as ValueRule | null;
+        if (!rule) {
+          throw new Error(`internal: ${m.op} ${fmtShape(m.shape)} must be stored but has no location`);
+        }
+        if (m.op === "const") return rule(m, ix, ctx);
+        return memo.get(key) ?? bind(key, rule(m, ix, ctx));
+      },
+    };
+    const result = body(ctx);
+    const signature = params.map(([p, t]) => `${p}: ${t}`).join(", ");
+    this.functions.push(`fn ${name}(${signature}) -> ${ret} {\n${lines.join("\n")}\n  return ${result};\n}`);
+    return name;
+  }
 }
 
 function describe(n: Node): string {
@@ -282,6 +400,7 @@ function inlineOps(n: Node, location: Map<number, Location>): string[] {
     const m = stack.pop()!;
     if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
     ops.push(m.op);
+    if (m.op === "matmul") continue; // an epilogue's accumulator: its operands are loads
     stack.push(...m.src);
   }
   return ops;

@@ -2,6 +2,15 @@ import { type Node, type Op, size } from "../ir/mod.ts";
 import { literal, scalarType, sumIndex } from "../../kernels/wgsl.ts";
 import { Ix } from "./index.ts";
 
+export type KernelKind =
+  | "elementwise"
+  | "reduce"
+  | "matmul"
+  | "scatter"
+  | "attention"
+  | "attention_grad_q"
+  | "attention_grad_kv";
+
 /** What the value rules ask of the code generator. */
 export interface ValueContext {
   /** WGSL value of `n` at `ix`: a load when `n` is stored, its value rule otherwise. */
@@ -17,7 +26,7 @@ type ValueRule<O extends Op> = (n: Node<O>, ix: Ix, ctx: ValueContext) => string
  * must be materialized (reductions, matmul, scatter) and is read from memory.
  */
 export interface Lowering<O extends Op> {
-  readonly kernel: "elementwise" | "reduce" | "matmul" | "scatter" | null;
+  readonly kernel: KernelKind | null;
   readonly value: ValueRule<O> | null;
 }
 
@@ -27,7 +36,13 @@ const ew = <O extends Op>(f: (args: string[], n: Node<O>) => string): Lowering<O
   value: (n, ix, ctx) => f(n.src.map((s) => ctx.at(s, ix)), n),
 });
 const fn1 = (name: string) => ew(([a]) => `${name}(${a})`);
+const fn2 = (name: string) => ew(([a, b]) => `${name}(${a}, ${b})`);
 const op2 = (sym: string) => ew(([a, b]) => `(${a} ${sym} ${b})`);
+/** WGSL orders no bools, so bool operands are compared as 0 / 1. */
+const compare = (sym: string) =>
+  ew(([a, b], n) =>
+    n.src[0]!.dtype === "bool" ? `(select(0u, 1u, ${a}) ${sym} select(0u, 1u, ${b}))` : `(${a} ${sym} ${b})`
+  );
 
 function castExpr(value: string, from: string, to: string): string {
   if (from === to) return value;
@@ -56,7 +71,8 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
   iota: { kernel: null, value: (n, ix) => castExpr(ix.axes()[n.arg.axis]!, "u32", t(n)) },
   rand_uniform: random("rand_uniform"),
   rand_normal: random("rand_normal"),
-  neg: ew(([a]) => `(-${a})`),
+  // WGSL has no unary minus on u32; 0 - x wraps as the interpreter does.
+  neg: ew(([a], n) => (n.dtype === "u32" ? `(0u - ${a})` : `(-${a})`)),
   exp: fn1("exp"),
   log: fn1("log"),
   sqrt: fn1("sqrt"),
@@ -74,11 +90,11 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
   sub: op2("-"),
   mul: op2("*"),
   div: op2("/"),
-  pow: ew(([a, b]) => `pow(${a}, ${b})`),
+  pow: fn2("pow_f32"),
   max: ew(([a, b]) => `max(${a}, ${b})`),
   min: ew(([a, b]) => `min(${a}, ${b})`),
-  lt: op2("<"),
-  le: op2("<="),
+  lt: compare("<"),
+  le: compare("<="),
   eq: op2("=="),
   ne: op2("!="),
   and: op2("&&"),
@@ -161,6 +177,9 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
     },
   },
   scatter_add: { kernel: "scatter", value: null },
+  attention: { kernel: "attention", value: null },
+  attention_grad_q: { kernel: "attention_grad_q", value: null },
+  attention_grad_kv: { kernel: "attention_grad_kv", value: null },
 };
 
 /** Elements of a node, for cost accounting. */

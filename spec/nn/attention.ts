@@ -4,13 +4,23 @@ import { module } from "../params.ts";
 import { fail, type Tensor } from "../tensor.ts";
 import { softmax } from "./activations.ts";
 import { linearNoBias } from "./linear.ts";
+import { flashAttention } from "./flash_attention.ts";
+import { Mask, maskDense } from "../mask.ts";
+import type { Layout } from "../layout.ts";
 
 /** The score a disallowed key gets before softmax: finite, so a fully masked row never turns into NaN. */
 export const MASKED_SCORE = -1e9;
 
 export interface AttentionOptions {
-  /** bool [T, T] or [B, T, T], [query, key]; true = may attend. Omitted: every query sees every key. */
-  mask?: Tensor<"bool", number>;
+  /**
+   * Either a mask rule over the layout (with `layout`: the flash-attention op, no [T, T] tensor), or
+   * a bool tensor [T, T] / [B, T, T], [query, key], true = may attend. Omitted: every query sees every key.
+   */
+  mask?: Tensor<"bool", number> | Mask;
+  /** The per-position layout a mask rule reads. */
+  layout?: Layout;
+  /** With a mask rule: evaluate it as a dense [B, T, T] tensor and attend naively (an oracle, a baseline). */
+  dense?: boolean;
   /** Applied to q and k after the head split, [B, H, T, Dh] -> same (e.g. `(t) => rope1d(t, pos)`). */
   rope?: (qk: Tensor<"f32", 4>) => Tensor<"f32", 4>;
 }
@@ -46,13 +56,17 @@ export function attention(dim: number, heads: number, opts: { std?: number; outS
       // [B, T, D] -> [B, H, T, Dh]
       const split = (y: Tensor<"f32", 3>) => y.reshape([b, t, heads, dh]).permute([0, 2, 1, 3]);
       const rope = call.rope ?? ((y) => y);
-      const q = rope(split(p.wq(x))).mul(1 / Math.sqrt(dh));
-      const k = rope(split(p.wk(x)));
-      const v = split(p.wv(x));
-      let scores = q.matmul(k.transpose()); // [B, H, T, T]
-      if (call.mask) scores = where(headsMask(call.mask, b, t), scores, MASKED_SCORE);
-      const out = softmax(scores).matmul(v); // [B, H, T, Dh]
-      return p.wo(out.permute([0, 2, 1, 3]).reshape([b, t, dim]));
+      const [q, k, v] = [rope(split(p.wq(x))), rope(split(p.wk(x))), split(p.wv(x))];
+      const merge = (o: Tensor<"f32", 4>) => p.wo(o.permute([0, 2, 1, 3]).reshape([b, t, dim]));
+      let mask = call.mask;
+      if (mask instanceof Mask) {
+        if (!call.layout) fail("attention", "a mask rule needs the layout it reads: pass { mask, layout }");
+        if (!call.dense) return merge(flashAttention(q, k, v, mask, call.layout));
+        mask = maskDense(mask, call.layout);
+      }
+      let scores = q.mul(1 / Math.sqrt(dh)).matmul(k.transpose()); // [B, H, T, T]
+      if (mask) scores = where(headsMask(mask, b, t), scores, MASKED_SCORE);
+      return merge(softmax(scores).matmul(v) as Tensor<"f32", 4>); // [B, H, T, Dh] before the merge
     },
   );
 }

@@ -8,3 +8,4 @@ export * from "./norm.ts";
 export * from "./rope.ts";
 export * from "./swiglu.ts";
 export * from "./timestep.ts";
+export * from "./flash_attention.ts";

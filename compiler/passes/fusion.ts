@@ -1,0 +1,134 @@
+import { type Node, OPS, size } from "../ir/mod.ts";
+import { LOWERING } from "../lower/values.ts";
+
+/**
+ * Which nodes get memory of their own. Everything else is computed inline by the kernel that reads
+ * it, through the same per-op value rules, so fusion is this one decision per node.
+ *
+ * First lowering (`fuse: false`): every op with a kernel kind is stored.
+ * Fused: reductions, matmuls, scatters and elementwise roots are always stored; an elementwise node is
+ * inlined into its readers unless the recompute-versus-store rule says otherwise:
+ *   - read by 2+ kernels and costing MULTI_USE_COST or more ops inline  -> store (else recompute)
+ *   - feeding a matmul or attention operand and costing more than PROLOGUE_COST -> store (each
+ *     operand element is loaded many times there, so only cheap producers ride along)
+ *   - its inline expression would exceed MAX_INLINE_COST ops -> store (bounds kernel size)
+ * A matmul whose single reader chain is flat elementwise work (bias, activation, residual, scale)
+ * runs that chain as its epilogue: the matmul itself is then not stored (see `epilogues`).
+ */
+export interface Materialization {
+  readonly stored: ReadonlySet<number>;
+  /** Stored elementwise node id -> the matmul computed in its kernel as the epilogue's input. */
+  readonly epilogues: ReadonlyMap<number, Node>;
+}
+
+export const MULTI_USE_COST = 3;
+export const PROLOGUE_COST = 2;
+export const MAX_INLINE_COST = 24;
+
+export function chooseMaterialized(
+  order: readonly Node[],
+  roots: ReadonlySet<number>,
+  fuse: boolean,
+): Materialization {
+  const stored = new Set<number>();
+  const consumers = new Map<number, Node[]>();
+  for (const n of order) for (const s of n.src) consumers.set(s.id, [...(consumers.get(s.id) ?? []), n]);
+  const kernelKind = (n: Node) => LOWERING[n.op].kernel;
+  if (!fuse) {
+    for (const n of order) if (kernelKind(n) !== null) stored.add(n.id);
+    return { stored, epilogues: new Map() };
+  }
+
+  // Inline cost: elementwise ops a reader evaluates to produce one element of n.
+  const cost = new Map<number, number>();
+  const inlineCost = (n: Node): number => (stored.has(n.id) ? 0 : cost.get(n.id) ?? 0);
+  for (const n of order) {
+    const own = kernelKind(n) === "elementwise" ? 1 : 0;
+    cost.set(n.id, own + n.src.reduce((s, x) => s + inlineCost(x), 0));
+    const kind = kernelKind(n);
+    if ((roots.has(n.id) && kind === "elementwise") || (kind !== null && kind !== "elementwise")) {
+      stored.add(n.id);
+      continue;
+    }
+    if (kind !== "elementwise") continue; // views, leaves: always inline
+    const readers = consumers.get(n.id) ?? [];
+    const c = cost.get(n.id)!;
+    const feedsContraction = readers.some((r) => OPS[r.op].kind === "contraction");
+    if (
+      (readers.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
+      (feedsContraction && c > PROLOGUE_COST)
+    ) {
+      stored.add(n.id);
+    }
+  }
+  // Views read by a matmul stay views, but elementwise work between a stored node and a view that
+  // a matmul reads was decided above. Now epilogues: matmul -> flat elementwise chain -> stored node.
+  const epilogues = new Map<number, Node>();
+  for (const m of order) {
+    if (m.op !== "matmul" || roots.has(m.id)) continue;
+    let c = m;
+    let ok = true;
+    while (true) {
+      const readers = consumers.get(c.id) ?? [];
+      if (readers.length !== 1) {
+        ok = false;
+        break;
+      }
+      const r = readers[0]!;
+      const flat = r.op === "reshape" || (kernelKind(r) === "elementwise" && r.op !== "gather");
+      if (!flat || size(r.shape) !== size(m.shape) || !onlyFlatPaths(r, m, stored)) {
+        ok = false;
+        break;
+      }
+      c = r;
+      if (stored.has(c.id)) break;
+    }
+    if (ok && c !== m && stored.has(c.id) && !epilogues.has(c.id)) {
+      epilogues.set(c.id, m);
+      stored.delete(m.id);
+    }
+  }
+  return { stored, epilogues };
+}
+
+/**
+ * True when every inline path from `top` down to `target` goes through elementwise ops and
+ * reshapes only, so the element at flat index f of `top` reads `target` at the same flat index.
+ */
+function onlyFlatPaths(top: Node, target: Node, stored: ReadonlySet<number>): boolean {
+  const stack = [top];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n.id)) continue;
+    seen.add(n.id);
+    for (const s of n.src) {
+      if (s === target) {
+        if (!(n.op === "reshape" || LOWERING[n.op].kernel === "elementwise") || n.op === "gather") {
+          return false;
+        }
+        continue;
+      }
+      if (stored.has(s.id) || !reaches(s, target, stored)) continue;
+      if (!(s.op === "reshape" || (LOWERING[s.op].kernel === "elementwise" && s.op !== "gather"))) {
+        return false;
+      }
+      if (size(s.shape) !== size(target.shape)) return false;
+      stack.push(s);
+    }
+  }
+  return true;
+}
+
+function reaches(from: Node, target: Node, stored: ReadonlySet<number>): boolean {
+  const stack = [from];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (n === target) return true;
+    if (seen.has(n.id) || (stored.has(n.id) && n !== from)) continue;
+    seen.add(n.id);
+    stack.push(...n.src);
+  }
+  return false;
+}

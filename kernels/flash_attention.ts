@@ -1,0 +1,152 @@
+/**
+ * Flash attention with a mask given as a rule (`io.allowed`, optionally `io.tileClass`), forward and
+ * FlashAttention-2-style backward; no [t, s] matrix is ever stored.
+ *
+ *   forward      o_i = sum_j p_ij v_j, p = softmax_j over allowed j of scale * q_i . k_j,
+ *                lse_i = log sum_allowed exp(scale * q_i . k_j)       (EMPTY_ROW_LSE, o = 0 if none)
+ *   backward Q   dQ_i = scale sum_j dS_ij k_j,  dS_ij = p_ij (dO_i . v_j - delta_i)
+ *   backward KV  dK_j = scale sum_i dS_ij q_i,  dV_j = sum_i p_ij dO_i     (no atomics)
+ *
+ * with p_ij recomputed as exp(scale * q_i . k_j - lse_i) and delta_i = dO_i . O_i given by the caller.
+ */
+import {
+  type AttentionBackwardIO,
+  type AttentionIO,
+  type AttentionShape,
+  type AttentionVariant,
+  attentionVariantName,
+  cost,
+  validateAttention,
+} from "./flash_attention_common.ts";
+import { rowsBackwardKV, rowsBackwardQ, rowsForward } from "./flash_attention_rows.ts";
+import { tiledForward, tiledMemory } from "./flash_attention_tiled.ts";
+import { tiledBackwardKV, tiledBackwardQ } from "./flash_attention_tiled_backward.ts";
+import { WORKGROUP_BYTES } from "./flash_attention_common.ts";
+import type { Kernel } from "./kernel.ts";
+import type { AdapterClass } from "./matmul.ts";
+import { libraryFor } from "./wgsl.ts";
+
+export type {
+  AttentionBackwardIO,
+  AttentionIO,
+  AttentionShape,
+  AttentionVariant,
+} from "./flash_attention_common.ts";
+export { attentionVariantName, EMPTY_ROW_LSE, variantBlocks } from "./flash_attention_common.ts";
+
+interface Generated {
+  readonly wgsl: string;
+  readonly workgroupSize: readonly [number, number, number];
+  readonly dispatch: readonly [number, number, number];
+}
+
+function kernel(
+  name: string,
+  doc: string,
+  op: string,
+  io: { declarations: string; bindings: AttentionIO["bindings"] },
+  g: Generated,
+  c: { flops: number; bytes: number },
+): Kernel {
+  return {
+    name,
+    doc,
+    ops: [op],
+    wgsl: [io.declarations, libraryFor(g.wgsl), g.wgsl].filter(Boolean).join("\n\n"),
+    workgroupSize: g.workgroupSize,
+    dispatch: g.dispatch,
+    bindings: io.bindings,
+    ...c,
+  };
+}
+
+const describe = (shape: AttentionShape, v: AttentionVariant) =>
+  `[${shape.batch}, ${shape.heads}, ${shape.t}, ${shape.d}] x [${shape.s}], ${attentionVariantName(v)}`;
+
+/** o [b, h, t, d] and lse [b, h, t]; `scale` multiplies q . k (default 1 / sqrt(d)). */
+export function flashAttentionForward(
+  name: string,
+  shape: AttentionShape,
+  io: AttentionIO,
+  variant: AttentionVariant,
+  scale = 1 / Math.sqrt(shape.d),
+): Kernel {
+  validateAttention(shape, variant, "flash attention forward");
+  const g = variant.kind === "rows"
+    ? rowsForward(shape, io, variant, scale)
+    : tiledForward(shape, io, variant, scale);
+  const doc = `flash attention forward ${describe(shape, variant)}`;
+  return kernel(name, doc, "flash_attention", io, g, cost(shape, 2, 4));
+}
+
+/** dQ [b, h, t, d] from dO, lse and delta; one workgroup per query block. */
+export function flashAttentionBackwardQ(
+  name: string,
+  shape: AttentionShape,
+  io: AttentionBackwardIO,
+  variant: AttentionVariant,
+  scale = 1 / Math.sqrt(shape.d),
+): Kernel {
+  validateAttention(shape, variant, "flash attention dQ");
+  const g = variant.kind === "rows"
+    ? rowsBackwardQ(shape, io, variant, scale)
+    : tiledBackwardQ(shape, io, variant, scale);
+  const doc = `flash attention backward dQ ${describe(shape, variant)}`;
+  return kernel(name, doc, "flash_attention_backward", io, g, cost(shape, 3, 5));
+}
+
+/** dK and dV [b, h, s, d]; one workgroup per key block. */
+export function flashAttentionBackwardKV(
+  name: string,
+  shape: AttentionShape,
+  io: AttentionBackwardIO,
+  variant: AttentionVariant,
+  scale = 1 / Math.sqrt(shape.d),
+): Kernel {
+  validateAttention(shape, variant, "flash attention dK/dV");
+  const g = variant.kind === "rows"
+    ? rowsBackwardKV(shape, io, variant, scale)
+    : tiledBackwardKV(shape, io, variant, scale);
+  const doc = `flash attention backward dK, dV ${describe(shape, variant)}`;
+  return kernel(name, doc, "flash_attention_backward", io, g, cost(shape, 4, 6));
+}
+
+/** A good variant without measuring: the first of `attentionVariants`. */
+export function defaultAttentionVariant(adapterClass: AdapterClass, shape: AttentionShape): AttentionVariant {
+  return attentionVariants(adapterClass, shape)[0]!;
+}
+
+/** The variants worth measuring on this class of adapter that fit `shape`, the preferred one first. */
+export function attentionVariants(adapterClass: AdapterClass, shape: AttentionShape): AttentionVariant[] {
+  const all = adapterClass === "cpu" ? CPU_CANDIDATES : GPU_CANDIDATES;
+  const fitting = all.filter((v) => fits(v, shape));
+  // Always something: one row per invocation fits every shape.
+  return fitting.length > 0 ? fitting : [{ kind: "rows", blockQ: 8, blockK: 8, perThread: 1 }];
+}
+
+// See bench/attention_bench.ts for lavapipe timings.
+const CPU_CANDIDATES: readonly AttentionVariant[] = [
+  { kind: "rows", blockQ: 16, blockK: 16, perThread: 1 },
+  { kind: "rows", blockQ: 32, blockK: 32, perThread: 1 },
+  { kind: "rows", blockQ: 8, blockK: 8, perThread: 1 },
+  { kind: "rows", blockQ: 64, blockK: 64, perThread: 1 },
+  { kind: "tiled", blockQ: 16, blockK: 16, lanes: 2 },
+];
+
+// Largest tiles first; the memory check keeps the ones that fit the head size.
+const GPU_CANDIDATES: readonly AttentionVariant[] = [
+  { kind: "tiled", blockQ: 32, blockK: 32, lanes: 4 },
+  { kind: "tiled", blockQ: 32, blockK: 16, lanes: 4 },
+  { kind: "tiled", blockQ: 16, blockK: 16, lanes: 8 },
+  { kind: "tiled", blockQ: 16, blockK: 8, lanes: 8 },
+  { kind: "tiled", blockQ: 8, blockK: 8, lanes: 4 },
+  { kind: "tiled", blockQ: 8, blockK: 8, lanes: 2 },
+  { kind: "tiled", blockQ: 8, blockK: 8, lanes: 1 },
+];
+
+function fits(v: AttentionVariant, shape: AttentionShape): boolean {
+  if (v.kind === "rows") return true;
+  if (shape.d % v.lanes !== 0) return false;
+  const memory = tiledMemory(v, shape.d);
+  return Math.max(memory.forward, memory.backwardQ, memory.backwardKV) * 4 <= WORKGROUP_BYTES;
+}
