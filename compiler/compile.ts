@@ -93,10 +93,14 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
   };
 
   if (wanted.includes("trainStep")) {
-    const raw = grad(traced.outputs.loss!, traced.params.map((p) => p.node));
+    // Frozen constants get no gradient: their slice of `grads` stays zero, so AdamW leaves them be.
+    const trained = traced.params.map((p, i) => ({ node: p.node, layout: params[i]! })).filter((p) =>
+      !p.layout.frozen
+    );
+    const raw = grad(traced.outputs.loss!, trained.map((p) => p.node));
     check([...Object.values(traced.outputs), ...raw]);
     const { outputs, extra: grads } = prepare(named, raw);
-    const placed = grads.map((g, i) => ({ node: g, at: at("grads", params[i]!) }));
+    const placed = grads.map((g, i) => ({ node: g, at: at("grads", trained[i]!.layout) }));
     const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed, leaves }, {
       ...lowerOpts,
       prefix: "t",
@@ -176,6 +180,7 @@ export function compileGraph(
       offset,
       init: { kind: "zeros" },
       decay: false,
+      frozen: false,
     };
     offset += size(n.shape);
     return layout;
@@ -243,6 +248,7 @@ function layoutParams(traced: TracedModel): ParamLayout[] {
       offset,
       init: p.decl.init,
       decay: p.decl.decay,
+      frozen: p.decl.frozen,
     };
     offset += n;
     return layout;

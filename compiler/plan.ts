@@ -40,13 +40,17 @@ export interface ParamLayout {
   readonly offset: number;
   readonly init: ParamInit;
   readonly decay: boolean;
+  /** A constant of the model: stored and checkpointed like a parameter, never trained. */
+  readonly frozen: boolean;
 }
 
 export type ParamInit =
   | { kind: "normal"; std: number }
   | { kind: "uniform"; bound: number }
   | { kind: "zeros" }
-  | { kind: "ones" };
+  | { kind: "ones" }
+  /** Given values (a schedule table, a fixed embedding), row-major. */
+  | { kind: "values"; data: readonly number[] };
 
 /** Where a named input or output lives: a range of 32-bit words in the `act` arena. */
 export interface TensorSlot {

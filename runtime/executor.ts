@@ -127,7 +127,8 @@ export class Executor {
     if (seedSlot && !("seed" in inputs)) host.set(seedSlot, encode(name, seedSlot, [this.seed, t]));
     if (entry.updatesOptimizer) this.#writeStepScalars(name, t, opts.lr ?? this.defaultLr);
     for (const [slot, data] of host) {
-      this.device.queue.writeBuffer(this.#buffer(slot.buffer), slot.offset * 4, data);
+      // Deno 2.9 panics on a zero-length writeBuffer; an empty input has nothing to write anyway.
+      if (data.length > 0) this.device.queue.writeBuffer(this.#buffer(slot.buffer), slot.offset * 4, data);
     }
 
     this.device.pushErrorScope("validation");
@@ -295,7 +296,9 @@ export class Executor {
       if (data.length !== size) {
         throw new Error(`"${path}" [${p.shape.join(", ")}] has ${size} elements, got ${data.length} values`);
       }
-      this.device.queue.writeBuffer(this.#buffer(buffer), p.offset * 4, Float32Array.from(data));
+      if (size > 0) {
+        this.device.queue.writeBuffer(this.#buffer(buffer), p.offset * 4, Float32Array.from(data));
+      }
       return Promise.resolve();
     });
   }

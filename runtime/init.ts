@@ -38,6 +38,9 @@ function fill(view: Float32Array, p: ParamLayout, seed: number, k: number): void
     case "ones":
       view.fill(1);
       return;
+    case "values":
+      view.set(init.data);
+      return;
     case "normal":
       for (let j = 0; j < view.length; j++) {
         const w = randomWords(seed, k, INIT_STREAM, j);

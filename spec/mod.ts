@@ -19,6 +19,7 @@ export type { Dec, Inc, MaxRank } from "./rank.ts";
 export * from "./functions.ts";
 export { rand, randn } from "./random.ts";
 export {
+  constant,
   type Init,
   type Materialized,
   module,
@@ -47,6 +48,7 @@ export {
   type TraceOptions,
 } from "./model.ts";
 export { resolveConfig } from "./config.ts";
+export type { Batch, DataSource } from "./data.ts";
 export * from "./nn/mod.ts";
 export * from "./layout.ts";
 export * from "./mask.ts";

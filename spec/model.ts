@@ -3,6 +3,7 @@ import { type ConfigSource, resolveConfig } from "./config.ts";
 import { withTrace } from "./context.ts";
 import { materialize, type Materialized, type ParamEntry, type ParamTree } from "./params.ts";
 import { Tensor } from "./tensor.ts";
+import type { DataSource } from "./data.ts";
 
 /** An input declared by dtype and dims; string dims are symbols bound at compile time ("batch"). */
 export interface InputDecl<D extends DType = DType, R extends number = number> {
@@ -46,6 +47,8 @@ export interface ModelDef<C, P extends ParamTree, I extends InputTree> {
   inputs: (c: C) => I;
   loss: (p: Materialized<P>, x: Inputs<I>, c: C) => LossResult;
   entries?: Record<string, EntryDef<C, P>>;
+  /** Training data for the CLI: batches of the loss entry's inputs. */
+  data?: (c: C, dims: Readonly<Record<string, number>>) => DataSource;
 }
 
 export interface Model<C = unknown, P extends ParamTree = ParamTree, I extends InputTree = InputTree>
@@ -74,6 +77,7 @@ export interface AnyModel {
     inputs: (c: never) => InputTree;
     outputs: (p: never, x: never, c: never) => Record<string, Tensor>;
   }>;
+  readonly data?: (c: never, dims: Readonly<Record<string, number>>) => DataSource;
 }
 
 export function isModel(x: unknown): x is AnyModel {

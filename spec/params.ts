@@ -6,7 +6,8 @@ export type Init =
   | { kind: "normal"; std: number }
   | { kind: "uniform"; bound: number }
   | { kind: "zeros" }
-  | { kind: "ones" };
+  | { kind: "ones" }
+  | { kind: "values"; data: readonly number[] };
 
 export const normal = (std: number): Init => ({ kind: "normal", std });
 export const uniform = (bound: number): Init => ({ kind: "uniform", bound });
@@ -25,6 +26,8 @@ export interface ParamDecl<D extends DType = DType, R extends number = number> {
   readonly dtype: D;
   readonly init: Init;
   readonly decay: boolean;
+  /** Constants of the model (tables): no gradient, no update, but saved with the parameters. */
+  readonly frozen: boolean;
   readonly site: string | undefined;
   readonly __rank?: R;
 }
@@ -46,6 +49,35 @@ export function param<const S extends readonly number[]>(
     dtype: (opts.dtype ?? "f32") as "f32",
     init,
     decay: opts.decay ?? shape.length >= 2,
+    frozen: false,
+    site: userSite(),
+  };
+}
+
+/**
+ * A constant the model carries (a noise-schedule table, a fixed embedding): it lives with the
+ * parameters, so specs stay self-contained and checkpoints complete, but gets no gradient and no
+ * optimizer update.
+ */
+export function constant<const S extends readonly number[]>(
+  shape: S,
+  values: ArrayLike<number>,
+): ParamDecl<"f32", S["length"]> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (values.length !== n) {
+    throw new SpecError(
+      "constant",
+      `${values.length} values given for shape ${fmtShape(shape)} (${n} needed)`,
+      userSite(),
+    );
+  }
+  return {
+    kind: "param",
+    shape,
+    dtype: "f32",
+    init: { kind: "values", data: Array.from(values) },
+    decay: false,
+    frozen: true,
     site: userSite(),
   };
 }

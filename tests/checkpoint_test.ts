@@ -25,6 +25,7 @@ const param = (path: string, shape: number[], offset: number): ParamLayout => ({
   offset,
   init: { kind: "normal", std: 0.02 },
   decay: true,
+  frozen: false,
 });
 const LAYOUT = [param("emb.w", [3, 2], 0), param("blocks.0.mlp.w", [2, 2], 6), param("norm.g", [2], 10)];
 

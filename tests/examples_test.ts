@@ -36,8 +36,11 @@ function initParams(traced: TracedModel): Record<string, number[]> {
           return 0;
         case "ones":
           return 1;
+        case "values":
+          return init.data[0]!; // constants are filled from their values below
       }
     });
+    if (init.kind === "values") out[path] = [...init.data];
   }
   return out;
 }

@@ -28,6 +28,7 @@ const param = (path: string, offset: number, shape: number[], init: ParamLayout[
   offset,
   init,
   decay,
+  frozen: false,
 });
 
 function kernel(name: string, bindings: KernelBinding[], threads: number, body: string): Kernel {

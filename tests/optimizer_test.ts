@@ -198,6 +198,7 @@ Deno.test("initParams: deterministic, right statistics, exact constants", () => 
     offset,
     init,
     decay: true,
+    frozen: false,
   });
   const layout = [
     param("w", 0, [100, 200], { kind: "normal", std: 0.02 }),

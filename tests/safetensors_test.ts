@@ -254,6 +254,7 @@ const layout = (path: string, shape: number[]): ParamLayout => ({
   offset: 0,
   init: { kind: "zeros" },
   decay: false,
+  frozen: false,
 });
 
 Deno.test("checkAgainstParams accepts the plan's tensors and lists every mismatch", async (t) => {

@@ -191,6 +191,7 @@ export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
   matmul: (src) => {
     const [a, b] = [src[0]!, src[1]!];
     if (a.dtype !== b.dtype) fail(`operand dtypes differ: ${describe(a)} and ${describe(b)}`);
+    if (!isFloat(a.dtype)) fail(`expects float operands, got ${describe(a)} x ${describe(b)}`);
     if (a.shape.length < 2 || b.shape.length !== a.shape.length) {
       fail(
         `expects [...batch, m, k] x [...batch, k, n] of equal rank >= 2, got ${describe(a)} x ${describe(b)}`,

@@ -136,7 +136,8 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
       id: n.id,
       words: size(n.shape),
       start: -1,
-      end: lastRead.get(n.id) ?? -1,
+      // An input that is also an output must survive to the read-back.
+      end: graph.outputs.some((o) => o.node === n) ? Infinity : lastRead.get(n.id) ?? -1,
     })),
     ...tasks.flatMap((t, k) =>
       t.at !== undefined ? [] : [{
