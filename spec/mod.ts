@@ -45,6 +45,7 @@ export {
   type Scalar,
   trace,
   type TracedModel,
+  type TrainingDefaults,
   type TraceOptions,
 } from "./model.ts";
 export { resolveConfig } from "./config.ts";

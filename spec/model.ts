@@ -49,6 +49,24 @@ export interface ModelDef<C, P extends ParamTree, I extends InputTree> {
   entries?: Record<string, EntryDef<C, P>>;
   /** Training data for the CLI: batches of the loss entry's inputs. */
   data?: (c: C, dims: Readonly<Record<string, number>>) => DataSource;
+  /** Training defaults (the CLI's flags override them). */
+  training?: TrainingDefaults;
+}
+
+/** Optimizer and schedule defaults a spec recommends; every field optional. */
+export interface TrainingDefaults {
+  readonly steps?: number;
+  readonly batch?: number;
+  readonly lr?: number;
+  /** Linear warmup steps, then cosine decay to `lrFloor` at `steps`. */
+  readonly warmup?: number;
+  readonly lrFloor?: number;
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly eps?: number;
+  readonly weightDecay?: number;
+  /** Global gradient-norm clip; 0 turns it off. */
+  readonly clip?: number;
 }
 
 export interface Model<C = unknown, P extends ParamTree = ParamTree, I extends InputTree = InputTree>
@@ -78,6 +96,7 @@ export interface AnyModel {
     outputs: (p: never, x: never, c: never) => Record<string, Tensor>;
   }>;
   readonly data?: (c: never, dims: Readonly<Record<string, number>>) => DataSource;
+  readonly training?: TrainingDefaults;
 }
 
 export function isModel(x: unknown): x is AnyModel {
