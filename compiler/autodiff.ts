@@ -53,7 +53,7 @@ export function vjp(outputs: readonly Node[], cotangents: readonly Node[], wrt: 
   const total = new Map<number, Node>();
   const accumulate = (target: Node, ct: Node) => {
     const prev = total.get(target.id);
-    total.set(target.id, prev ? node("add", [prev, ct], null) : ct);
+    total.set(target.id, prev ? withSite(target.site, () => node("add", [prev, ct], null)) : ct);
   };
   outputs.forEach((o, i) => {
     const ct = cotangents[i]!;

@@ -62,8 +62,9 @@ export const VJP: { readonly [O in Op]: VjpRule<O> | "nondifferentiable" } = {
   log: (n, ct) => [div(ct, n.src[0]!)],
   // d sqrt x = 1 / (2 sqrt x)
   sqrt: (n, ct) => [div(ct, scale(2, n))],
-  // d x^(-1/2) = -1/2 x^(-3/2) = -1/2 * y / x
-  rsqrt: (n, ct) => [mul(ct, scale(-0.5, div(n, n.src[0]!)))],
+  // d x^(-1/2) = -1/2 x^(-3/2) = -1/2 y^3: written with the output only, so the backward pass reads
+  // the stored result and a norm's mean + eps can stay fused into its reduction.
+  rsqrt: (n, ct) => [mul(ct, scale(-0.5, mul(n, mul(n, n))))],
   tanh: (n, ct) => [mul(ct, sub(full(1, n), mul(n, n)))],
   sigmoid: (n, ct) => [mul(ct, mul(n, sub(full(1, n), n)))],
   // d erf x = 2 / sqrt(pi) * e^(-x^2)

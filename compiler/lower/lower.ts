@@ -52,8 +52,8 @@ interface Task {
   readonly node: Node;
   readonly kind: KernelKind;
   readonly copy: boolean;
-  /** For an epilogue-fused matmul: the matmul whose result `node`'s expression consumes. */
-  readonly matmul?: Node;
+  /** With an epilogue: the matmul or reduction computed in this kernel, whose result `node` consumes. */
+  readonly fused?: Node;
   /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
   at?: Location;
   readonly reads: Node[];
@@ -89,14 +89,14 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   for (const n of order) {
     const kind = LOWERING[n.op].kernel;
     if (kind === null || !stored.has(n.id)) continue;
-    const matmul = epilogues.get(n.id);
-    const task: Task = matmul
+    const fused = epilogues.get(n.id);
+    const task: Task = fused
       ? {
         node: n,
-        kind: "matmul",
+        kind: LOWERING[fused.op].kernel!,
         copy: false,
-        matmul,
-        reads: readsOf([...matmul.src, ...n.src]).filter((r) => r !== matmul),
+        fused,
+        reads: readsOf([...fused.src, ...n.src]).filter((r) => r !== fused),
       }
       : { node: n, kind, copy: false, reads: readsOf(n.src) };
     tasks.push(task);
@@ -186,7 +186,7 @@ export function emitKernel(
 ): Kernel {
   const n = task.node;
   const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
-  const fns = new FunctionWriter(location, used, task.matmul);
+  const fns = new FunctionWriter(location, used, task.fused);
   const type = scalarType(n.dtype);
   const store = (flat: string, value: string) =>
     storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
@@ -231,21 +231,44 @@ export function emitKernel(
       );
     }
     case "reduce": {
-      const src = n.src[0]!;
-      const axes = (n.arg as { axes: readonly number[] }).axes;
+      const r = task.fused ?? n;
+      const src = r.src[0]!;
+      const axes = (r.arg as { axes: readonly number[] }).axes;
+      const accType = scalarType(r.dtype);
       const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
       const f = fns.define(
         "value_at",
         params,
-        type,
+        accType,
         (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
       );
-      const op = n.op === "sum" ? "sum" : "max";
+      const op = r.op === "sum" ? "sum" : "max";
       const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
-      return finish(reduceKernel(name, src.shape, axes, op, type, { ...io, value }, meta(size(src.shape))));
+      // An epilogue (a norm's rsqrt(mean + eps), say) turns the reduced value into `n` before the store.
+      const epilogue = task.fused
+        ? fns.define(
+          "epilogue",
+          [["acc", accType], ["flat", "u32"]],
+          type,
+          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        )
+        : undefined;
+      const storeReduced = (flat: string, v: string) =>
+        store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
+      const k = reduceKernel(
+        name,
+        src.shape,
+        axes,
+        op,
+        accType,
+        { ...io, store: storeReduced, value },
+        meta(size(src.shape)),
+      );
+      const ops = task.fused ? [r.op, ...inlineOps(n, location).filter((o) => o !== r.op)] : [r.op];
+      return finish({ ...k, ops, doc: task.fused ? `${describe(r)}, epilogue ${describe(n)}` : describe(n) });
     }
     case "matmul": {
-      const mm = task.matmul ?? n;
+      const mm = task.fused ?? n;
       const [a, b] = [mm.src[0]!, mm.src[1]!];
       const r = mm.shape.length;
       const batchShape = mm.shape.slice(0, r - 2);
@@ -270,7 +293,7 @@ export function emitKernel(
         (ctx) => ctx.at(b, Ix.axes(b.shape, [...batchAxes("bi"), "i", "j"])),
       );
       // The epilogue computes `n` at the stored element's flat index from the accumulator `acc`.
-      const epilogue = task.matmul
+      const epilogue = task.fused
         ? fns.define(
           "epilogue",
           [["acc", "f32"], ["flat", "u32"]],
@@ -288,10 +311,10 @@ export function emitKernel(
           return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
         },
       }, opts.matmulVariant(shape));
-      const ops = task.matmul
+      const ops = task.fused
         ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
         : ["matmul"];
-      const doc = task.matmul ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
+      const doc = task.fused ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
       return finish({ ...k, doc, ops, bytes: meta(0).bytes });
     }
     case "scatter": {
@@ -401,7 +424,7 @@ function inlineOps(n: Node, location: Map<number, Location>): string[] {
     const m = stack.pop()!;
     if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
     ops.push(m.op);
-    if (m.op === "matmul") continue; // an epilogue's accumulator: its operands are loads
+    if (LOWERING[m.op].kernel === "matmul" || LOWERING[m.op].kernel === "reduce") continue; // an epilogue's accumulator
     stack.push(...m.src);
   }
   return ops;

@@ -9,21 +9,29 @@ import { LOWERING } from "../lower/values.ts";
  * Fused: reductions, matmuls, scatters and elementwise roots are always stored; an elementwise node is
  * inlined into its readers unless the recompute-versus-store rule says otherwise:
  *   - read by 2+ kernels and costing MULTI_USE_COST or more ops inline  -> store (else recompute)
- *   - feeding a matmul or attention operand and costing more than PROLOGUE_COST -> store (each
- *     operand element is loaded many times there, so only cheap producers ride along)
+ *   - feeding a matmul operand and costing more than PROLOGUE_COST -> store (each operand element
+ *     is loaded many times there, so only cheap producers ride along); attention operands allow
+ *     ATTENTION_PROLOGUE_COST (RoPE)
  *   - its inline expression would exceed MAX_INLINE_COST ops -> store (bounds kernel size)
- * A matmul whose single reader chain is flat elementwise work (bias, activation, residual, scale)
- * runs that chain as its epilogue: the matmul itself is then not stored (see `epilogues`).
+ * A matmul or reduction whose single reader chain is flat elementwise work (bias, activation,
+ * residual, scale; a norm's rsqrt(mean + eps)) runs that chain as its epilogue: the matmul or
+ * reduction itself is then not stored (see `epilogues`).
  */
 export interface Materialization {
   readonly stored: ReadonlySet<number>;
-  /** Stored elementwise node id -> the matmul computed in its kernel as the epilogue's input. */
+  /** Stored elementwise node id -> the matmul or reduction computed in its kernel, the epilogue's input. */
   readonly epilogues: ReadonlyMap<number, Node>;
 }
 
 export const MULTI_USE_COST = 3;
 export const PROLOGUE_COST = 2;
 export const MAX_INLINE_COST = 24;
+/**
+ * Attention operands (q, k after RoPE and the head split) may carry more inline work: the flash
+ * kernels load each element a few times per tile, and the RoPE pass they save would read and write
+ * the whole tensor.
+ */
+export const ATTENTION_PROLOGUE_COST = 16;
 
 export function chooseMaterialized(
   order: readonly Node[],
@@ -65,7 +73,8 @@ export function chooseMaterialized(
   // a matmul reads was decided above. Now epilogues: matmul -> flat elementwise chain -> stored node.
   const epilogues = new Map<number, Node>();
   for (const m of order) {
-    if (m.op !== "matmul" || roots.has(m.id)) continue;
+    const k = kernelKind(m);
+    if ((k !== "matmul" && k !== "reduce") || roots.has(m.id)) continue;
     let c = m;
     let ok = true;
     while (true) {
@@ -82,6 +91,11 @@ export function chooseMaterialized(
       }
       c = r;
       if (stored.has(c.id)) break;
+      // A root view (an output read back through a copy) needs the value stored: stop here.
+      if (roots.has(c.id)) {
+        ok = false;
+        break;
+      }
     }
     if (ok && c !== m && stored.has(c.id) && !epilogues.has(c.id)) {
       epilogues.set(c.id, m);
