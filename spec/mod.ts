@@ -45,8 +45,8 @@ export {
   type Scalar,
   trace,
   type TracedModel,
-  type TrainingDefaults,
   type TraceOptions,
+  type TrainingDefaults,
 } from "./model.ts";
 export { resolveConfig } from "./config.ts";
 export type { Batch, DataSource } from "./data.ts";

@@ -1,0 +1,140 @@
+/**
+ * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
+ *    [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] [--weight-decay X]
+ *    [--log-every N] [--checkpoint-every N] [--sample-every N]`
+ *
+ * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
+ * checkpoint/ (model.safetensors, optimizer.safetensors, run.json), training.json, log.jsonl, loss.svg.
+ * Settings not given come from the spec's `training`, or on `--resume` from the checkpoint, which also
+ * supplies config and dims; a given value that differs from the checkpoint's config or dims is refused.
+ *
+ * Progress goes to stdout, one line per log interval; with `--json`, one JSON object per logged step
+ * (`{"step","loss",<metrics>,"lr","grad_norm","ms","tok_s","elapsed_s"}`) and nothing else. Notes go
+ * to stderr. Ctrl-C finishes the current step, saves a checkpoint and exits with 130 (best effort: a
+ * second Ctrl-C quits at once, and the previous checkpoint stays intact, as saves are atomic).
+ */
+import { parseArgs } from "node:util";
+import {
+  logLine,
+  progressLine,
+  train,
+  TrainError,
+  type TrainResult,
+  type TrainSettings,
+} from "../runtime/train/mod.ts";
+import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+
+const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
+  "[--resume] [--json] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +
+  "[--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N]";
+
+/** Flags that set a training setting, by setting. */
+const SETTING_FLAGS = {
+  steps: "steps",
+  lr: "lr",
+  warmup: "warmup",
+  lrFloor: "lr-floor",
+  clip: "clip",
+  weightDecay: "weight-decay",
+  seed: "seed",
+  logEvery: "log-every",
+  checkpointEvery: "checkpoint-every",
+  sampleEvery: "sample-every",
+} as const satisfies Partial<Record<keyof TrainSettings, string>>;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseFlags();
+  const path = positionals[0];
+  if (!path || positionals.length > 1) throw new UsageError(USAGE);
+  const flag = (name: string) => (values as Record<string, unknown>)[name];
+  const settings: Record<string, number> = {};
+  for (const [key, name] of Object.entries(SETTING_FLAGS)) {
+    const raw = flag(name);
+    if (typeof raw === "string") settings[key] = number(`--${name}`, raw);
+  }
+  const dims = parseDims(values.dim);
+  if (values.batch !== undefined) dims.batch = number("--batch", values.batch);
+
+  const model = await loadSpec(path);
+  const out = values.out ?? `runs/${model.name}`;
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    controller.abort();
+    console.error("interrupted: saving a checkpoint after this step (Ctrl-C again quits at once)");
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let result: TrainResult;
+  try {
+    result = await train({
+      model,
+      specPath: path,
+      out,
+      config: parseOverrides(values.set),
+      dims,
+      settings: settings as Partial<TrainSettings>,
+      resume: values.resume,
+      signal: controller.signal,
+      onNote: (note) => console.error(note),
+      onLog: (r) => console.log(values.json ? JSON.stringify(logLine(r)) : progressLine(r)),
+    });
+  } catch (e) {
+    if (e instanceof TrainError) throw new UsageError(e.message);
+    throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (result.step > result.startStep) console.error(`saved ${out}/checkpoint at step ${result.step}`);
+  if (result.interrupted) {
+    console.error(`stopped at step ${result.step} of ${result.settings.steps}; continue with --resume`);
+    Deno.exit(130);
+  }
+}
+
+/** The flags; a malformed command line (unknown flag, missing value) is a usage error. */
+function parseFlags() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, { type: "string" as const }])),
+        batch: { type: "string" },
+        out: { type: "string" },
+        resume: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        set: { type: "string", multiple: true, default: [] },
+        dim: { type: "string", multiple: true, default: [] },
+      },
+    });
+  } catch (e) {
+    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
+      const message = e.message.split("\n").filter((l) => !l.startsWith("Did you forget")).join(" ");
+      throw new UsageError(`${message}\n${USAGE}`);
+    }
+    throw e;
+  }
+}
+
+function number(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError(`${flag} expects a number, got "${raw}"`);
+  }
+  return n;
+}
+
+function parseDims(pairs: readonly string[]): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const pair of pairs) {
+    const [name, raw] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+    const value = Number(raw);
+    if (!name || !Number.isInteger(value) || value <= 0) {
+      throw new UsageError(`--dim expects name=N with N a positive integer, got "${pair}"`);
+    }
+    dims[name] = value;
+  }
+  return dims;
+}
+
+if (import.meta.main) await runCli(main);

@@ -1,0 +1,114 @@
+/**
+ * Everything a run needs before its first step, checked before anything is written: the spec's data
+ * source, the resume point, config, dims and settings, the compiled plan, and a first batch that fits
+ * the loss entry. A mistake found here leaves the run directory exactly as it was.
+ */
+import { compile } from "../../compiler/compile.ts";
+import type { Plan } from "../../compiler/plan.ts";
+import type { Batch, DataSource } from "../../spec/data.ts";
+import { type Checkpoint, loadCheckpoint, specHash } from "../checkpoint.ts";
+import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
+import { resolveRunConfig, resolveRunDims } from "./bindings.ts";
+import { resumeMismatches, savedBindings } from "./resume.ts";
+import { readSavedSettings, refuseExistingRun } from "./run_dir.ts";
+import { type SampleHook, sampleHookFor } from "./sample_hooks.ts";
+import { resolveSettings, TrainError, type TrainSettings } from "./settings.ts";
+import type { TrainOptions } from "./loop.ts";
+
+export interface PreparedRun {
+  readonly plan: Plan;
+  readonly data: DataSource;
+  readonly settings: TrainSettings;
+  readonly handle: DeviceHandle;
+  readonly spec: { readonly path: string; readonly name: string; readonly hash: string };
+  readonly checkpoint: Checkpoint | undefined;
+  readonly hook: SampleHook | undefined;
+  /** Lines for a person about choices made (resume point, spec changes, missing hook). */
+  readonly notes: readonly string[];
+}
+
+export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
+  const { model, out: dir } = opts;
+  const makeData = model.data;
+  if (!makeData) {
+    throw new TrainError(
+      `spec "${model.name}"${model.site ? ` (${model.site})` : ""} declares no training data: ` +
+        `add \`data: (config, dims) => DataSource\` to its model({...}) (see spec/data.ts)`,
+    );
+  }
+  const spec = { path: opts.specPath, name: model.name, hash: await specHash(await readSpec(opts.specPath)) };
+  const notes: string[] = [];
+  let checkpoint: Checkpoint | undefined;
+  let savedSettings: Partial<TrainSettings> | undefined;
+  if (opts.resume) {
+    checkpoint = await loadCheckpoint(dir);
+    savedSettings = { ...await readSavedSettings(dir), seed: checkpoint.run.rng.seed };
+    if (checkpoint.run.spec.hash !== spec.hash) {
+      notes.push(`the source of ${spec.path} changed since the checkpoint was written (its hash differs)`);
+    }
+  } else {
+    await refuseExistingRun(dir);
+  }
+  const saved = checkpoint && savedBindings(checkpoint);
+  const config = resolveRunConfig(model, opts.config ?? {}, saved?.config);
+  const dims = resolveRunDims(model, opts.dims ?? {}, saved?.dims);
+  const settings = resolveSettings(model.training, savedSettings, opts.settings ?? {});
+
+  const handle = opts.handle ?? await openDevice();
+  let hook: SampleHook | undefined;
+  if (settings.sampleEvery > 0) {
+    hook = opts.sampleHook ?? sampleHookFor(model);
+    if (!hook) notes.push(`no sample hook is registered for spec "${model.name}"; sampleEvery is ignored`);
+  }
+  const plan = compile(model, {
+    config,
+    dims,
+    // A sample hook runs the spec's other entries (denoise, logits) on the training parameters.
+    entries: ["trainStep", "forward", ...(hook ? Object.keys(model.entries ?? {}) : [])],
+    adapterClass: describeAdapter(handle).adapterClass,
+    optimizer: {
+      beta1: settings.beta1,
+      beta2: settings.beta2,
+      eps: settings.eps,
+      weightDecay: settings.weightDecay,
+      clipNorm: settings.clip,
+    },
+  });
+  if (checkpoint) {
+    const problems = resumeMismatches(checkpoint, plan);
+    if (problems.length > 0) {
+      throw new TrainError(`cannot resume from ${checkpoint.path}:\n  ${problems.join("\n  ")}`);
+    }
+  }
+  const data = makeData(plan.config as never, plan.dims);
+  const start = checkpoint?.run.step ?? 0;
+  checkBatch(data.batch(start, settings.seed), plan, `${model.name}'s data source (${data.describe()})`);
+  return { plan, data, settings, handle, spec, checkpoint, hook, notes };
+}
+
+async function readSpec(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new TrainError(`cannot read spec file ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** Names every input of the loss entry that a batch lacks, has extra, or gives the wrong size. */
+function checkBatch(batch: Batch, plan: Plan, source: string): void {
+  const slots = plan.entries.trainStep!.inputs.filter((s) => s.name !== "seed");
+  const problems: string[] = [];
+  for (const slot of slots) {
+    const need = slot.shape.reduce((a, b) => a * b, 1);
+    const got = batch[slot.name];
+    const what = `"${slot.name}" ${slot.dtype}[${slot.shape.join(", ")}]`;
+    if (got === undefined) problems.push(`it lacks ${what}`);
+    else if (got.length !== need) problems.push(`${what} needs ${need} values, it gives ${got.length}`);
+  }
+  for (const name of Object.keys(batch)) {
+    if (!slots.some((s) => s.name === name)) problems.push(`"${name}" is not an input of the loss entry`);
+  }
+  if (problems.length > 0) {
+    throw new TrainError(`${source} gives batches that do not fit the loss entry: ${problems.join("; ")}`);
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * Host-side sequence assembly for Transfusion rows: captions and images in, the typed arrays of the
+ * model's `loss`, `denoise` and `logits` entries out. Used by the data pipeline and the sampler, so
+ * a sampled row is laid out exactly like a training row. Imports no tracer code.
+ *
+ * One row is one document (doc 0), then padding (doc -1) up to `seq`:
+ * - caption-first: BOS, caption (captionLength), then per image BOI, patches, EOI     (T1)
+ * - image-first:   BOS, then per image BOI, patches, EOI, then caption (captionLength)
+ * - unconditional (caption undefined, either order): BOS, then per image BOI, patches, EOI
+ * The caption slot holds the caption's bytes, then EOS, then the tokenizer's pad id (EOS at vocab
+ * 260, PAD at vocab 261), cut to captionLength. A caption whose bytes do not all fit is truncated
+ * and counted; only the terminating EOS may be dropped without counting.
+ * Padding positions hold the pad id. Patches hold token 0 (ignored by the model).
+ */
+import type { LayoutFields } from "../../compiler/ir/mask.ts";
+import { buildLayout, layoutFeed, type LayoutInputName, type Segment } from "../layout_builder.ts";
+import { ByteTokenizer, fitLength, SPECIAL, type Tokenizer } from "../../runtime/tokenizer.ts";
+
+/**
+ * What assembly reads from a Transfusion config (the model's resolved config is assignable to it).
+ * text.vocab: 260 (no PAD; captions padded with EOS, as in T1) or 261 (with PAD).
+ * image.size: side of the square image after padding; patch: side of a square patch;
+ * imagesPerRow: N, the image slots of a row; seq: positions per row.
+ */
+export interface SequenceConfig {
+  readonly text: { readonly captionLength: number; readonly vocab: number };
+  readonly image: {
+    readonly size: number;
+    readonly channels: number;
+    readonly patch: number;
+    readonly imagesPerRow: number;
+  };
+  readonly seq: number;
+}
+
+export type CaptionOrder = "caption-first" | "image-first";
+
+/** One training example. Images are C*H*W each, values in [-1, 1], H = W = image.size; at most N. */
+export interface Example {
+  /** undefined: the condition was dropped (classifier-free guidance), the row has no caption slot. */
+  readonly caption?: string | undefined;
+  readonly images: readonly Float32Array[];
+  readonly order: CaptionOrder;
+}
+
+/** One assembled row: tokens and fields [seq], patchPos [N, P], imageValid and imageFirst [N]. */
+export interface AssembledRow {
+  readonly tokens: Int32Array;
+  readonly fields: LayoutFields;
+  readonly patchPos: Int32Array;
+  readonly imageValid: Float32Array;
+  readonly imageFirst: Float32Array;
+  /** Caption bytes cut off (0: the caption fit). */
+  readonly truncated: number;
+}
+
+type LayoutArrays = Record<LayoutInputName, Int32Array>;
+/** Inputs of the `loss` entry (all but the automatic seed); images [B, N, C, H, W], patch_pos [B, N, P]. */
+export type LossInputs = LayoutArrays & {
+  tokens: Int32Array;
+  images: Float32Array;
+  patch_pos: Int32Array;
+  image_valid: Float32Array;
+  image_first: Float32Array;
+};
+/** Inputs of the `denoise` entry; x_t [B, N, C, H, W], t [B, N]. */
+export type DenoiseInputs = LayoutArrays & {
+  tokens: Int32Array;
+  x_t: Float32Array;
+  t: Float32Array;
+  patch_pos: Int32Array;
+  image_valid: Float32Array;
+};
+/** Inputs of the `logits` entry (clean images). */
+export type LogitsInputs = LayoutArrays & {
+  tokens: Int32Array;
+  images: Float32Array;
+  patch_pos: Int32Array;
+  image_valid: Float32Array;
+};
+
+/** The sizes assembly works with, checked once per call. */
+export interface SequenceGeometry {
+  readonly seq: number;
+  readonly captionLength: number;
+  /** Image slots per row. */
+  readonly N: number;
+  /** Patches per image, grid * grid. */
+  readonly P: number;
+  readonly grid: number;
+  /** Values per image, C * size * size. */
+  readonly pixels: number;
+  readonly tokenizer: Tokenizer;
+}
+
+export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
+  const { text, image, seq } = cfg;
+  const bad = (what: string) => {
+    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text, image, seq })})`);
+  };
+  const sizes = { captionLength: text.captionLength, ...image, seq };
+  for (const [k, v] of Object.entries(sizes)) if (!Number.isInteger(v) || v < 1) bad(`${k} must be >= 1`);
+  if (text.vocab !== SPECIAL.pad && text.vocab !== SPECIAL.pad + 1) {
+    bad(`text.vocab must be ${SPECIAL.pad} (pad with EOS) or ${SPECIAL.pad + 1} (PAD token)`);
+  }
+  if (image.size % image.patch !== 0) {
+    bad(`image.size ${image.size} is not a multiple of patch ${image.patch}`);
+  }
+  const grid = image.size / image.patch;
+  const [N, P] = [image.imagesPerRow, grid * grid];
+  const needed = 1 + text.captionLength + N * (P + 2);
+  if (needed > seq) bad(`a full row needs 1 + ${text.captionLength} + ${N} * (${P} + 2) = ${needed} > seq`);
+  const tokenizer = new ByteTokenizer({ pad: text.vocab === SPECIAL.pad + 1 });
+  const pixels = image.channels * image.size * image.size;
+  return { seq, captionLength: text.captionLength, N, P, grid, pixels, tokenizer };
+}
+
+/** The caption slot's ids (captionLength of them) and how many caption bytes were cut off. */
+export function captionIds(caption: string, g: SequenceGeometry): { ids: number[]; truncated: number } {
+  const bytes = g.tokenizer.encode(caption);
+  const ids = fitLength(g.tokenizer, [...bytes, SPECIAL.eos], g.captionLength);
+  return { ids, truncated: Math.max(0, bytes.length - g.captionLength) };
+}
+
+/** A row before layout: the caption slot's ids (undefined: no slot), the number of images, the order. */
+interface RowPlan {
+  readonly caption: readonly number[] | undefined;
+  readonly imageCount: number;
+  readonly order: CaptionOrder;
+}
+
+/** Tokens, layout and image bookkeeping of B planned rows (everything but the image values). */
+interface LaidOutRows {
+  /** [B, seq] */
+  readonly tokens: Int32Array;
+  readonly fields: LayoutFields;
+  /** [B, N, P]; -1 for an absent image. */
+  readonly patchPos: Int32Array;
+  /** [B, N] */
+  readonly imageValid: Float32Array;
+  readonly imageFirst: Float32Array;
+}
+
+type Piece = { readonly kind: "text"; readonly ids: readonly number[] } | { readonly kind: "image" };
+
+function layOut(plans: readonly RowPlan[], g: SequenceGeometry): LaidOutRows {
+  const B = plans.length;
+  const pieces = plans.map((p, b) => rowPieces(p, g, b));
+  const segments = pieces.map((row) =>
+    row.map((piece): Segment =>
+      piece.kind === "text"
+        ? { kind: "text", length: piece.ids.length, doc: 0 }
+        : { kind: "image", rows: g.grid, cols: g.grid, doc: 0 }
+    )
+  );
+  const { fields, placed } = buildLayout(segments, g.seq);
+  const tokens = new Int32Array(B * g.seq).fill(g.tokenizer.padId);
+  const patchPos = new Int32Array(B * g.N * g.P).fill(-1);
+  const imageValid = new Float32Array(B * g.N);
+  const imageFirst = new Float32Array(B * g.N);
+  // buildLayout lists the placed segments row by row in the given order, as `pieces.flat()` does.
+  pieces.flat().forEach((piece, i) => {
+    const { b, start, end, span, patchStart } = placed[i]!;
+    const row = b * g.seq;
+    if (piece.kind === "text") {
+      tokens.set(piece.ids, row + start);
+      return;
+    }
+    tokens[row + start] = SPECIAL.boi;
+    tokens.fill(0, row + patchStart, row + patchStart + g.P);
+    tokens[row + end - 1] = SPECIAL.eoi;
+    const slot = b * g.N + span;
+    for (let p = 0; p < g.P; p++) patchPos[slot * g.P + p] = patchStart + p;
+    imageValid[slot] = 1;
+    // Noise limiting is for captioning: only an image followed by its caption counts.
+    imageFirst[slot] = plans[b]!.order === "image-first" && plans[b]!.caption ? 1 : 0;
+  });
+  return { tokens, fields, patchPos, imageValid, imageFirst };
+}
+
+function rowPieces(plan: RowPlan, g: SequenceGeometry, b: number): Piece[] {
+  if (!Number.isInteger(plan.imageCount) || plan.imageCount < 0 || plan.imageCount > g.N) {
+    throw new Error(`sequence: row ${b} has ${plan.imageCount} images; expected 0..${g.N} (imagesPerRow)`);
+  }
+  const images: Piece[] = Array.from({ length: plan.imageCount }, () => ({ kind: "image" }));
+  const bos = [SPECIAL.bos];
+  if (!plan.caption) return [{ kind: "text", ids: bos }, ...images];
+  if (plan.order === "caption-first") return [{ kind: "text", ids: [...bos, ...plan.caption] }, ...images];
+  return [{ kind: "text", ids: bos }, ...images, { kind: "text", ids: plan.caption }];
+}
+
+/** [B, N, C, H, W] with row b's images in its first slots, zeros elsewhere. */
+function packImages(rows: readonly (readonly Float32Array[])[], g: SequenceGeometry): Float32Array {
+  const out = new Float32Array(rows.length * g.N * g.pixels);
+  rows.forEach((images, b) => {
+    images.forEach((img, n) => {
+      if (img.length !== g.pixels) {
+        throw new Error(
+          `sequence: row ${b} image ${n} has ${img.length} values, expected C*H*W = ${g.pixels}`,
+        );
+      }
+      out.set(img, (b * g.N + n) * g.pixels);
+    });
+  });
+  return out;
+}
+
+function planCaption(
+  caption: string | undefined,
+  order: CaptionOrder,
+  imageCount: number,
+  g: SequenceGeometry,
+) {
+  const cap = caption === undefined ? undefined : captionIds(caption, g);
+  return { plan: { caption: cap?.ids, imageCount, order }, truncated: cap?.truncated ?? 0 };
+}
+
+function checkRows(what: string, B: number): void {
+  if (!Number.isInteger(B) || B < 1) throw new Error(`sequence: ${what} needs at least one row, got ${B}`);
+}
+
+/** One example as a row; `fields` are [seq] each. */
+export function assembleRow(example: Example, cfg: SequenceConfig): AssembledRow {
+  const g = sequenceGeometry(cfg);
+  const { plan, truncated } = planCaption(example.caption, example.order, example.images.length, g);
+  const { tokens, fields, patchPos, imageValid, imageFirst } = layOut([plan], g);
+  packImages([example.images], g); // checks the image sizes
+  return { tokens, fields, patchPos, imageValid, imageFirst, truncated };
+}
+
+/** Inputs of the `loss` entry for `examples` (B = examples.length); `truncated` counts rows cut. */
+export function assembleBatch(
+  examples: readonly Example[],
+  cfg: SequenceConfig,
+): { inputs: LossInputs; truncated: number } {
+  checkRows("assembleBatch", examples.length);
+  const g = sequenceGeometry(cfg);
+  const planned = examples.map((e) => planCaption(e.caption, e.order, e.images.length, g));
+  const rows = layOut(planned.map((p) => p.plan), g);
+  const inputs: LossInputs = {
+    tokens: rows.tokens,
+    ...layoutFeed(rows.fields),
+    images: packImages(examples.map((e) => e.images), g),
+    patch_pos: rows.patchPos,
+    image_valid: rows.imageValid,
+    image_first: rows.imageFirst,
+  };
+  return { inputs, truncated: planned.filter((p) => p.truncated > 0).length };
+}
+
+/**
+ * Inputs of the `denoise` entry: caption-first rows (unconditional where the caption is undefined),
+ * each with its first `imageCount` (default N) image slots holding x_t [B, N, C, H, W] at times
+ * t [B, N]. x_t and t are passed through as given; `truncated` counts rows whose caption was cut.
+ */
+export function promptBatch(
+  captions: readonly (string | undefined)[],
+  xt: Float32Array,
+  t: Float32Array,
+  cfg: SequenceConfig,
+  imageCount?: number,
+): { inputs: DenoiseInputs; truncated: number } {
+  const B = captions.length;
+  checkRows("promptBatch", B);
+  const g = sequenceGeometry(cfg);
+  if (xt.length !== B * g.N * g.pixels) {
+    throw new Error(`promptBatch: x_t has ${xt.length} values, expected B*N*C*H*W = ${B * g.N * g.pixels}`);
+  }
+  if (t.length !== B * g.N) {
+    throw new Error(`promptBatch: t has ${t.length} values, expected B*N = ${B * g.N}`);
+  }
+  const planned = captions.map((c) => planCaption(c, "caption-first", imageCount ?? g.N, g));
+  const rows = layOut(planned.map((p) => p.plan), g);
+  const inputs: DenoiseInputs = {
+    tokens: rows.tokens,
+    ...layoutFeed(rows.fields),
+    x_t: xt,
+    t,
+    patch_pos: rows.patchPos,
+    image_valid: rows.imageValid,
+  };
+  return { inputs, truncated: planned.filter((p) => p.truncated > 0).length };
+}
+
+/**
+ * Inputs of the `logits` entry for captioning: image-first rows (one clean image each, C*H*W in
+ * [-1, 1]) whose caption slot holds the ids generated so far, then the pad id. `readAt[b]` is the
+ * position whose logits predict row b's next token: EOI's position plus the number generated.
+ */
+export function captionBatch(
+  images: readonly Float32Array[],
+  generated: readonly (readonly number[])[],
+  cfg: SequenceConfig,
+): { inputs: LogitsInputs; readAt: Int32Array } {
+  const B = images.length;
+  checkRows("captionBatch", B);
+  if (generated.length !== B) {
+    throw new Error(`captionBatch: ${generated.length} generated prefixes for ${B} images`);
+  }
+  const g = sequenceGeometry(cfg);
+  const plans = generated.map((ids, b): RowPlan => {
+    if (ids.length > g.captionLength) {
+      throw new Error(`captionBatch: row ${b} has ${ids.length} generated ids, at most ${g.captionLength}`);
+    }
+    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= cfg.text.vocab);
+    if (bad !== undefined) {
+      throw new Error(`captionBatch: row ${b} has id ${bad} outside 0..${cfg.text.vocab - 1}`);
+    }
+    return { caption: fitLength(g.tokenizer, ids, g.captionLength), imageCount: 1, order: "image-first" };
+  });
+  const rows = layOut(plans, g);
+  const eoi = 1 + g.P + 1;
+  const inputs: LogitsInputs = {
+    tokens: rows.tokens,
+    ...layoutFeed(rows.fields),
+    images: packImages(images.map((img) => [img]), g),
+    patch_pos: rows.patchPos,
+    image_valid: rows.imageValid,
+  };
+  return { inputs, readAt: Int32Array.from(generated, (ids) => eoi + ids.length) };
+}
