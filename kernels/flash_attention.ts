@@ -17,11 +17,11 @@ import {
   attentionVariantName,
   cost,
   validateAttention,
+  WORKGROUP_BYTES,
 } from "./flash_attention_common.ts";
 import { rowsBackwardKV, rowsBackwardQ, rowsForward } from "./flash_attention_rows.ts";
 import { tiledForward, tiledMemory } from "./flash_attention_tiled.ts";
 import { tiledBackwardKV, tiledBackwardQ } from "./flash_attention_tiled_backward.ts";
-import { WORKGROUP_BYTES } from "./flash_attention_common.ts";
 import type { Kernel } from "./kernel.ts";
 import type { AdapterClass } from "./matmul.ts";
 import { libraryFor } from "./wgsl.ts";
@@ -113,25 +113,38 @@ export function flashAttentionBackwardKV(
 
 /** A good variant without measuring: the first of `attentionVariants`. */
 export function defaultAttentionVariant(adapterClass: AdapterClass, shape: AttentionShape): AttentionVariant {
-  return attentionVariants(adapterClass, shape)[0]!;
+  // One row per invocation fits every head size: the last resort when no tiled variant does.
+  return attentionVariants(adapterClass, shape)[0] ?? { kind: "rows", blockQ: 32, blockK: 32, perThread: 1 };
 }
 
 /** The variants worth measuring on this class of adapter that fit `shape`, the preferred one first. */
 export function attentionVariants(adapterClass: AdapterClass, shape: AttentionShape): AttentionVariant[] {
-  const all = adapterClass === "cpu" ? CPU_CANDIDATES : GPU_CANDIDATES;
-  const fitting = all.filter((v) => fits(v, shape));
-  // Always something: one row per invocation fits every shape.
-  return fitting.length > 0 ? fitting : [{ kind: "rows", blockQ: 8, blockK: 8, perThread: 1 }];
+  const all = adapterClass === "cpu" ? cpuCandidates(shape.d) : GPU_CANDIDATES;
+  const seen = new Set<string>();
+  return all.filter((v) => {
+    const key = JSON.stringify(v);
+    if (seen.has(key) || !fits(v, shape)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
-// See bench/attention_bench.ts for lavapipe timings.
-const CPU_CANDIDATES: readonly AttentionVariant[] = [
-  { kind: "rows", blockQ: 16, blockK: 16, perThread: 1 },
-  { kind: "rows", blockQ: 32, blockK: 32, perThread: 1 },
-  { kind: "rows", blockQ: 8, blockK: 8, perThread: 1 },
-  { kind: "rows", blockQ: 64, blockK: 64, perThread: 1 },
-  { kind: "tiled", blockQ: 16, blockK: 16, lanes: 2 },
-];
+/**
+ * Measured on lavapipe (bench/attention_bench.ts; 1024 x 1024, d 64, 4 heads, CPU ms per kernel):
+ * loads cost a per-lane gather, so rows per invocation pay off (fwd / dQ / dK,dV: 205 / 215 / 295 at
+ * perThread 1, 170 / 155 / 195 at 2, 100 / 110 / 110 at 4, tiled 16x16: 300 / 430 / 590), but
+ * LLVM's compile time grows faster than perThread * d (under load: 8-23 s per kernel at 2 x 64, 20-94
+ * s at 4 x 64), so the default keeps perThread * d at 128.
+ */
+function cpuCandidates(d: number): AttentionVariant[] {
+  const r = Math.max(1, Math.min(4, Math.floor(128 / d)));
+  return [
+    { kind: "rows", blockQ: 16 * r, blockK: 16 * r, perThread: r },
+    { kind: "rows", blockQ: 16, blockK: 16, perThread: 1 },
+    { kind: "rows", blockQ: 32 * r, blockK: 32 * r, perThread: 2 * r },
+    { kind: "tiled", blockQ: 16, blockK: 16, lanes: 1 },
+  ];
+}
 
 // Largest tiles first; the memory check keeps the ones that fit the head size.
 const GPU_CANDIDATES: readonly AttentionVariant[] = [
@@ -145,7 +158,7 @@ const GPU_CANDIDATES: readonly AttentionVariant[] = [
 ];
 
 function fits(v: AttentionVariant, shape: AttentionShape): boolean {
-  if (v.kind === "rows") return true;
+  if (v.kind === "rows") return v.blockQ % v.perThread === 0 && v.blockK % v.perThread === 0;
   if (shape.d % v.lanes !== 0) return false;
   const memory = tiledMemory(v, shape.d);
   return Math.max(memory.forward, memory.backwardQ, memory.backwardKV) * 4 <= WORKGROUP_BYTES;

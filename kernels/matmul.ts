@@ -22,26 +22,36 @@ export function defaultVariant(adapterClass: AdapterClass, shape: MatmulShape): 
   return adapterClass === "cpu" ? cpuDefault(shape) : gpuDefault(shape);
 }
 
-/** The variants worth measuring on this class of adapter; the default is always among them. */
+/** The variants worth measuring on this class of adapter, the default first. */
 export function candidateVariants(adapterClass: AdapterClass, shape: MatmulShape): MatmulVariant[] {
-  const all = adapterClass === "cpu" ? CPU_CANDIDATES : GPU_CANDIDATES;
-  const fitting = all.filter((v) => !wasteful(v, shape));
   const preferred = defaultVariant(adapterClass, shape);
-  const same = (v: MatmulVariant) => JSON.stringify(v) === JSON.stringify(preferred);
-  return [preferred, ...fitting.filter((v) => !same(v))];
+  const others = (adapterClass === "cpu" ? CPU_CANDIDATES : GPU_CANDIDATES).filter((v) =>
+    JSON.stringify(v) !== JSON.stringify(preferred)
+  );
+  return [preferred, ...others];
 }
 
-// Measured on lavapipe (2 cores, 8-wide SIMD): see bench/matmul_bench.ts.
-const CPU_CANDIDATES: readonly MatmulVariant[] = [
+/**
+ * On lavapipe every load is a loop over the SIMD lanes, so a k step costs about (tm + tn) loads
+ * for tm * tn FMAs: more outputs per thread is better, up to about 128 accumulators; past that,
+ * spills eat the gain. Measured at 512^3 and 1024^3 (MATMUL_BENCH_ALL=1 bench/matmul_bench.ts,
+ * relative to 8x16): 16x8 1.0, 8x8 0.8, 16x16 0.7, 4x8 0.6, 4x4 0.4, shared tiles 0.15-0.2
+ * (barriers are slow there).
+ * The short, wide variants cover products with few rows (decoding, small batches).
+ */
+const CPU_CANDIDATES: readonly RegisterVariant[] = [
   { kind: "register", tm: 8, tn: 16, wgX: 8, wgY: 8 },
+  { kind: "register", tm: 16, tn: 8, wgX: 8, wgY: 8 },
+  { kind: "register", tm: 8, tn: 16, wgX: 8, wgY: 1 },
   { kind: "register", tm: 8, tn: 16, wgX: 16, wgY: 4 },
   { kind: "register", tm: 8, tn: 8, wgX: 8, wgY: 8 },
-  { kind: "register", tm: 4, tn: 8, wgX: 16, wgY: 4 },
-  { kind: "register", tm: 4, tn: 4, wgX: 16, wgY: 16 },
-  { kind: "register", tm: 4, tn: 16, wgX: 64, wgY: 1 },
-  { kind: "shared", tile: 32, tm: 4, tn: 4, tk: 8 },
+  { kind: "register", tm: 4, tn: 16, wgX: 8, wgY: 1 },
+  { kind: "register", tm: 2, tn: 16, wgX: 8, wgY: 1 },
+  { kind: "register", tm: 1, tn: 16, wgX: 8, wgY: 1 },
+  { kind: "register", tm: 4, tn: 4, wgX: 8, wgY: 8 },
 ];
 
+/** Standard shared-memory tilings; 256 threads or fewer, at most 8.3 KB of workgroup memory. */
 const GPU_CANDIDATES: readonly MatmulVariant[] = [
   { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 8 },
   { kind: "shared", tile: 64, tm: 4, tn: 4, tk: 16 },
@@ -51,20 +61,29 @@ const GPU_CANDIDATES: readonly MatmulVariant[] = [
   { kind: "register", tm: 4, tn: 4, wgX: 16, wgY: 16 },
 ];
 
-function cpuDefault(_shape: MatmulShape): MatmulVariant {
-  return { kind: "register", tm: 8, tn: 16, wgX: 8, wgY: 8 };
+type RegisterVariant = Extract<MatmulVariant, { kind: "register" }>;
+
+/** lavapipe runs one worker per core; only small products are sensitive to this guess. */
+const CPU_WORKERS = 8;
+
+/**
+ * The CPU candidate with the least estimated time: workgroups are shared among the workers, each
+ * costs its whole block (clamped rows and columns past the edge are computed too) times the loads
+ * per FMA. Ties go to the earlier candidate: taller blocks reuse each column of B from cache.
+ */
+function cpuDefault({ batch, m, n }: MatmulShape): MatmulVariant {
+  const cost = (v: RegisterVariant) => {
+    const [rows, cols] = [v.tm * v.wgY, v.tn * v.wgX];
+    const blocks = batch * Math.ceil(m / rows) * Math.ceil(n / cols);
+    return Math.ceil(blocks / CPU_WORKERS) * rows * cols * (v.tm + v.tn) / (v.tm * v.tn);
+  };
+  return CPU_CANDIDATES.reduce((best, v) => (cost(v) < cost(best) ? v : best));
 }
 
-function gpuDefault(shape: MatmulShape): MatmulVariant {
-  // Small products cannot fill an H100 with 128-wide tiles; 64 keeps more workgroups in flight.
-  const big = shape.batch * shape.m * shape.n >= 2048 * 2048;
-  return big
-    ? { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 8 }
-    : { kind: "shared", tile: 64, tm: 4, tn: 4, tk: 16 };
-}
-
-/** A block of C that is more than four times the whole output wastes most of its threads. */
-function wasteful(v: MatmulVariant, shape: MatmulShape): boolean {
-  const [rows, cols] = v.kind === "register" ? [v.tm * v.wgY, v.tn * v.wgX] : [v.tile, v.tile];
-  return rows * cols > 4 * Math.max(shape.m * shape.n, 64 * 64);
+/** Enough workgroups to fill a large GPU (~100+ multiprocessors) at each size. */
+function gpuDefault({ batch, m, n }: MatmulShape): MatmulVariant {
+  const outputs = batch * m * n;
+  if (outputs >= 2048 * 2048) return { kind: "shared", tile: 128, tm: 8, tn: 8, tk: 8 };
+  if (outputs >= 512 * 512) return { kind: "shared", tile: 64, tm: 4, tn: 4, tk: 16 };
+  return { kind: "shared", tile: 32, tm: 2, tn: 2, tk: 16 };
 }

@@ -56,6 +56,11 @@ export function u32(x: number): string {
   return `${x}u`;
 }
 
+/** [0, 1, ..., count - 1]: the generators unroll over these. */
+export function range(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i);
+}
+
 /** Workgroups cover `rows x cols` blocks of C, numbered row-major, spread over x/y; batch is z. */
 export interface TileGrid {
   readonly tilesX: number;

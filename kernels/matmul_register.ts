@@ -6,6 +6,7 @@ import {
   type MatmulShape,
   type MatmulVariant,
   P,
+  range,
   tileGrid,
   u32,
   variantName,
@@ -14,7 +15,7 @@ import {
 type RegisterVariant = Extract<MatmulVariant, { kind: "register" }>;
 
 /** k is unrolled by this much; the remainder is emitted as straight-line steps. */
-const UNROLL = Number(Deno.env.get("MM_UNROLL") ?? 4);
+const UNROLL = 4;
 
 /**
  * Barrier-free matmul: thread (x, y) of a wgX x wgY workgroup accumulates C[row_r, col_c] for
@@ -38,20 +39,19 @@ export function registerMatmul(name: string, shape: MatmulShape, io: MatmulIO, v
     return [...a, ...bs, ...fmas].map((s) => `      ${s}`).join("\n");
   };
   const kMain = k - (k % UNROLL);
+  const unrolled = range(UNROLL).map((t) =>
+    `    {\n      let ${P}kk = ${P}k + ${u32(t)};\n${step(`${P}kk`)}\n    }`
+  );
   const mainLoop = kMain === 0 ? "" : `
   for (var ${P}k = 0u; ${P}k < ${u32(kMain)}; ${P}k += ${u32(UNROLL)}) {
-${
-    range(UNROLL).map((t) => `    {\n      let ${P}kk = ${P}k + ${u32(t)};\n${step(`${P}kk`)}\n    }`).join(
-      "\n",
-    )
-  }
+${unrolled.join("\n")}
   }`;
   const tail = range(k - kMain).map((t) => `  {\n${step(u32(kMain + t))}\n  }`).join("\n");
 
   const wgsl = `${io.declarations}
 
 ${entryHeader([v.wgX, v.wgY], g)}
-  let ${P}row_base = ${P}tile_row * ${u32(rows)}${v.wgY === 1 ? "" : ` + ${P}lid.y`};
+  let ${P}row_base = ${P}tile_row * ${u32(rows)} + ${P}lid.y;
   let ${P}col_base = ${P}tile_col * ${u32(cols)} + ${P}lid.x;
 ${rs.map((r) => `  let ${P}row${r} = min(${P}row_base + ${u32(r * v.wgY)}, ${u32(m - 1)});`).join("\n")}
 ${cs.map((c) => `  let ${P}col${c} = min(${P}col_base + ${u32(c * v.wgX)}, ${u32(n - 1)});`).join("\n")}
@@ -77,8 +77,4 @@ ${
     bindings: io.bindings,
     ...costOf(shape),
   };
-}
-
-export function range(count: number): number[] {
-  return Array.from({ length: count }, (_, i) => i);
 }

@@ -2,7 +2,7 @@ import type { Kernel } from "./kernel.ts";
 
 /**
  * Just enough of a runtime to run one kernel on its own buffers: autotuning measures candidates with
- * it, and the matmul test and benchmark use it to run kernels against plain buffers.
+ * it, and the matmul benchmark times kernels with it.
  */
 export interface PreparedKernel {
   readonly kernel: Kernel;
@@ -10,18 +10,15 @@ export interface PreparedKernel {
   readonly bindGroup: GPUBindGroup;
 }
 
-/** Storage buffers of the given byte sizes, filled from `init` where given (f32 data). */
+/** Zero-filled storage buffers of the given byte sizes: speed does not depend on the values. */
 export function createBuffers(
   device: GPUDevice,
   bufferBytes: Readonly<Record<string, number>>,
-  init: Readonly<Record<string, Float32Array<ArrayBuffer>>> = {},
 ): Map<string, GPUBuffer> {
   const buffers = new Map<string, GPUBuffer>();
   for (const [name, bytes] of Object.entries(bufferBytes)) {
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const buffer = device.createBuffer({ label: name, size: Math.max(4, bytes), usage });
-    const data = init[name];
-    if (data) device.queue.writeBuffer(buffer, 0, data);
     buffers.set(name, buffer);
   }
   return buffers;
@@ -68,19 +65,17 @@ export async function prepareKernel(
 /** Runs `prepared` `times` times in one compute pass and waits for the queue to finish. */
 export async function dispatch(device: GPUDevice, prepared: PreparedKernel, times = 1): Promise<void> {
   const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(prepared.pipeline);
-  pass.setBindGroup(0, prepared.bindGroup);
-  const [x, y, z] = prepared.kernel.dispatch;
-  for (let i = 0; i < times; i++) pass.dispatchWorkgroups(x, y, z);
-  pass.end();
+  encodeRuns(encoder.beginComputePass(), prepared, times);
   device.queue.submit([encoder.finish()]);
   await device.queue.onSubmittedWorkDone();
 }
 
 /**
  * Seconds per run: median over `samples` timed batches after a warm-up run (which may compile).
- * When one run takes longer than `giveUpAfter` seconds, that run's time is returned at once.
+ * Each batch runs the kernel often enough to take ~0.1 s. Batches are timed by GPU timestamps where
+ * the device has them, else by the wall clock less the fixed cost of a submit and wait (~12 ms under
+ * Deno, whatever the work). When one run takes longer than `giveUpAfter` seconds, its time is
+ * returned at once.
  */
 export async function secondsPerRun(
   device: GPUDevice,
@@ -88,34 +83,80 @@ export async function secondsPerRun(
   samples = 3,
   giveUpAfter = Infinity,
 ): Promise<number> {
-  await dispatch(device, prepared);
-  let start = performance.now();
-  await dispatch(device, prepared);
-  const once = (performance.now() - start) / 1000;
-  if (once > giveUpAfter) return once;
-  // Batch enough runs that each sample takes ~30 ms, so submit overhead stays small.
-  const times = Math.max(1, Math.min(64, Math.round(0.03 / Math.max(once, 1e-5))));
-  const seconds: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    start = performance.now();
-    await dispatch(device, prepared, times);
-    seconds.push((performance.now() - start) / 1000 / times);
+  const timer = device.features.has("timestamp-query") ? timestampTimer(device) : await wallTimer(device);
+  try {
+    await timer.time(prepared, 1);
+    const once = await timer.time(prepared, 1);
+    if (once > giveUpAfter) return once;
+    const times = Math.max(1, Math.min(4096, Math.round(0.1 / once)));
+    const seconds: number[] = [];
+    for (let s = 0; s < samples; s++) seconds.push((await timer.time(prepared, times)) / times);
+    seconds.sort((a, b) => a - b);
+    return seconds[Math.floor(seconds.length / 2)]!;
+  } finally {
+    timer.destroy();
   }
-  seconds.sort((a, b) => a - b);
-  return seconds[Math.floor(seconds.length / 2)]!;
 }
 
-export async function readBuffer(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
-  const staging = device.createBuffer({
-    size: buffer.size,
+interface BatchTimer {
+  /** Seconds that `times` back-to-back runs take. */
+  time(prepared: PreparedKernel, times: number): Promise<number>;
+  destroy(): void;
+}
+
+function timestampTimer(device: GPUDevice): BatchTimer {
+  const querySet = device.createQuerySet({ type: "timestamp", count: 2 });
+  const resolved = device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const readback = device.createBuffer({
+    size: 16,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const data = new Float32Array(staging.getMappedRange().slice(0));
-  staging.unmap();
-  staging.destroy();
-  return data;
+  return {
+    async time(prepared, times) {
+      const encoder = device.createCommandEncoder();
+      const timestampWrites = { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+      encodeRuns(encoder.beginComputePass({ timestampWrites }), prepared, times);
+      encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, readback, 0, 16);
+      device.queue.submit([encoder.finish()]);
+      await readback.mapAsync(GPUMapMode.READ);
+      const [start, end] = new BigUint64Array(readback.getMappedRange().slice(0));
+      readback.unmap();
+      return Math.max(Number(end! - start!), 1) / 1e9;
+    },
+    destroy() {
+      querySet.destroy();
+      resolved.destroy();
+      readback.destroy();
+    },
+  };
+}
+
+async function wallTimer(device: GPUDevice): Promise<BatchTimer> {
+  let overhead = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    device.queue.submit([device.createCommandEncoder().finish()]);
+    await device.queue.onSubmittedWorkDone();
+    overhead = Math.min(overhead, (performance.now() - start) / 1000);
+  }
+  return {
+    async time(prepared, times) {
+      const start = performance.now();
+      await dispatch(device, prepared, times);
+      return Math.max((performance.now() - start) / 1000 - overhead, 1e-9);
+    },
+    destroy() {},
+  };
+}
+
+function encodeRuns(pass: GPUComputePassEncoder, prepared: PreparedKernel, times: number): void {
+  pass.setPipeline(prepared.pipeline);
+  pass.setBindGroup(0, prepared.bindGroup);
+  const [x, y, z] = prepared.kernel.dispatch;
+  for (let i = 0; i < times; i++) pass.dispatchWorkgroups(x, y, z);
+  pass.end();
 }

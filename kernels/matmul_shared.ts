@@ -6,11 +6,11 @@ import {
   type MatmulShape,
   type MatmulVariant,
   P,
+  range,
   tileGrid,
   u32,
   variantName,
 } from "./matmul_common.ts";
-import { range } from "./matmul_register.ts";
 
 type SharedVariant = Extract<MatmulVariant, { kind: "shared" }>;
 

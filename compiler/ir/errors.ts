@@ -28,13 +28,30 @@ export function userSite(): string | undefined {
     const m = /\(?((?:file:\/\/|\/)[^()\s]+?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!;
+    // Reaching the tracer means the node was built by library code (a model builder) on behalf of
+    // the spec; the caller of trace() is not the spec, so use the model's declaration line instead.
+    if (TRACER.test(line)) return traceFallback;
     if (LIBRARY.test(file)) continue;
     return `${shortPath(file)}:${m[2]}:${m[3]}`;
   }
-  return undefined;
+  return traceFallback;
+}
+
+let traceFallback: string | undefined;
+
+/** While a model is traced, nodes that no spec line built are attributed to the model's own line. */
+export function withTraceSite<T>(site: string | undefined, f: () => T): T {
+  const saved = traceFallback;
+  traceFallback = site;
+  try {
+    return f();
+  } finally {
+    traceFallback = saved;
+  }
 }
 
 const ROOT = new URL("../../", import.meta.url).href;
+const TRACER = /\bat (trace|withTrace)\b.*\/spec\/(model|context)\.ts:/;
 const LIBRARY = new RegExp(
   "^(file://)?" + ROOT.replace(/^file:\/\//, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") +
     "(spec|compiler|kernels|runtime)/",

@@ -12,6 +12,7 @@ import { planMemory } from "./memory.ts";
 import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
 import { emitAttention } from "./attention.ts";
 import { chooseMaterialized } from "../passes/fusion.ts";
+import { scheduleTasks } from "../passes/schedule.ts";
 
 /** Where a stored tensor lives: a word offset in a named arena. */
 export interface Location {
@@ -127,6 +128,20 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     else outputTask.set(name, copy(node));
   }
 
+  // Run order: a memory-aware topological order of the kernels (see passes/schedule.ts).
+  {
+    const index = new Map(tasks.map((t, i) => [t, i]));
+    const producerIndex = new Map<number, number>();
+    tasks.forEach((t, i) => !t.copy && producerIndex.set(t.node.id, i));
+    const order = scheduleTasks(tasks.map((t) => ({
+      deps: t.reads.flatMap((r) => (producerIndex.has(r.id) ? [producerIndex.get(r.id)!] : [])),
+      words: t.at ? 0 : size(t.node.shape),
+    })));
+    const sorted = order.map((i) => tasks[i]!);
+    tasks.splice(0, tasks.length, ...sorted);
+    void index;
+  }
+
   // Memory plan for everything in `act`: inputs, then kernel results without a fixed place.
   const lastRead = new Map<number, number>();
   tasks.forEach((task, k) => task.reads.forEach((r) => lastRead.set(r.id, k)));
@@ -149,6 +164,18 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     ),
   ];
   const memory = planMemory(lifetimes, opts.reservedWords ?? 0);
+  if (Deno.env.get("DEBUG_MEMORY")) {
+    let peakAt = 0, peakLive = 0;
+    for (let k = 0; k < tasks.length; k++) {
+      const live = lifetimes.filter((l) => l.start <= k && l.end >= k).reduce((s, l) => s + l.words, 0);
+      if (live > peakLive) [peakLive, peakAt] = [live, k];
+    }
+    console.error(`memory: peak ${memory.peakWords * 4 / 1e6}MB, max live ${peakLive * 4 / 1e6}MB at task ${peakAt}`);
+    for (const l of lifetimes.filter((l) => l.start <= peakAt && l.end >= peakAt).sort((a, b) => b.words - a.words).slice(0, 25)) {
+      const t = l.id >= TASK_ID ? tasks[l.id - TASK_ID]! : undefined;
+      console.error(`  ${(l.words * 4 / 1e6).toFixed(2)}MB [${l.start}, ${l.end}] ${t ? t.node.op + " " + t.node.shape + " " + t.node.site : "input"}`);
+    }
+  }
   const target = (k: number): Location =>
     tasks[k]!.at ?? { buffer: "act", offset: memory.offsets.get(TASK_ID + k)! };
   for (const n of graph.inputs) location.set(n.id, { buffer: "act", offset: memory.offsets.get(n.id)! });

@@ -98,7 +98,15 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
   const bad = (what: string) => {
     throw new Error(`sequence: ${what} (config ${JSON.stringify({ text, image, seq })})`);
   };
-  const sizes = { captionLength: text.captionLength, ...image, seq };
+  // Only the sizes this file reads; the model's config carries other (non-numeric) image options.
+  const sizes = {
+    captionLength: text.captionLength,
+    size: image.size,
+    channels: image.channels,
+    patch: image.patch,
+    imagesPerRow: image.imagesPerRow,
+    seq,
+  };
   for (const [k, v] of Object.entries(sizes)) if (!Number.isInteger(v) || v < 1) bad(`${k} must be >= 1`);
   if (text.vocab !== SPECIAL.pad && text.vocab !== SPECIAL.pad + 1) {
     bad(`text.vocab must be ${SPECIAL.pad} (pad with EOS) or ${SPECIAL.pad + 1} (PAD token)`);
