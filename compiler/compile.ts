@@ -7,6 +7,7 @@ import { type Location, lowerEntry } from "./lower/lower.ts";
 import type { EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
 import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
+import { cachedVariant } from "../kernels/autotune.ts";
 import { type AttentionShape, defaultAttentionVariant } from "../kernels/flash_attention.ts";
 import {
   adamwKernel,
@@ -26,8 +27,10 @@ export interface CompileOptions {
   optimizer?: Partial<Omit<OptimizerSpec, "kind">>;
   /** Kernel variants are picked for this class of adapter (see runtime describeAdapter). */
   adapterClass?: "cpu" | "gpu";
-  /** A tuned matmul choice per shape (from the on-disk tuning cache); falls back to the default. */
+  /** A tuned matmul choice per shape; falls back to the tuning cache, then to the class default. */
   matmulVariant?: (shape: MatmulShape) => MatmulVariant | undefined;
+  /** The adapter's cache key (runtime describeAdapter): tuned choices (`deno task tune`) are used. */
+  adapterKey?: string;
   /** Run the IR verifier after each stage (on in tests). */
   verify?: boolean;
   /** Fusion and matmul epilogues (default true); false gives the first, one-kernel-per-op lowering. */
@@ -58,7 +61,9 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
   );
   const adapterClass = opts.adapterClass ?? "cpu";
   const lowerOpts = {
-    matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
+    matmulVariant: (s: MatmulShape) =>
+      opts.matmulVariant?.(s) ?? (opts.adapterKey ? cachedVariant(opts.adapterKey, s) : undefined) ??
+        defaultVariant(adapterClass, s),
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
     fuse: opts.fuse ?? true,
   };

@@ -24,7 +24,12 @@ const byMode: Record<string, { ms: number; dispatches: number; peak: number }> =
 for (const fuse of [true, false]) {
   const mode = fuse ? "fused" : "unfused";
   const t0 = performance.now();
-  const plan = compile(t1, { fuse, adapterClass: adapter.adapterClass, entries: ["trainStep"] });
+  const plan = compile(t1, {
+    fuse,
+    adapterClass: adapter.adapterClass,
+    adapterKey: adapter.cacheKey,
+    entries: ["trainStep"],
+  });
   const compileMs = performance.now() - t0;
   const ex = await Executor.create(plan, { seed: 1, handle });
   let step = 0;

@@ -66,6 +66,7 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     // A sample hook runs the spec's other entries (denoise, logits) on the training parameters.
     entries: ["trainStep", "forward", ...(hook ? Object.keys(model.entries ?? {}) : [])],
     adapterClass: describeAdapter(handle).adapterClass,
+    adapterKey: describeAdapter(handle).cacheKey,
     optimizer: {
       beta1: settings.beta1,
       beta2: settings.beta2,
