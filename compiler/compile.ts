@@ -4,7 +4,8 @@ import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
 import { simplify } from "./passes/simplify.ts";
 import { type Location, lowerEntry } from "./lower/lower.ts";
-import type { EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
+import { arenaName } from "./lower/memory.ts";
+import type { BufferSpec, EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
 import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
 import { cachedVariant } from "../kernels/autotune.ts";
@@ -35,7 +36,12 @@ export interface CompileOptions {
   verify?: boolean;
   /** Fusion and matmul epilogues (default true); false gives the first, one-kernel-per-op lowering. */
   fuse?: boolean;
+  /** The largest storage binding the target allows; activations spill into more arenas past it. */
+  maxBindingBytes?: number;
 }
+
+/** WebGPU's default maxStorageBufferBindingSize: plans that respect it run on every adapter. */
+export const DEFAULT_BINDING_BYTES = 134217728;
 
 export const DEFAULT_OPTIMIZER: OptimizerSpec = {
   kind: "adamw",
@@ -66,6 +72,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
         defaultVariant(adapterClass, s),
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
     fuse: opts.fuse ?? true,
+    arenaWords: Math.floor((opts.maxBindingBytes ?? DEFAULT_BINDING_BYTES) / 4),
   };
   // Simplify the named outputs (and gradients), keeping their names: trace -> grad -> simplify -> lower.
   const prepare = (named: readonly { name: string; node: Node }[], extra: readonly Node[]) => {
@@ -77,25 +84,9 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     };
   };
   const check = (roots: readonly Node[]) => opts.verify && verify(roots);
-  const kernels: Kernel[] = [];
-  const entries: Record<string, EntryPlan> = {};
+  const builder = new PlanBuilder();
   const named = Object.entries(traced.outputs).map(([name, node]) => ({ name, node }));
   const wanted = opts.entries ?? ["trainStep", "forward"];
-  let actWords = 0;
-
-  const addEntry = (name: string, lowered: ReturnType<typeof lowerEntry>, extra: Kernel[], flops: number) => {
-    const base = kernels.length;
-    const all = [...lowered.kernels, ...extra];
-    kernels.push(...all);
-    const steps: Step[] = all.map((_, i) => ({ kind: "dispatch", kernel: base + i }));
-    entries[name] = {
-      inputs: lowered.inputs,
-      outputs: lowered.outputs,
-      steps,
-      peakBytes: 4 * lowered.peakWords,
-      flops: flops + all.reduce((s, k) => s + k.flops, 0),
-    };
-  };
 
   if (wanted.includes("trainStep")) {
     // Frozen constants get no gradient: their slice of `grads` stays zero, so AdamW leaves them be.
@@ -106,14 +97,14 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     check([...Object.values(traced.outputs), ...raw]);
     const { outputs, extra: grads } = prepare(named, raw);
     const placed = grads.map((g, i) => ({ node: g, at: at("grads", trained[i]!.layout) }));
+    // The grad-norm partials get the bottom words of the first arena, reserved before planning.
     const lowered = lowerEntry({ outputs, inputs: traced.inputs, placed, leaves }, {
       ...lowerOpts,
       prefix: "t",
+      reservedWords: gradNormScratchWords(count),
     });
-    // The grad-norm partials go above everything the step uses.
-    const scratch = Math.ceil(lowered.peakWords / 4) * 4;
-    const optimizer = [...gradNormKernels(count, scratch), adamwKernel(count)];
-    addEntry("trainStep", { ...lowered, peakWords: scratch + gradNormScratchWords(count) }, optimizer, 0);
+    const optimizer = [...gradNormKernels(count, 0), adamwKernel(count)];
+    builder.add("trainStep", lowered, optimizer);
   }
   if (wanted.includes("forward")) {
     const { outputs } = prepare(named, []);
@@ -121,7 +112,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       ...lowerOpts,
       prefix: "f",
     });
-    addEntry("forward", lowered, [], 0);
+    builder.add("forward", lowered);
   }
   for (const name of wanted.filter((w) => w !== "trainStep" && w !== "forward")) {
     const t = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {}, entry: name });
@@ -132,9 +123,8 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       { outputs: outs, inputs: t.inputs, placed: [], leaves: entryLeaves },
       { ...lowerOpts, prefix: `${name}_` },
     );
-    addEntry(name, lowered, [], 0);
+    builder.add(name, lowered);
   }
-  for (const e of Object.values(entries)) actWords = Math.max(actWords, e.peakBytes / 4);
 
   const optimizer: OptimizerSpec = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
   return {
@@ -148,12 +138,12 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       { name: "adam_m", role: "optimizer", bytes: 4 * Math.max(count, 1) },
       { name: "adam_v", role: "optimizer", bytes: 4 * Math.max(count, 1) },
       { name: "decay_mask", role: "mask", bytes: 4 * Math.max(Math.ceil(count / 32), 1) },
-      { name: "act", role: "activation", bytes: 4 * Math.max(actWords, 1) },
+      ...builder.arenas(),
       { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
     ],
-    kernels,
+    kernels: builder.kernels,
     params,
-    entries,
+    entries: builder.entries,
     scalars: { ...SCALARS },
     optimizer,
   };
@@ -196,21 +186,11 @@ export function compileGraph(
     matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
     fuse: opts.fuse ?? true,
+    arenaWords: Math.floor(DEFAULT_BINDING_BYTES / 4),
   };
   const outs = Object.entries(outputs).map(([name, node]) => ({ name, node }));
-  const kernels: Kernel[] = [];
-  const entries: Record<string, EntryPlan> = {};
-  const add = (name: string, lowered: ReturnType<typeof lowerEntry>) => {
-    const base = kernels.length;
-    kernels.push(...lowered.kernels);
-    entries[name] = {
-      inputs: lowered.inputs,
-      outputs: lowered.outputs,
-      steps: lowered.kernels.map((_, i) => ({ kind: "dispatch", kernel: base + i })),
-      peakBytes: 4 * lowered.peakWords,
-      flops: lowered.kernels.reduce((s, k) => s + k.flops, 0),
-    };
-  };
+  const builder = new PlanBuilder();
+  const add = (name: string, lowered: ReturnType<typeof lowerEntry>) => builder.add(name, lowered);
   add("forward", lowerEntry({ outputs: outs, inputs, placed: [], leaves }, { ...lowerOpts, prefix: "f" }));
   if (opts.grads) {
     const g = grad(outputs.loss!, paramNodes);
@@ -218,7 +198,6 @@ export function compileGraph(
     add("gradients", lowerEntry({ outputs: outs, inputs, placed, leaves }, { ...lowerOpts, prefix: "g" }));
   }
   const count = Math.max(offset, 1);
-  const actWords = Math.max(1, ...Object.values(entries).map((e) => e.peakBytes / 4));
   return {
     version: 1,
     model: "graph",
@@ -227,14 +206,41 @@ export function compileGraph(
     buffers: [
       { name: "params", role: "parameter", bytes: 4 * count },
       { name: "grads", role: "gradient", bytes: 4 * count },
-      { name: "act", role: "activation", bytes: 4 * actWords },
+      ...builder.arenas(),
       { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
     ],
-    kernels,
+    kernels: builder.kernels,
     params,
-    entries,
+    entries: builder.entries,
     scalars: { ...SCALARS },
   };
+}
+
+/** Collects lowered entries into one kernel list, and the arena sizes every entry fits in. */
+class PlanBuilder {
+  readonly kernels: Kernel[] = [];
+  readonly entries: Record<string, EntryPlan> = {};
+  readonly #arenaWords: number[] = [];
+
+  add(name: string, lowered: ReturnType<typeof lowerEntry>, extra: readonly Kernel[] = []) {
+    const base = this.kernels.length;
+    const all = [...lowered.kernels, ...extra];
+    this.kernels.push(...all);
+    const steps: Step[] = all.map((_, i) => ({ kind: "dispatch", kernel: base + i }));
+    this.entries[name] = {
+      inputs: lowered.inputs,
+      outputs: lowered.outputs,
+      steps,
+      peakBytes: 4 * lowered.arenaWords.reduce((a, b) => a + b, 0),
+      flops: all.reduce((s, k) => s + k.flops, 0),
+    };
+    lowered.arenaWords.forEach((w, i) => (this.#arenaWords[i] = Math.max(this.#arenaWords[i] ?? 0, w)));
+  }
+
+  arenas(): BufferSpec[] {
+    const words = this.#arenaWords.length ? this.#arenaWords : [0];
+    return words.map((w, i) => ({ name: arenaName(i), role: "activation", bytes: 4 * Math.max(w, 1) }));
+  }
 }
 
 function at(buffer: string, p: ParamLayout): Location {

@@ -130,11 +130,11 @@ export function attentionVariants(adapterClass: AdapterClass, shape: AttentionSh
 }
 
 /**
- * Measured on lavapipe (bench/attention_bench.ts; 1024 x 1024, d 64, 4 heads, CPU ms per kernel):
- * loads cost a per-lane gather, so rows per invocation pay off (fwd / dQ / dK,dV: 205 / 215 / 295 at
- * perThread 1, 170 / 155 / 195 at 2, 100 / 110 / 110 at 4, tiled 16x16: 300 / 430 / 590), but
- * LLVM's compile time grows faster than perThread * d (under load: 8-23 s per kernel at 2 x 64, 20-94
- * s at 4 x 64), so the default keeps perThread * d at 128.
+ * Measured on lavapipe (1024 x 1024, d 64, 4 heads, causal; CPU ms per kernel, fwd / dQ / dK,dV):
+ * every load with a varying address is a per-lane gather, so rows per invocation pay off (perThread
+ * 1: 205 / 215 / 295, 2: 170 / 155 / 195, 4: 100 / 110 / 110, 8: 60 / 57 / 70; tiled 16x16:
+ * 300 / 430 / 590), but LLVM's compile time grows faster than perThread * d (under load, per kernel:
+ * 8-23 s at 2 x 64, 20-94 s at 4 x 64, minutes at 8 x 64), so the default keeps perThread * d at 128.
  */
 function cpuCandidates(d: number): AttentionVariant[] {
   const r = Math.max(1, Math.min(4, Math.floor(128 / d)));

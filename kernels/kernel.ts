@@ -6,7 +6,8 @@
  * Buffers are named arenas, each one `array<...>` in WGSL, addressed with element offsets baked
  * into the kernel text:
  *   params, grads, adam_m, adam_v : array<f32>   (every parameter at its offset, one flat vector)
- *   act                           : array<u32>   (inputs, activations, outputs; f32 via bitcast)
+ *   act, act1, ...                : array<u32>   (inputs, activations, outputs; f32 via bitcast;
+ *                                                  more arenas when one binding cannot hold them)
  *   scalars                       : array<f32>   (per-step values the runtime writes: lr, ...)
  *   decay_mask                    : array<u32>   (one bit per parameter element)
  */
@@ -35,7 +36,7 @@ export interface Kernel {
 
 /** WGSL declaration of one binding in group 0. */
 export function bindingDecl(b: KernelBinding): string {
-  const type = ELEMENT[b.buffer] ?? "f32";
+  const type = ELEMENT[b.buffer] ?? (/^act\d*$/.test(b.buffer) ? "u32" : "f32");
   return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<${type}>;`;
 }
 

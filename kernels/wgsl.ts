@@ -45,32 +45,39 @@ export function literal(value: number, type: ScalarType): string {
   }
 }
 
+/** Activation arenas (`act`, `act1`, ...) hold 32-bit words; every other buffer holds f32. */
+export function isWordArena(buffer: string): boolean {
+  return /^act\d*$/.test(buffer);
+}
+
 /** A value of `type` read from arena word `index` of `buffer`. */
 export function loadWord(buffer: string, index: string, type: ScalarType): string {
-  if (buffer !== "act") return type === "f32" ? `${buffer}[${index}]` : `${type}(${buffer}[${index}])`;
+  if (!isWordArena(buffer)) return type === "f32" ? `${buffer}[${index}]` : `${type}(${buffer}[${index}])`;
+  const word = `${buffer}[${index}]`;
   switch (type) {
     case "f32":
-      return `bitcast<f32>(act[${index}])`;
+      return `bitcast<f32>(${word})`;
     case "i32":
-      return `bitcast<i32>(act[${index}])`;
+      return `bitcast<i32>(${word})`;
     case "u32":
-      return `act[${index}]`;
+      return word;
     case "bool":
-      return `(act[${index}] != 0u)`;
+      return `(${word} != 0u)`;
   }
 }
 
 /** A statement storing `value` of `type` at word `index` of `buffer`. */
 export function storeWord(buffer: string, index: string, value: string, type: ScalarType): string {
-  if (buffer !== "act") return `${buffer}[${index}] = ${type === "f32" ? value : `f32(${value})`};`;
+  if (!isWordArena(buffer)) return `${buffer}[${index}] = ${type === "f32" ? value : `f32(${value})`};`;
+  const word = `${buffer}[${index}]`;
   switch (type) {
     case "f32":
     case "i32":
-      return `act[${index}] = bitcast<u32>(${value});`;
+      return `${word} = bitcast<u32>(${value});`;
     case "u32":
-      return `act[${index}] = ${value};`;
+      return `${word} = ${value};`;
     case "bool":
-      return `act[${index}] = select(0u, 1u, ${value});`;
+      return `${word} = select(0u, 1u, ${value});`;
   }
 }
 

@@ -8,7 +8,7 @@ import type { AttentionShape, AttentionVariant } from "../../kernels/flash_atten
 import { libraryFor, loadWord, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
 import type { Step, TensorSlot } from "../plan.ts";
 import { Ix } from "./index.ts";
-import { planMemory } from "./memory.ts";
+import { arenaName, planMemory } from "./memory.ts";
 import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
 import { emitAttention } from "./attention.ts";
 import { chooseMaterialized } from "../passes/fusion.ts";
@@ -38,6 +38,8 @@ export interface LowerOptions {
   readonly attentionVariant: (shape: AttentionShape) => AttentionVariant;
   /** Words at the bottom of `act` that this entry must not use. */
   readonly reservedWords?: number;
+  /** The most words one activation arena may hold (the adapter's storage binding limit). */
+  readonly arenaWords?: number;
 }
 
 export interface LoweredEntry {
@@ -45,7 +47,8 @@ export interface LoweredEntry {
   readonly steps: Step[];
   readonly inputs: TensorSlot[];
   readonly outputs: TensorSlot[];
-  readonly peakWords: number;
+  /** Words each activation arena (`act`, `act1`, ...) needs at the peak. */
+  readonly arenaWords: readonly number[];
 }
 
 /** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
@@ -163,22 +166,37 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
       }]
     ),
   ];
-  const memory = planMemory(lifetimes, opts.reservedWords ?? 0);
+  const memory = planMemory(lifetimes, opts.reservedWords ?? 0, opts.arenaWords ?? Infinity);
   if (Deno.env.get("DEBUG_MEMORY")) {
     let peakAt = 0, peakLive = 0;
     for (let k = 0; k < tasks.length; k++) {
       const live = lifetimes.filter((l) => l.start <= k && l.end >= k).reduce((s, l) => s + l.words, 0);
       if (live > peakLive) [peakLive, peakAt] = [live, k];
     }
-    console.error(`memory: peak ${memory.peakWords * 4 / 1e6}MB, max live ${peakLive * 4 / 1e6}MB at task ${peakAt}`);
-    for (const l of lifetimes.filter((l) => l.start <= peakAt && l.end >= peakAt).sort((a, b) => b.words - a.words).slice(0, 25)) {
+    console.error(
+      `memory: arenas ${memory.arenaWords.map((w) => w * 4 / 1e6)}MB, max live ${
+        peakLive * 4 / 1e6
+      }MB at task ${peakAt}`,
+    );
+    for (
+      const l of lifetimes.filter((l) => l.start <= peakAt && l.end >= peakAt).sort((a, b) =>
+        b.words - a.words
+      ).slice(0, 25)
+    ) {
       const t = l.id >= TASK_ID ? tasks[l.id - TASK_ID]! : undefined;
-      console.error(`  ${(l.words * 4 / 1e6).toFixed(2)}MB [${l.start}, ${l.end}] ${t ? t.node.op + " " + t.node.shape + " " + t.node.site : "input"}`);
+      console.error(
+        `  ${(l.words * 4 / 1e6).toFixed(2)}MB [${l.start}, ${l.end}] ${
+          t ? t.node.op + " " + t.node.shape + " " + t.node.site : "input"
+        }`,
+      );
     }
   }
-  const target = (k: number): Location =>
-    tasks[k]!.at ?? { buffer: "act", offset: memory.offsets.get(TASK_ID + k)! };
-  for (const n of graph.inputs) location.set(n.id, { buffer: "act", offset: memory.offsets.get(n.id)! });
+  const arenaLocation = (id: number): Location => {
+    const at = memory.offsets.get(id)!;
+    return { buffer: arenaName(at.arena), offset: at.offset };
+  };
+  const target = (k: number): Location => tasks[k]!.at ?? arenaLocation(TASK_ID + k);
+  for (const n of graph.inputs) location.set(n.id, arenaLocation(n.id));
   tasks.forEach((t, k) => {
     if (!t.copy) location.set(t.node.id, target(k));
   });
@@ -200,7 +218,7 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     outputs: [...outputTask].map(([name, t]) =>
       "op" in t ? slot(name, t, location.get(t.id)!) : slot(name, t.node, target(tasks.indexOf(t)))
     ),
-    peakWords: memory.peakWords,
+    arenaWords: memory.arenaWords,
   };
 }
 

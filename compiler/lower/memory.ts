@@ -1,9 +1,13 @@
 /**
- * The memory plan for one entry point: every tensor that lives in the `act` arena gets a word
- * offset, reusing space once its last reader has run. Lifetimes are kernel indices: a tensor is
- * written by kernel `start` (-1: uploaded before the step) and read up to kernel `end` (Infinity:
- * read back after the step). First-fit over a coalescing free list; offsets are 4-word aligned so
- * vector loads stay possible.
+ * The memory plan for one entry point: every tensor that lives in an activation arena gets an arena
+ * and a word offset, reusing space once its last reader has run. Lifetimes are kernel indices: a
+ * tensor is written by kernel `start` (-1: uploaded before the step) and read up to kernel `end`
+ * (Infinity: read back after the step). First-fit over a coalescing free list; offsets are 4-word
+ * aligned so vector loads stay possible.
+ *
+ * One arena is one storage binding, and adapters cap a binding's size (128 MiB by default in
+ * WebGPU), so a plan whose live set exceeds `arenaWords` spills into further arenas (`act1`,
+ * `act2`, ...); a tensor never straddles two.
  */
 export interface Lifetime {
   readonly id: number;
@@ -13,62 +17,95 @@ export interface Lifetime {
 }
 
 export interface MemoryPlan {
-  readonly offsets: ReadonlyMap<number, number>;
-  readonly peakWords: number;
+  readonly offsets: ReadonlyMap<number, { arena: number; offset: number }>;
+  /** Words used at the peak, per arena. */
+  readonly arenaWords: readonly number[];
 }
 
 const ALIGN = 4;
 const align = (w: number) => Math.ceil(w / ALIGN) * ALIGN;
 
-export function planMemory(lifetimes: readonly Lifetime[], reserved = 0): MemoryPlan {
-  const offsets = new Map<number, number>();
-  let free: { offset: number; words: number }[] = [];
-  let top = align(reserved);
-  let peak = top;
-  const byStart = [...lifetimes].sort((a, b) => a.start - b.start || b.words - a.words);
-  const live: { end: number; offset: number; words: number }[] = [];
+/** The WGSL buffer name of arena `i`. */
+export const arenaName = (i: number) => (i === 0 ? "act" : `act${i}`);
 
-  const release = (before: number) => {
-    for (let i = live.length - 1; i >= 0; i--) {
-      const l = live[i]!;
+class Arena {
+  free: { offset: number; words: number }[] = [];
+  live: { end: number; offset: number; words: number }[] = [];
+  top: number;
+  peak: number;
+  constructor(reserved: number, readonly limit: number) {
+    this.top = align(reserved);
+    this.peak = this.top;
+  }
+
+  release(before: number) {
+    for (let i = this.live.length - 1; i >= 0; i--) {
+      const l = this.live[i]!;
       if (l.end < before) {
-        free.push({ offset: l.offset, words: l.words });
-        live.splice(i, 1);
+        this.free.push({ offset: l.offset, words: l.words });
+        this.live.splice(i, 1);
       }
     }
-    free.sort((a, b) => a.offset - b.offset);
-    const merged: typeof free = [];
-    for (const b of free) {
+    this.free.sort((a, b) => a.offset - b.offset);
+    const merged: { offset: number; words: number }[] = [];
+    for (const b of this.free) {
       const last = merged[merged.length - 1];
       if (last && last.offset + last.words === b.offset) last.words += b.words;
       else merged.push({ ...b });
     }
     // A free block at the top gives its space back to the bump pointer.
     const tail = merged[merged.length - 1];
-    if (tail && tail.offset + tail.words === top) {
-      top = tail.offset;
+    if (tail && tail.offset + tail.words === this.top) {
+      this.top = tail.offset;
       merged.pop();
     }
-    free = merged;
-  };
+    this.free = merged;
+  }
 
-  for (const l of byStart) {
-    release(l.start);
-    const words = align(Math.max(l.words, 1));
-    const slot = free.findIndex((b) => b.words >= words);
+  /** First fit, or the top when it stays under the limit; undefined when the arena is full. */
+  take(words: number, end: number): number | undefined {
+    const slot = this.free.findIndex((b) => b.words >= words);
     let offset: number;
     if (slot >= 0) {
-      const b = free[slot]!;
+      const b = this.free[slot]!;
       offset = b.offset;
-      if (b.words === words) free.splice(slot, 1);
-      else free[slot] = { offset: b.offset + words, words: b.words - words };
+      if (b.words === words) this.free.splice(slot, 1);
+      else this.free[slot] = { offset: b.offset + words, words: b.words - words };
     } else {
-      offset = top;
-      top += words;
-      peak = Math.max(peak, top);
+      if (this.top + words > this.limit) return undefined;
+      offset = this.top;
+      this.top += words;
+      this.peak = Math.max(this.peak, this.top);
     }
-    offsets.set(l.id, offset);
-    live.push({ end: l.end, offset, words });
+    this.live.push({ end, offset, words });
+    return offset;
   }
-  return { offsets, peakWords: peak };
+}
+
+export function planMemory(lifetimes: readonly Lifetime[], reserved = 0, arenaWords = Infinity): MemoryPlan {
+  const offsets = new Map<number, { arena: number; offset: number }>();
+  const arenas = [new Arena(reserved, arenaWords)];
+  const byStart = [...lifetimes].sort((a, b) => a.start - b.start || b.words - a.words);
+  for (const l of byStart) {
+    const words = align(Math.max(l.words, 1));
+    if (words > arenaWords) {
+      throw new Error(`a tensor of ${4 * words} bytes exceeds the ${4 * arenaWords}-byte binding limit`);
+    }
+    for (const a of arenas) a.release(l.start);
+    let placed = false;
+    for (const [i, a] of arenas.entries()) {
+      const offset = a.take(words, l.end);
+      if (offset !== undefined) {
+        offsets.set(l.id, { arena: i, offset });
+        placed = true;
+        break;
+      }
+    }
+    if (!placed) {
+      const a = new Arena(0, arenaWords);
+      arenas.push(a);
+      offsets.set(l.id, { arena: arenas.length - 1, offset: a.take(words, l.end)! });
+    }
+  }
+  return { offsets, arenaWords: arenas.map((a) => a.peak) };
 }
