@@ -91,8 +91,9 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   const tasks: Task[] = [];
   const producer = new Map<number, Task>();
   for (const n of order) {
-    const kind = LOWERING[n.op].kernel;
-    if (kind === null || !stored.has(n.id)) continue;
+    // A stored view (fusion found its inline cost too high for its readers) is an elementwise kernel.
+    if (!stored.has(n.id)) continue;
+    const kind = LOWERING[n.op].kernel ?? "elementwise";
     const fused = epilogues.get(n.id);
     const task: Task = fused
       ? {

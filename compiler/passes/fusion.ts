@@ -27,11 +27,15 @@ export const MULTI_USE_COST = 3;
 export const PROLOGUE_COST = 2;
 export const MAX_INLINE_COST = 24;
 /**
- * Attention operands (q, k after RoPE and the head split) may carry more inline work: the flash
- * kernels load each element a few times per tile, and the RoPE pass they save would read and write
- * the whole tensor.
+ * Attention operands get the matmul budget. Measured on T1 (lavapipe): inlining RoPE (16 ops with
+ * cos, sin and exp, all four quarter-branches of the 2D rotation evaluated) into the flash kernels'
+ * K loads, which run once per query row, made the fused step 2x slower than the unfused one; the
+ * rotated q and k are cheaper stored by one elementwise kernel.
  */
-export const ATTENTION_PROLOGUE_COST = 16;
+export const ATTENTION_PROLOGUE_COST = PROLOGUE_COST;
+
+/** Movement ops: no kernel of their own unless fusion decides to store one (see lowerEntry). */
+const isView = (n: Node) => OPS[n.op].kind === "movement";
 
 export function chooseMaterialized(
   order: readonly Node[],
@@ -47,24 +51,28 @@ export function chooseMaterialized(
     return { stored, epilogues: new Map() };
   }
 
-  // Inline cost: elementwise ops a reader evaluates to produce one element of n.
+  // Inline cost: elementwise ops a reader evaluates to produce one element of n (views add none).
   const cost = new Map<number, number>();
   const inlineCost = (n: Node): number => (stored.has(n.id) ? 0 : cost.get(n.id) ?? 0);
+  // The kernels that evaluate n: its readers, looking through views (which are evaluated inline).
+  const kernelReaders = (n: Node): Node[] =>
+    (consumers.get(n.id) ?? []).flatMap((r) => (isView(r) && !stored.has(r.id) ? kernelReaders(r) : [r]));
   for (const n of order) {
-    const own = kernelKind(n) === "elementwise" ? 1 : 0;
-    cost.set(n.id, own + n.src.reduce((s, x) => s + inlineCost(x), 0));
     const kind = kernelKind(n);
+    cost.set(n.id, (kind === "elementwise" ? 1 : 0) + n.src.reduce((s, x) => s + inlineCost(x), 0));
     if ((roots.has(n.id) && kind === "elementwise") || (kind !== null && kind !== "elementwise")) {
       stored.add(n.id);
       continue;
     }
-    if (kind !== "elementwise") continue; // views, leaves: always inline
-    const readers = consumers.get(n.id) ?? [];
     const c = cost.get(n.id)!;
-    const feedsContraction = readers.some((r) => OPS[r.op].kind === "contraction");
+    // Leaves are computed or loaded where read; a view of stored tensors costs nothing to inline.
+    if (OPS[n.op].kind === "leaf" || OPS[n.op].kind === "random" || c === 0) continue;
+    const readers = kernelReaders(n);
+    const direct = consumers.get(n.id) ?? [];
+    const feeds = (k: string) => readers.some((r) => OPS[r.op].kind === k);
     if (
-      (readers.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
-      (feedsContraction && c > PROLOGUE_COST)
+      (kind === "elementwise" && direct.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
+      (feeds("contraction") && c > PROLOGUE_COST) || (feeds("attention") && c > ATTENTION_PROLOGUE_COST)
     ) {
       stored.add(n.id);
     }
