@@ -9,9 +9,8 @@ import { LOWERING } from "../lower/values.ts";
  * Fused: reductions, matmuls, scatters and elementwise roots are always stored; an elementwise node is
  * inlined into its readers unless the recompute-versus-store rule says otherwise:
  *   - read by 2+ kernels and costing MULTI_USE_COST or more ops inline  -> store (else recompute)
- *   - feeding a matmul operand and costing more than PROLOGUE_COST -> store (each operand element
- *     is loaded many times there, so only cheap producers ride along); attention operands allow
- *     ATTENTION_PROLOGUE_COST (RoPE)
+ *   - feeding a matmul or attention operand (through any views) and costing more than
+ *     PROLOGUE_COST -> store (each operand element is loaded many times there)
  *   - its inline expression would exceed MAX_INLINE_COST ops -> store (bounds kernel size)
  * A matmul or reduction whose single reader chain is flat elementwise work (bias, activation,
  * residual, scale; a norm's rsqrt(mean + eps)) runs that chain as its epilogue: the matmul or
@@ -24,7 +23,12 @@ export interface Materialization {
 }
 
 export const MULTI_USE_COST = 3;
-export const PROLOGUE_COST = 2;
+/**
+ * Matmul operands take no inline elementwise work, only views: a register-tiled matmul loads each
+ * operand element n / tn times, and on lavapipe every load is already the bottleneck, so even a
+ * two-op prologue (a norm's scale) cost more than the pass it saved on T1.
+ */
+export const PROLOGUE_COST = 0;
 export const MAX_INLINE_COST = 24;
 /**
  * Attention operands get the matmul budget. Measured on T1 (lavapipe): inlining RoPE (16 ops with
