@@ -1,4 +1,4 @@
-import { type DType, type Node, node, SpecError, userSite } from "../compiler/ir/mod.ts";
+import { type DType, type Node, node, SpecError, userSite, withTraceSite } from "../compiler/ir/mod.ts";
 import { type ConfigSource, resolveConfig } from "./config.ts";
 import { withTrace } from "./context.ts";
 import { materialize, type Materialized, type ParamEntry, type ParamTree } from "./params.ts";
@@ -129,41 +129,46 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
   const config: never = resolveConfig(m.config, opts.config ?? {}, m.site ?? m.name) as never;
   const dims = { ...m.dims, ...opts.dims };
   const entry = opts.entry ?? "loss";
-  return withTrace(dims, (ctx) => {
-    const entries: ParamEntry[] = [];
-    const p: unknown = materialize(m.params(config), entries);
-    let outputs: Record<string, Node>;
-    let inputTree: InputTree;
-    if (entry === "loss") {
-      inputTree = m.inputs(config);
-      const x = makeInputs(inputTree, dims);
-      const result = m.loss(p as never, x as never, config);
-      const { loss, metrics } = result instanceof Tensor ? { loss: result, metrics: {} } : result;
-      if (!(loss instanceof Tensor) || loss.rank !== 0 || loss.dtype !== "f32") {
-        throw new SpecError("loss", `the loss must be an f32 scalar, got ${String(loss)}`, m.site);
+  return withTraceSite(m.site, () =>
+    withTrace(dims, (ctx) => {
+      const entries: ParamEntry[] = [];
+      const p: unknown = materialize(m.params(config), entries);
+      let outputs: Record<string, Node>;
+      let inputTree: InputTree;
+      if (entry === "loss") {
+        inputTree = m.inputs(config);
+        const x = makeInputs(inputTree, dims);
+        const result = m.loss(p as never, x as never, config);
+        const { loss, metrics } = result instanceof Tensor ? { loss: result, metrics: {} } : result;
+        if (!(loss instanceof Tensor) || loss.rank !== 0 || loss.dtype !== "f32") {
+          throw new SpecError("loss", `the loss must be an f32 scalar, got ${String(loss)}`, m.site);
+        }
+        outputs = { loss: loss.node };
+        for (const [k, v] of Object.entries(metrics ?? {})) outputs[k] = v.node;
+      } else {
+        const def = m.entries?.[entry];
+        if (!def) {
+          const known = ["loss", ...Object.keys(m.entries ?? {})].join(", ");
+          throw new SpecError(
+            "trace",
+            `model "${m.name}" has no entry "${entry}"; entries: ${known}`,
+            m.site,
+          );
+        }
+        inputTree = def.inputs(config);
+        const x = makeInputs(inputTree, dims);
+        outputs = Object.fromEntries(
+          Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]),
+        );
       }
-      outputs = { loss: loss.node };
-      for (const [k, v] of Object.entries(metrics ?? {})) outputs[k] = v.node;
-    } else {
-      const def = m.entries?.[entry];
-      if (!def) {
-        const known = ["loss", ...Object.keys(m.entries ?? {})].join(", ");
-        throw new SpecError("trace", `model "${m.name}" has no entry "${entry}"; entries: ${known}`, m.site);
-      }
-      inputTree = def.inputs(config);
-      const x = makeInputs(inputTree, dims);
-      outputs = Object.fromEntries(
-        Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]),
-      );
-    }
-    const inputs = Object.keys(inputTree).map((k) => inputNode(k, inputTree[k]!, dims));
-    if (ctx.seed) inputs.push(ctx.seed);
-    const params = entries.map((e) => ({
-      ...e,
-      node: node("param", [], { path: e.path, shape: e.decl.shape, dtype: e.decl.dtype }),
+      const inputs = Object.keys(inputTree).map((k) => inputNode(k, inputTree[k]!, dims));
+      if (ctx.seed) inputs.push(ctx.seed);
+      const params = entries.map((e) => ({
+        ...e,
+        node: node("param", [], { path: e.path, shape: e.decl.shape, dtype: e.decl.dtype }),
+      }));
+      return { name: m.name, entry, config, dims, params, inputs, outputs };
     }));
-    return { name: m.name, entry, config, dims, params, inputs, outputs };
-  });
 }
 
 function makeInputs(tree: InputTree, dims: Record<string, number>): Record<string, Tensor> {

@@ -1,0 +1,82 @@
+/**
+ * `deno task caption <DIR> --image digit.png [--image more.png]...`
+ *
+ * Prints the run's greedy caption of each image. Any 8-bit PNG (gray, RGB, with or without alpha)
+ * is accepted and brought to MNIST's form first: luminance (alpha over black), inverted when the
+ * picture is mostly light (dark ink on paper becomes light on dark), then scaled to fit 28x28 with
+ * its aspect ratio kept (box filter, black margins). Every image is read and checked before the run
+ * is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
+ * are printed as escapes (\n), so each caption is one line.
+ */
+import { runCli, UsageError } from "./load_spec.ts";
+import { digitImage } from "../data/mnist_captions.ts";
+import {
+  asUsageErrors,
+  captionImages,
+  DIGIT_SIDE,
+  digitFromPng,
+  loadRun,
+  parseFlags,
+  type PreparedDigit,
+  warnIfSpecChanged,
+} from "../runtime/generate/mod.ts";
+
+const USAGE = "usage: deno task caption <DIR> --image digit.png [--image more.png]...";
+
+async function readDigit(path: string): Promise<PreparedDigit> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new UsageError(`--image ${path}: no such file`);
+    if (e instanceof Deno.errors.IsADirectory) throw new UsageError(`--image ${path} is a directory`);
+    throw new UsageError(`--image ${path} cannot be read: ${(e as Error).message}`);
+  }
+  return await asUsageErrors(() => Promise.resolve(digitFromPng(bytes, path)));
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** Control characters (a poorly trained model may emit any byte) shown as escapes: one caption, one line. */
+export function printable(caption: string): string {
+  return caption.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseFlags(Deno.args, {
+    image: { type: "string", multiple: true },
+  }, USAGE);
+  const dir = positionals[0];
+  if (!dir || positionals.length > 1) throw new UsageError(USAGE);
+  const paths = values.image ?? [];
+  if (paths.length === 0) throw new UsageError(`--image is required\n${USAGE}`);
+  const digits: PreparedDigit[] = [];
+  for (const path of paths) digits.push(await readDigit(path));
+
+  const run = await loadRun(dir);
+  try {
+    warnIfSpecChanged(run);
+    digits.forEach((d, i) => {
+      const changes = [
+        ...(d.width !== DIGIT_SIDE || d.height !== DIGIT_SIDE
+          ? [`scaled ${d.width}x${d.height} to 28x28`]
+          : []),
+        ...(d.inverted ? ["inverted (it was mostly light)"] : []),
+      ];
+      if (changes.length) console.error(`note: ${paths[i]}: ${changes.join(", ")}`);
+    });
+    const images = digits.map((d) =>
+      digitImage({ images: d.pixels, labels: Int32Array.of(0), count: 1 }, 0, run.config.image)
+    );
+    const captions = await captionImages(run, images);
+    captions.map(printable).forEach((c, i) => console.log(paths.length > 1 ? `${paths[i]}: ${c}` : c));
+  } finally {
+    run.destroy();
+  }
+}
+
+if (import.meta.main) await runCli(main);

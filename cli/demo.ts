@@ -1,0 +1,231 @@
+/**
+ * `deno task demo [--minutes M] [--steps N] [--out demo-out] [--spec examples/transfusion_demo.ts]
+ *    [--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR]
+ *    [--classifier DIR] [--classifier-steps N]`
+ *
+ * One command from nothing to pictures: trains the demo spec on MNIST captions for M minutes (default
+ * 7, compiling included) or N steps (default the spec's), whichever ends first; the last step is
+ * evaluated with the training executor itself, so nothing is compiled twice (see cli/eval.ts for
+ * the figures). The digit classifier is trained first if runs/digit-classifier/ has none. Writes to OUT:
+ *   run/                   the training run (checkpoint, log, loss.svg)
+ *   samples/digit_<d>.png  K samples for each digit's caption
+ *   captions/real_<i>.png  held-out real digits, with captions.txt giving the model's caption of each
+ *   loss.svg, eval.json, report.html   the figures together
+ * When a shipped checkpoint exists (default examples/checkpoints/transfusion_demo/), it is evaluated
+ * the same way under OUT/shipped/ and the report shows both, labeled. A rerun replaces what an
+ * earlier demo wrote in OUT (and only that).
+ */
+import { loadSpec, runCli, UsageError } from "./load_spec.ts";
+import {
+  CLASSIFIER_DIR,
+  evalJson,
+  type EvalSettings,
+  evaluateWith,
+  openClassifier,
+  type RunRef,
+} from "./eval.ts";
+import { reportHtml, type ReportSection } from "./report.ts";
+import { encodeGrayPng, encodePng } from "../runtime/png.ts";
+import { imageGrid } from "../runtime/plots.ts";
+import { DEFAULT_SETTINGS, progressLine, train } from "../runtime/train/mod.ts";
+import { digitCaption } from "../data/mnist_captions.ts";
+import {
+  asUsageErrors,
+  DIGIT_SIDE,
+  type DigitEvalOutput,
+  formatDigitEval,
+  intFlag,
+  loadRun,
+  numberFlag,
+  parseFlags,
+  trainingSession,
+} from "../runtime/generate/mod.ts";
+
+const USAGE = "usage: deno task demo [--minutes M] [--steps N] [--out demo-out] [--spec FILE] " +
+  "[--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR] " +
+  "[--classifier DIR] [--classifier-steps N]";
+const DEMO_SPEC = "examples/transfusion_demo.ts";
+/** Training time: with the evaluation after it (2-5 min on a 2-core CPU) the demo takes about ten. */
+const DEFAULT_MINUTES = 7;
+const SHIPPED = "examples/checkpoints/transfusion_demo";
+/** What a demo writes in OUT; a rerun removes these first, nothing else. */
+const OUTPUTS = ["run", "samples", "captions", "shipped", "loss.svg", "eval.json", "report.html"];
+/** Real digits shown with their captions in the report. */
+const SHOWN_CAPTIONS = 20;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseFlags(Deno.args, {
+    minutes: { type: "string" },
+    steps: { type: "string" },
+    out: { type: "string" },
+    spec: { type: "string" },
+    "n-per-digit": { type: "string" },
+    "sample-steps": { type: "string" },
+    cfg: { type: "string" },
+    captions: { type: "string" },
+    "loss-batches": { type: "string" },
+    shipped: { type: "string" },
+    classifier: { type: "string" },
+    "classifier-steps": { type: "string" },
+  }, USAGE);
+  if (positionals.length > 0) throw new UsageError(USAGE);
+  const steps = intFlag("steps", values.steps, 1);
+  const minutes = numberFlag("minutes", values.minutes, 0) ??
+    (steps === undefined ? DEFAULT_MINUTES : Infinity);
+  if (minutes === 0) throw new UsageError(`--minutes must be > 0, got "${values.minutes}"`);
+  const out = values.out ?? "demo-out";
+  const specPath = values.spec ?? DEMO_SPEC;
+  const classifierSteps = intFlag("classifier-steps", values["classifier-steps"], 1);
+  const evalSettings: EvalSettings = {
+    nPerDigit: intFlag("n-per-digit", values["n-per-digit"], 1, 100) ?? 8,
+    steps: intFlag("sample-steps", values["sample-steps"], 1) ?? 25,
+    cfg: numberFlag("cfg", values.cfg, 0) ?? 3,
+    seed: 0,
+    captions: intFlag("captions", values.captions, 1) ?? 50,
+    lossBatches: intFlag("loss-batches", values["loss-batches"], 0) ?? 5,
+    classifierDir: values.classifier ?? CLASSIFIER_DIR,
+    ...(classifierSteps ? { classifierSteps } : {}),
+  };
+  const shipped = values.shipped ?? SHIPPED;
+  if (values.shipped && !(await exists(shipped))) {
+    throw new UsageError(`--shipped ${shipped}: no such directory`);
+  }
+  const model = await loadSpec(specPath);
+  for (const name of OUTPUTS) await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
+  await Deno.mkdir(out, { recursive: true });
+  const log = (line: string) => console.log(`  ${line}`);
+  const classifier = await openClassifier(evalSettings, log);
+  try {
+    const sections: ReportSection[] = [];
+    const results: Record<string, unknown> = {};
+    const record = async (ref: RunRef, label: string, into: string, output: DigitEvalOutput) => {
+      console.log(formatDigitEval(output.result));
+      sections.push(await writeSection(out, into, label, ref, output));
+      results[into || "trained"] = evalJson(ref, output.result);
+    };
+
+    // ---- train within the time budget; the last step evaluates with the training executor ----
+    const total = steps ?? model.training?.steps ?? DEFAULT_SETTINGS.steps;
+    const budget = Number.isFinite(minutes) ? `${minutes} min` : "no time limit";
+    console.log(`training ${specPath} (${budget}, at most ${total} steps) into ${out}/run`);
+    const started = performance.now();
+    const deadline = started + minutes * 60_000;
+    const controller = new AbortController();
+    let evaluated: { step: number; output: DigitEvalOutput } | undefined;
+    const trained = await asUsageErrors(() =>
+      train({
+        model,
+        specPath,
+        out: `${out}/run`,
+        // Sampling every step lets the last one, whenever the budget ends the run, be evaluated.
+        settings: { steps: total, checkpointEvery: 0, logEvery: 5, sampleEvery: 1 },
+        signal: controller.signal,
+        onLog: (r) => {
+          console.log(progressLine(r));
+          // Aborting from the log makes this step the last: it is saved, then evaluated below.
+          if (performance.now() >= deadline) controller.abort();
+        },
+        onNote: (n) => console.error(n),
+        sampleHook: async (ctx) => {
+          if (evaluated || (ctx.step < total && !controller.signal.aborted)) return;
+          console.log(`\nevaluating the model at step ${ctx.step}`);
+          evaluated = {
+            step: ctx.step,
+            output: await evaluateWith(trainingSession(ctx), classifier, evalSettings, log),
+          };
+        },
+      })
+    );
+    const trainMinutes = (performance.now() - started) / 60_000;
+    if (!evaluated) throw new Error(`training stopped at step ${trained.step} without evaluating it`);
+    const label = `trained now: ${evaluated.step} steps${trained.interrupted ? " (time budget)" : ""}`;
+    const ref = { dir: `${out}/run`, spec: specPath, step: evaluated.step };
+    await record(ref, label, "", evaluated.output);
+    console.log(`(training and evaluation took ${trainMinutes.toFixed(1)} min)`);
+
+    // ---- the shipped checkpoint, when there is one ----
+    if (await exists(shipped)) {
+      const run = await loadRun(shipped);
+      try {
+        console.log(`\nevaluating the shipped checkpoint ${shipped}`);
+        const output = await evaluateWith(run, classifier, evalSettings, log);
+        const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step };
+        await record(shippedRef, `shipped checkpoint: ${run.info.step} steps`, "shipped", output);
+      } finally {
+        run.destroy();
+      }
+    }
+
+    await Deno.writeTextFile(`${out}/eval.json`, JSON.stringify(results, null, 2) + "\n");
+    const notes = [
+      `Spec ${specPath}; generated on ${new Date().toISOString()}.`,
+      "Generated digits are read by examples/digit_classifier.ts (an MLP trained by this compiler); " +
+      "a caption is right when the first digit it mentions is the label.",
+    ];
+    await Deno.writeTextFile(
+      `${out}/report.html`,
+      reportHtml("Transfusion demo: MNIST digits", sections, notes),
+    );
+    console.log(`\nwrote ${out}/report.html`);
+  } finally {
+    classifier.destroy();
+  }
+}
+
+/** Pictures of one evaluated model under OUT/`into`, and its report section. */
+async function writeSection(
+  out: string,
+  into: string,
+  label: string,
+  run: RunRef,
+  { result, samples, captioned }: DigitEvalOutput,
+): Promise<ReportSection> {
+  const rel = (name: string) => (into ? `${into}/${name}` : name);
+  await Deno.mkdir(`${out}/${rel("samples")}`, { recursive: true });
+  await Deno.mkdir(`${out}/${rel("captions")}`, { recursive: true });
+  const grids = [];
+  for (const [d, images] of samples.entries()) {
+    const grid = imageGrid(images, DIGIT_SIDE, DIGIT_SIDE, Math.min(images.length, 4), { range: "unit" });
+    const file = rel(`samples/digit_${d}.png`);
+    await Deno.writeFile(`${out}/${file}`, encodePng(grid.rgba, grid.width, grid.height));
+    grids.push({
+      digit: d,
+      caption: digitCaption(d, result.generation.template),
+      file,
+    });
+  }
+  const captions = [];
+  const lines: string[] = [];
+  for (const [i, example] of result.captioning.examples.slice(0, SHOWN_CAPTIONS).entries()) {
+    const file = rel(`captions/real_${String(i).padStart(2, "0")}.png`);
+    await Deno.writeFile(`${out}/${file}`, encodeGrayPng(captioned[i]!, DIGIT_SIDE, DIGIT_SIDE));
+    captions.push({ file, ...example });
+    lines.push(`${file}\tlabel ${example.label}\t${JSON.stringify(example.caption)}`);
+  }
+  await Deno.writeTextFile(`${out}/${rel("captions/captions.txt")}`, lines.join("\n") + "\n");
+  const curve = `${run.dir}/loss.svg`;
+  let lossCurve: string | undefined;
+  if (await exists(curve)) {
+    lossCurve = rel("loss.svg");
+    await Deno.copyFile(curve, `${out}/${lossCurve}`);
+  }
+  return {
+    label,
+    run,
+    eval: result,
+    grids,
+    captions,
+    ...(lossCurve ? { lossCurve } : {}),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (import.meta.main) await runCli(main);

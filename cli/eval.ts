@@ -1,0 +1,157 @@
+/**
+ * `deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] [--seed S]
+ *    [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]`
+ *
+ * Evaluates a Transfusion run on MNIST digits:
+ *   1. generated-digit accuracy: K images per digit 0..9 from the caption template (default "a
+ *      handwritten digit {n}"), read by the digit classifier of examples/digit_classifier.ts (trained
+ *      by this compiler on first use and cached in --classifier, default runs/digit-classifier/;
+ *      its own test accuracy is reported next to the figure; --classifier-steps sets its training
+ *      length, and a cache trained for fewer steps is trained again);
+ *   2. captioning accuracy: greedy captions of N held-out real digits, right when the first digit
+ *      they mention (numeral or word) is the label;
+ *   3. held-out losses: the forward entry over the data source's eval batches.
+ * `--json` prints one JSON object and nothing else on stdout. The run directory is only read.
+ */
+import { runCli, UsageError } from "./load_spec.ts";
+import classifierSpec from "../examples/digit_classifier.ts";
+import {
+  asUsageErrors,
+  type DigitClassifier,
+  digitClassifier,
+  type DigitEval,
+  type DigitEvalOutput,
+  evaluateDigits,
+  formatDigitEval,
+  intFlag,
+  loadRun,
+  type ModelRun,
+  numberFlag,
+  parseFlags,
+  samplerFlag,
+  warnIfSpecChanged,
+} from "../runtime/generate/mod.ts";
+
+export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
+export const CLASSIFIER_DIR = "runs/digit-classifier";
+
+const USAGE = "usage: deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] " +
+  "[--seed S] [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]";
+
+export interface EvalSettings {
+  readonly nPerDigit: number;
+  readonly steps: number;
+  readonly cfg: number;
+  readonly seed: number;
+  readonly method?: "ddpm" | "ddim" | "euler" | "heun";
+  readonly captions: number;
+  readonly lossBatches: number;
+  readonly template?: string;
+  readonly classifierDir: string;
+  /** Steps when the classifier must be trained (default: its spec's); a cache with fewer is retrained. */
+  readonly classifierSteps?: number;
+}
+
+/** The digit classifier, loaded from its cache or trained (and cached) now. */
+export function openClassifier(s: EvalSettings, log: (line: string) => void): Promise<DigitClassifier> {
+  return digitClassifier({
+    model: classifierSpec,
+    specPath: CLASSIFIER_SPEC,
+    dir: s.classifierDir,
+    log,
+    ...(s.classifierSteps ? { steps: s.classifierSteps } : {}),
+  });
+}
+
+/** Evaluates `run` (an opened run, or the training executor in a hook) with `classifier`. */
+export function evaluateWith(
+  run: ModelRun,
+  classifier: DigitClassifier,
+  s: EvalSettings,
+  log: (line: string) => void,
+): Promise<DigitEvalOutput> {
+  return asUsageErrors(() =>
+    evaluateDigits(run, classifier, {
+      nPerDigit: s.nPerDigit,
+      steps: Math.min(s.steps, run.config.diffusion.T),
+      cfg: s.cfg,
+      seed: s.seed,
+      captionCount: s.captions,
+      lossBatches: s.lossBatches,
+      log,
+      ...(s.method ? { method: s.method } : {}),
+      ...(s.template ? { template: s.template } : {}),
+    })
+  );
+}
+
+/** Where a result came from, for JSON and the report. */
+export interface RunRef {
+  readonly dir: string;
+  readonly spec: string;
+  readonly step: number;
+}
+
+/** One JSON object for tools: the run, then the figures (caption examples cut to 20). */
+export function evalJson(run: RunRef, r: DigitEval): Record<string, unknown> {
+  return {
+    run: run.dir,
+    spec: run.spec,
+    step: run.step,
+    ...r,
+    captioning: { ...r.captioning, examples: r.captioning.examples.slice(0, 20) },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseFlags(Deno.args, {
+    json: { type: "boolean", default: false },
+    "n-per-digit": { type: "string" },
+    steps: { type: "string" },
+    sampler: { type: "string" },
+    cfg: { type: "string" },
+    seed: { type: "string" },
+    captions: { type: "string" },
+    "loss-batches": { type: "string" },
+    template: { type: "string" },
+    classifier: { type: "string" },
+    "classifier-steps": { type: "string" },
+  }, USAGE);
+  const dir = positionals[0];
+  if (!dir || positionals.length > 1) throw new UsageError(USAGE);
+  const template = values.template;
+  if (template !== undefined && !template.includes("{n}") && !template.includes("{word}")) {
+    throw new UsageError(`--template must contain {n} or {word}, got "${template}"`);
+  }
+  const method = samplerFlag(values.sampler);
+  const classifierSteps = intFlag("classifier-steps", values["classifier-steps"], 1);
+  const settings: EvalSettings = {
+    nPerDigit: intFlag("n-per-digit", values["n-per-digit"], 1, 1000) ?? 10,
+    steps: intFlag("steps", values.steps, 1) ?? 50,
+    cfg: numberFlag("cfg", values.cfg, 0) ?? 3,
+    seed: intFlag("seed", values.seed, 0, 2 ** 32 - 1) ?? 0,
+    captions: intFlag("captions", values.captions, 0) ?? 100,
+    lossBatches: intFlag("loss-batches", values["loss-batches"], 0) ?? 10,
+    classifierDir: values.classifier ?? CLASSIFIER_DIR,
+    ...(classifierSteps ? { classifierSteps } : {}),
+    ...(method ? { method } : {}),
+    ...(template ? { template } : {}),
+  };
+  const run = await loadRun(dir);
+  try {
+    warnIfSpecChanged(run);
+    const log = (line: string) => console.error(line);
+    const classifier = await openClassifier(settings, log);
+    try {
+      const { result } = await evaluateWith(run, classifier, settings, log);
+      const ref = { dir: run.dir, spec: run.specPath, step: run.info.step };
+      console.log(values.json ? JSON.stringify(evalJson(ref, result)) : formatDigitEval(result));
+    } finally {
+      classifier.destroy();
+    }
+  } finally {
+    run.destroy();
+  }
+}
+
+if (import.meta.main) await runCli(main);

@@ -1,0 +1,161 @@
+/**
+ * Opening a trained run for inference: run.json names the spec, its config and dims; the spec is
+ * loaded and compiled for the entries a command needs, and model.safetensors fills the parameters.
+ * A checkpoint of another spec or config is rejected before anything runs.
+ */
+import { compile } from "../../compiler/compile.ts";
+import { loadSpec, UsageError } from "../../cli/load_spec.ts";
+import type { AnyModel } from "../../spec/model.ts";
+import { resolveConfig } from "../../spec/config.ts";
+import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
+import { type Checkpoint, CHECKPOINT_FILES, loadCheckpoint, type RunInfo, specHash } from "../checkpoint.ts";
+import { checkAgainstParams } from "../safetensors.ts";
+import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
+import { Executor } from "../executor.ts";
+import { CheckpointError } from "../file_errors.ts";
+import type { SampleContext } from "../train/sample_hooks.ts";
+
+/** Where a Transfusion model's entries run. `config.seq` is the sequence length the entries use. */
+export interface ModelSession {
+  readonly config: TransfusionConfig;
+  /**
+   * An executor whose plan has entry `name`, and that entry's batch: `rows` when the session
+   * compiles on demand, its own fixed batch otherwise (callers pad or chunk to it).
+   */
+  entry(name: string, rows: number): Promise<{ executor: Executor; batch: number }>;
+}
+
+/** A session with the spec and dims it runs: what the digit evaluation needs (a LoadedRun is one). */
+export interface ModelRun extends ModelSession {
+  readonly model: AnyModel;
+  /** Dims as trained (batch, seq): the data source's batches fit them. */
+  readonly dims: Readonly<Record<string, number>>;
+}
+
+/**
+ * The training executor between two steps as a session (in a sample hook): its plan holds every
+ * entry at the training batch, so nothing is compiled again.
+ */
+export function trainingSession(ctx: SampleContext): ModelRun {
+  const config = ctx.config as TransfusionConfig;
+  const batch = ctx.plan.dims.batch ?? 1;
+  return {
+    model: ctx.model,
+    dims: ctx.plan.dims,
+    config: { ...config, seq: ctx.plan.dims.seq ?? config.seq },
+    entry: (name) => {
+      const missing = new Error(
+        `the training plan has no "${name}" entry (the trainer adds them for a hook)`,
+      );
+      if (!ctx.plan.entries[name]) return Promise.reject(missing);
+      return Promise.resolve({ executor: ctx.executor, batch });
+    },
+  };
+}
+
+export interface LoadedRun extends ModelRun {
+  readonly dir: string;
+  readonly info: RunInfo;
+  readonly checkpoint: string;
+  readonly specPath: string;
+  /** The spec's source changed since training (its parameters still match, or loading would fail). */
+  readonly specChanged: boolean;
+  /** Frees every executor compiled so far. */
+  destroy(): void;
+}
+
+/** Entries a Transfusion spec declares besides its loss. */
+const REQUIRED_ENTRIES = ["denoise", "logits"];
+
+export async function loadRun(
+  dir: string,
+  opts: { readonly handle?: DeviceHandle } = {},
+): Promise<LoadedRun> {
+  const checkpoint = await loadCheckpoint(dir);
+  const info = checkpoint.run;
+  const specPath = info.spec.path;
+  const model = await loadRunSpec(specPath, checkpoint);
+  const specChanged = (await specHash(await Deno.readTextFile(specPath))) !== info.spec.hash;
+  const missing = REQUIRED_ENTRIES.filter((e) => !model.entries?.[e]);
+  if (missing.length > 0) {
+    throw new UsageError(
+      `${specPath} (model "${model.name}") is not a Transfusion spec: it has no ${missing.join(", ")} entry`,
+    );
+  }
+  const overrides = (info.config ?? {}) as Record<string, unknown>;
+  const resolved = resolveConfig(model.config, overrides, specPath) as TransfusionConfig;
+  const dims = { ...model.dims, ...info.dims };
+  const config: TransfusionConfig = { ...resolved, seq: dims.seq ?? resolved.seq };
+  // Tracing the loss alone gives the parameter layout; the entries are compiled when first used.
+  const layout = compile(model, { config: overrides, dims, entries: [] }).params;
+  checkAgainstParams(checkpoint.model, layout, `${checkpoint.path}/${CHECKPOINT_FILES.model}`);
+  const params = new Map(layout.map((p) => [p.path, floatData(checkpoint, p.path)]));
+
+  const handle = opts.handle ?? await openDevice();
+  const adapterClass = describeAdapter(handle).adapterClass;
+  const executors = new Map<string, Promise<Executor>>();
+  const open = async (name: string, rows: number) => {
+    const plan = compile(model, {
+      config: overrides,
+      dims: { ...dims, batch: rows, seq: config.seq },
+      entries: [name],
+      adapterClass,
+    });
+    const executor = await Executor.create(plan, { handle });
+    await executor.setAllParams(params);
+    return executor;
+  };
+  return {
+    dir,
+    info,
+    checkpoint: checkpoint.path,
+    specPath,
+    model,
+    dims,
+    config,
+    specChanged,
+    async entry(name, rows) {
+      if (!Number.isInteger(rows) || rows < 1) {
+        throw new RangeError(`entry ${name}: rows must be >= 1, got ${rows}`);
+      }
+      const key = `${name}@${rows}`;
+      let executor = executors.get(key);
+      if (!executor) {
+        executors.set(key, executor = open(name, rows));
+        executor.catch(() => executors.delete(key));
+      }
+      return { executor: await executor, batch: rows };
+    },
+    destroy() {
+      for (const e of executors.values()) e.then((x) => x.destroy(), () => {});
+      executors.clear();
+    },
+  };
+}
+
+async function loadRunSpec(path: string, checkpoint: Checkpoint): Promise<AnyModel> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new UsageError(
+      `${checkpoint.path}/${CHECKPOINT_FILES.run} names spec ${path}, which does not exist here ` +
+        `(paths are relative to the directory training ran in; run from there)`,
+    );
+  }
+  return await loadSpec(path);
+}
+
+function floatData(checkpoint: Checkpoint, path: string): Float32Array {
+  const data = checkpoint.model.tensors.get(path)!.data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    throw new CheckpointError(`${checkpoint.path}: parameter "${path}" is stored as a 64-bit integer`);
+  }
+  return data instanceof Float32Array ? data : Float32Array.from(data);
+}
+
+/** Tells a person on stderr that the spec was edited after training (the parameters still fit). */
+export function warnIfSpecChanged(run: LoadedRun): void {
+  if (run.specChanged) {
+    console.error(`note: ${run.specPath} changed since ${run.dir} was trained; its parameters still fit`);
+  }
+}

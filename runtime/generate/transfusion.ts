@@ -1,0 +1,167 @@
+/**
+ * The samplers wired to a Transfusion model's entries: text-to-image over "denoise" (rows laid out
+ * by spec/transfusion/sequence.ts exactly as in training), image-to-text over "logits", and
+ * held-out losses over "forward".
+ */
+import { captionBatch, promptBatch, sequenceGeometry } from "../../spec/transfusion/sequence.ts";
+import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
+import { diffusionSchedule } from "../../spec/transfusion/schedule.ts";
+import type { DataSource } from "../../spec/data.ts";
+import type { Executor } from "../executor.ts";
+import { greedyDecode } from "./greedy.ts";
+import { type NoiseProcess, type PredictionTarget, usesGuidance } from "./prediction.ts";
+import { type Denoiser, diffusionSampler, type SampleProgress, type SamplerMethod } from "./sampler.ts";
+import type { ModelSession } from "./run.ts";
+
+export function noiseProcess(config: TransfusionConfig): NoiseProcess {
+  const schedule = diffusionSchedule(config.diffusion);
+  return schedule.kind === "flow" ? { kind: "flow" } : { kind: "ddpm", alphaBar: schedule.alphaBar };
+}
+
+/** The sampler a model's schedule calls for when none is named: DDIM for DDPM models, Euler for flow. */
+export function defaultMethod(config: TransfusionConfig): SamplerMethod {
+  return config.diffusion.schedule === "flow" ? "euler" : "ddim";
+}
+
+export interface GenerateOptions {
+  readonly method?: SamplerMethod;
+  readonly steps: number;
+  /** Guidance weight (0 and 1: none). */
+  readonly cfg: number;
+  readonly seed: number;
+  /** Images per sampler run (more are done in chunks); default 32. */
+  readonly chunk?: number;
+  readonly onStep?: (p: SampleProgress & { readonly done: number; readonly total: number }) => void;
+}
+
+/**
+ * One image per prompt (C * size * size each, in [-1, 1]). Image i's starting noise is element block
+ * i of the seed's stream, so it does not depend on how the prompts are chunked.
+ */
+export async function generateImages(
+  session: ModelSession,
+  prompts: readonly string[],
+  opts: GenerateOptions,
+): Promise<Float32Array[]> {
+  const { config } = session;
+  const g = sequenceGeometry(config);
+  const guided = usesGuidance(opts.cfg);
+  // Even chunks of at most `opts.chunk`: 80 prompts run as 3 x 27, not 32 + 32 + 16 padded to 32.
+  const most = opts.chunk ?? 32;
+  const wanted = Math.ceil(prompts.length / Math.ceil(prompts.length / most));
+  const { executor, batch } = await session.entry("denoise", guided ? 2 * wanted : wanted);
+  const chunk = Math.min(wanted, guided ? Math.floor(batch / 2) : batch);
+  if (chunk < 1) throw new Error(`the denoise entry's batch of ${batch} rows cannot hold a guided pair`);
+  const out: Float32Array[] = [];
+  for (let first = 0; first < prompts.length; first += chunk) {
+    const part = prompts.slice(first, first + chunk);
+    const padded = [...part, ...Array<string>(chunk - part.length).fill(part[0]!)];
+    const captions = guided ? [...padded, ...padded.map(() => undefined)] : padded;
+    const sampler = diffusionSampler({
+      process: noiseProcess(config),
+      target: config.diffusion.target as PredictionTarget,
+      method: opts.method ?? defaultMethod(config),
+      steps: opts.steps,
+      cfg: opts.cfg,
+      seed: opts.seed,
+    });
+    const images = await sampler.sample(
+      modelDenoiser(executor, batch, config, captions),
+      chunk,
+      g.pixels,
+      { firstRow: first, onStep: (p) => opts.onStep?.({ ...p, done: first, total: prompts.length }) },
+    );
+    for (let i = 0; i < part.length; i++) out.push(images.slice(i * g.pixels, (i + 1) * g.pixels));
+  }
+  return out;
+}
+
+/**
+ * The denoise entry as a `Denoiser` for rows captioned by `captions` (undefined: condition dropped):
+ * image slot 0 of each row holds x_t, the rest of the batch (up to `batch` rows) repeats row 0.
+ */
+export function modelDenoiser(
+  executor: Executor,
+  batch: number,
+  config: TransfusionConfig,
+  captions: readonly (string | undefined)[],
+): Denoiser {
+  const g = sequenceGeometry(config);
+  if (captions.length > batch) throw new Error(`${captions.length} rows do not fit the batch of ${batch}`);
+  const fill = [...captions, ...Array<string | undefined>(batch - captions.length).fill(captions[0])];
+  // Tokens and layout are the same every step; only x_t and t change.
+  const fixed =
+    promptBatch(fill, new Float32Array(batch * g.N * g.pixels), new Float32Array(batch * g.N), config, 1)
+      .inputs;
+  return async (xt, t, rows) => {
+    if (rows !== captions.length) throw new Error(`denoiser for ${captions.length} rows called with ${rows}`);
+    const slots = new Float32Array(batch * g.N * g.pixels);
+    for (let b = 0; b < batch; b++) {
+      const from = (b < rows ? b : 0) * g.pixels;
+      slots.set(xt.subarray(from, from + g.pixels), b * g.N * g.pixels);
+    }
+    const times = new Float32Array(batch * g.N).fill(t);
+    const pred = (await executor.run("denoise", { ...fixed, x_t: slots, t: times })).pred as Float32Array;
+    const out = new Float32Array(rows * g.pixels);
+    for (let b = 0; b < rows; b++) {
+      out.set(pred.subarray(b * g.N * g.pixels, (b * g.N + 1) * g.pixels), b * g.pixels);
+    }
+    return out;
+  };
+}
+
+/**
+ * Greedy captions of model images (C * size * size, in [-1, 1]), given clean (t = 0) before the
+ * caption slot. A caption ends at EOS (or any special token) or after captionLength tokens.
+ */
+export async function captionImages(
+  session: ModelSession,
+  images: readonly Float32Array[],
+  opts: { readonly chunk?: number } = {},
+): Promise<string[]> {
+  if (images.length === 0) return [];
+  const { config } = session;
+  const g = sequenceGeometry(config);
+  const vocab = config.text.vocab;
+  const most = opts.chunk ?? 32;
+  const wanted = Math.ceil(images.length / Math.ceil(images.length / most));
+  const { executor, batch } = await session.entry("logits", wanted);
+  const out: string[] = [];
+  for (let first = 0; first < images.length; first += batch) {
+    const part = images.slice(first, first + batch);
+    const rows = [...part, ...Array<Float32Array>(batch - part.length).fill(part[0]!)];
+    const ids = await greedyDecode(async (generated) => {
+      const { inputs, readAt } = captionBatch(rows, generated, config);
+      const logits = (await executor.run("logits", inputs)).logits as Float32Array; // [B, seq, vocab]
+      const next = new Float32Array(batch * vocab);
+      for (let b = 0; b < batch; b++) {
+        const at = (b * g.seq + readAt[b]!) * vocab;
+        next.set(logits.subarray(at, at + vocab), b * vocab);
+      }
+      return next;
+    }, { rows: batch, vocab, budget: g.captionLength, stop: (id) => g.tokenizer.isSpecial(id) });
+    out.push(...ids.slice(0, part.length).map((row) => g.tokenizer.decode(row)));
+  }
+  return out;
+}
+
+/** Mean of the forward entry's outputs (loss and metrics) over the source's held-out batches. */
+export async function heldOutLosses(
+  session: ModelSession,
+  source: DataSource,
+  batchRows: number,
+  maxBatches = Infinity,
+): Promise<{ batches: number; values: Record<string, number> }> {
+  const count = Math.min(source.evalBatches ?? 0, maxBatches);
+  if (!source.evalBatch || count < 1) return { batches: 0, values: {} };
+  const { executor } = await session.entry("forward", batchRows);
+  const takesSeed = executor.plan.entries.forward!.inputs.some((s) => s.name === "seed");
+  const sums: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    // A fixed seed per batch: the diffusion loss draws t and noise in-graph, the same on every eval.
+    const inputs = { ...source.evalBatch(i), ...(takesSeed ? { seed: [0x5eed, i] } : {}) };
+    const out = await executor.run("forward", inputs);
+    for (const [k, v] of Object.entries(out)) if (v.length === 1) sums[k] = (sums[k] ?? 0) + v[0]! / count;
+  }
+  return { batches: count, values: sums };
+}

@@ -1,0 +1,248 @@
+/**
+ * The Transfusion hyper-parameters: one zod schema, built with the defaults it should fill in, so the
+ * options given to `transfusion()` become the defaults that CLI overrides (`--set backbone.dim=64`)
+ * are validated against. Every message names the key, the value seen and what is allowed.
+ */
+import { z } from "zod";
+
+export interface BackboneConfig {
+  readonly dim: number;
+  readonly depth: number;
+  readonly heads: number;
+  readonly mlp: "swiglu" | "gelu";
+  /** Width of the MLP's hidden layer. */
+  readonly hidden: number;
+  readonly norm: "rmsnorm" | "layernorm";
+  readonly normEps: number;
+  /** Std of every weight matrix at init (biases and norm gains start at 0 and 1). */
+  readonly initStd: number;
+  readonly ropeBase: number;
+}
+
+export interface TextConfig {
+  /** 260: bytes + BOS, EOS, BOI, EOI (captions padded with EOS, as T1); 261: with PAD. */
+  readonly vocab: 260 | 261;
+  readonly captionLength: number;
+}
+
+export interface ImageConfig {
+  /** Side of the square image after padding (the model never sees the unpadded size). */
+  readonly size: number;
+  readonly channels: number;
+  /** Side of a square patch; P = (size / patch)^2 patches per image. */
+  readonly patch: number;
+  /** N, the image slots of a row. */
+  readonly imagesPerRow: number;
+  /** "linear": one linear layer each way; "unet": conv-free down/up stacks with skips (encoder.ts). */
+  readonly encoder: "linear" | "unet";
+  /** Hidden widths of the "unet" levels, outermost first. */
+  readonly unetWidths: readonly number[];
+  /** "rope2d": rotary (row, col) for patches, pos for text; "learned": a [P, dim] table added to patches. */
+  readonly positions: "rope2d" | "learned";
+  /** "add": MLP(sinusoidal(t)) added to every patch vector (the paper); "adanorm": scale/shift of a LayerNorm. */
+  readonly timestep: "add" | "adanorm";
+  /** Width of the sinusoidal timestep features. */
+  readonly timestepDim: number;
+}
+
+export interface DiffusionConfig {
+  /** DDPM with a cosine or linear beta schedule, or flow matching (x_t = (1 - t) x0 + t eps, t in [0, 1]). */
+  readonly schedule: "cosine" | "linear" | "flow";
+  /** DDPM training timesteps; flow matching scales t by T for the timestep embedding. */
+  readonly T: number;
+  /** What the model predicts: DDPM "eps" | "v" | "x0"; flow "velocity" (eps - x0). */
+  readonly target: "eps" | "v" | "x0" | "velocity";
+  /** Timesteps drawn for image-first (captioning) rows stay below this (flow: below noiseLimit / T). */
+  readonly noiseLimit: number;
+  /** Fraction of rows whose caption the data pipeline drops (classifier-free guidance). */
+  readonly condDropout: number;
+}
+
+export interface LossConfig {
+  /** L = L_LM + lambda * L_diffusion. */
+  readonly lambda: number;
+  /** MSE averaged over each image's values, then over the images present. */
+  readonly averaging: "per-image";
+  /** Whether the position before BOI is trained to predict BOI (T1 says no; text-to-image sampling needs it). */
+  readonly boiTarget: boolean;
+}
+
+export interface TransfusionConfig {
+  readonly backbone: BackboneConfig;
+  readonly text: TextConfig;
+  readonly image: ImageConfig;
+  readonly diffusion: DiffusionConfig;
+  readonly loss: LossConfig;
+  /** Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per image). */
+  readonly seq: number;
+}
+
+export type DeepPartial<T> = T extends readonly unknown[] ? T
+  : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
+  : T;
+
+/** Library defaults: the T1 benchmark's backbone and diffusion, with a PAD token. */
+export const DEFAULTS: Omit<TransfusionConfig, "seq"> = {
+  backbone: {
+    dim: 128,
+    depth: 4,
+    heads: 4,
+    mlp: "swiglu",
+    hidden: 512,
+    norm: "rmsnorm",
+    normEps: 1e-5,
+    initStd: 0.02,
+    ropeBase: 10000,
+  },
+  text: { vocab: 261, captionLength: 24 },
+  image: {
+    size: 32,
+    channels: 1,
+    patch: 4,
+    imagesPerRow: 1,
+    encoder: "linear",
+    unetWidths: [64, 128],
+    positions: "rope2d",
+    timestep: "add",
+    timestepDim: 128,
+  },
+  diffusion: { schedule: "cosine", T: 1000, target: "eps", noiseLimit: 500, condDropout: 0.1 },
+  loss: { lambda: 5, averaging: "per-image", boiTarget: true },
+};
+
+/** Patches per image and the shortest row that holds BOS, the caption and every image. */
+export function rowGeometry(
+  c: Pick<TransfusionConfig, "text" | "image">,
+): { grid: number; P: number; minSeq: number } {
+  const grid = c.image.size / c.image.patch;
+  const P = grid * grid;
+  return { grid, P, minSeq: 1 + c.text.captionLength + c.image.imagesPerRow * (P + 2) };
+}
+
+const int = (min: number, max: number) => {
+  const error = `must be an integer in [${min}, ${max}]`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+const real = (min: number, max: number, open: "(" | "[" = "[") => {
+  const error = `must be a number in ${open}${min}, ${max}]`;
+  const base = z.number({ error }).max(max, { error });
+  return open === "(" ? base.gt(min, { error }) : base.min(min, { error });
+};
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be one of ${values.map((v) => `"${v}"`).join(", ")}` });
+
+/** The schema of a full config whose every key defaults to `d`'s value. */
+export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig> {
+  const group = <S extends z.ZodRawShape>(shape: S) => z.strictObject(shape).prefault({} as never);
+  const b = d.backbone, t = d.text, i = d.image, f = d.diffusion, l = d.loss;
+  const full = z.strictObject({
+    backbone: group({
+      dim: int(4, 65536).default(b.dim),
+      depth: int(1, 1024).default(b.depth),
+      heads: int(1, 1024).default(b.heads),
+      mlp: oneOf(["swiglu", "gelu"]).default(b.mlp),
+      hidden: int(1, 1 << 20).default(b.hidden),
+      norm: oneOf(["rmsnorm", "layernorm"]).default(b.norm),
+      normEps: real(0, 1, "(").default(b.normEps),
+      initStd: real(0, 10, "(").default(b.initStd),
+      ropeBase: real(1, 1e12, "(").default(b.ropeBase),
+    }),
+    text: group({
+      vocab: z.union([z.literal(260), z.literal(261)], { error: "must be 260 (EOS pads) or 261 (PAD token)" })
+        .default(t.vocab),
+      captionLength: int(1, 65536).default(t.captionLength),
+    }),
+    image: group({
+      size: int(1, 4096).default(i.size),
+      channels: int(1, 64).default(i.channels),
+      patch: int(1, 4096).default(i.patch),
+      imagesPerRow: int(1, 64).default(i.imagesPerRow),
+      encoder: oneOf(["linear", "unet"]).default(i.encoder),
+      unetWidths: z.array(int(1, 65536), { error: "must be a list of widths" })
+        .min(1, { error: "must list at least one width" }).default([...i.unetWidths]),
+      positions: oneOf(["rope2d", "learned"]).default(i.positions),
+      timestep: oneOf(["add", "adanorm"]).default(i.timestep),
+      timestepDim: int(2, 65536).default(i.timestepDim),
+    }),
+    diffusion: group({
+      schedule: oneOf(["cosine", "linear", "flow"]).default(f.schedule),
+      T: int(1, 1_000_000).default(f.T),
+      target: oneOf(["eps", "v", "x0", "velocity"]).default(f.target),
+      noiseLimit: int(1, 1_000_000).default(f.noiseLimit),
+      condDropout: real(0, 1).default(f.condDropout),
+    }),
+    loss: group({
+      lambda: real(0, 1e6).default(l.lambda),
+      averaging: oneOf(["per-image"]).default(l.averaging),
+      boiTarget: z.boolean({ error: "must be true or false" }).default(l.boiTarget),
+    }),
+    seq: int(1, 1 << 20).default(d.seq),
+  }).superRefine(crossChecks);
+  return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;
+}
+
+/** Rules between keys; each issue sits on the key to change. */
+function crossChecks(c: TransfusionConfig, ctx: z.RefinementCtx) {
+  const issue = (path: string[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  const { dim, heads } = c.backbone;
+  if (dim % heads !== 0) issue(["backbone", "heads"], `must divide backbone.dim = ${dim}`);
+  const headDim = dim / heads;
+  const rotary = c.image.positions === "rope2d" ? 4 : 2;
+  if (Number.isInteger(headDim) && headDim % rotary !== 0) {
+    issue(
+      ["backbone", "heads"],
+      `gives a head dim of ${headDim}; ${c.image.positions} needs a multiple of ${rotary}`,
+    );
+  }
+  if (c.image.size % c.image.patch !== 0) {
+    issue(["image", "patch"], `must divide image.size = ${c.image.size}`);
+  }
+  const flow = c.diffusion.schedule === "flow";
+  if (flow !== (c.diffusion.target === "velocity")) {
+    issue(
+      ["diffusion", "target"],
+      flow ? `must be "velocity" with schedule "flow"` : `must be "eps", "v" or "x0" with a DDPM schedule`,
+    );
+  }
+  if (c.diffusion.noiseLimit > c.diffusion.T) {
+    issue(["diffusion", "noiseLimit"], `must be <= diffusion.T = ${c.diffusion.T}`);
+  }
+  if (c.image.size % c.image.patch === 0) {
+    const { minSeq, P } = rowGeometry(c);
+    if (c.seq < minSeq) {
+      issue(
+        ["seq"],
+        `must be >= 1 + captionLength ${c.text.captionLength} + ${c.image.imagesPerRow} * (${P} patches + 2) = ${minSeq}`,
+      );
+    }
+  }
+}
+
+/** `{ "backbone.dim": 64 }` (CLI overrides) -> `{ backbone: { dim: 64 } }`, merged with nested keys. */
+export function expandDotted(input: unknown): unknown {
+  if (!isRecord(input)) return input;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(input)) {
+    const parts = key.split(".");
+    let at = out;
+    for (const part of parts.slice(0, -1)) {
+      const next = at[part];
+      at = at[part] = isRecord(next) ? { ...next } : {};
+    }
+    const last = parts[parts.length - 1]!;
+    const prev = at[last];
+    at[last] = isRecord(prev) && isRecord(value) ? { ...prev, ...(expandDotted(value) as object) } : value;
+  }
+  return out;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** The value at a dotted key of (possibly dotted) options, for messages. */
+export function valueAt(options: unknown, path: readonly PropertyKey[]): unknown {
+  let at: unknown = expandDotted(options);
+  for (const k of path) at = isRecord(at) ? at[String(k)] : undefined;
+  return at;
+}

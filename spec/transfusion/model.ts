@@ -1,0 +1,165 @@
+/**
+ * `transfusion(options)`: one transformer over text and image patches, text trained by next-token
+ * prediction and images by diffusion (Zhou et al. 2024). The entries and their inputs are fixed by
+ * the contract shared with the data pipeline and the sampler (notes/transfusion_contract.md):
+ *
+ *   loss     tokens, layout_*, images, patch_pos, image_valid, image_first (+ seed) -> loss, lm, diffusion
+ *   denoise  tokens, layout_*, x_t, t, patch_pos, image_valid                     -> pred (target space)
+ *   logits   tokens, layout_*, images (clean, t = 0), patch_pos, image_valid      -> logits
+ */
+import { userSite } from "../../compiler/ir/mod.ts";
+import { full } from "../functions.ts";
+import { type Layout, layoutInputs, layoutOf } from "../layout.ts";
+import { input, model } from "../model.ts";
+import { embedding, linearNoBias } from "../nn/mod.ts";
+import { constant, type Materialized, normal, param } from "../params.ts";
+import type { Tensor } from "../tensor.ts";
+import { attendOptions, backbone } from "./backbone.ts";
+import { rowGeometry, type TransfusionConfig } from "./config.ts";
+import { noiseImages, perImage, perImageMse } from "./diffusion.ts";
+import { patchDecoder, patchEncoder, timestepConditioning, timestepEmbedding } from "./encoder.ts";
+import { lmLoss } from "./lm.ts";
+import { resolveOptions, type TransfusionOptions } from "./options.ts";
+import {
+  type ImageGeometry,
+  patchify,
+  placeInSequence,
+  placement,
+  readPatches,
+  unpatchify,
+} from "./patches.ts";
+import { diffusionSchedule } from "./schedule.ts";
+
+type T2 = Tensor<"f32", 2>;
+type T5 = Tensor<"f32", 5>;
+
+const geometry = (c: TransfusionConfig): ImageGeometry & { P: number } => ({
+  N: c.image.imagesPerRow,
+  C: c.image.channels,
+  size: c.image.size,
+  patch: c.image.patch,
+  P: rowGeometry(c).P,
+});
+
+function params(c: TransfusionConfig) {
+  const { dim, initStd: std } = c.backbone;
+  const g = geometry(c);
+  const values = g.C * g.patch * g.patch;
+  const schedule = diffusionSchedule(c.diffusion);
+  return {
+    embed: embedding(c.text.vocab, dim, { std }),
+    time: timestepEmbedding(c.backbone, c.image, c.diffusion.schedule === "flow" ? c.diffusion.T : 1),
+    encoder: patchEncoder(c.backbone, c.image, values),
+    condition: timestepConditioning(c.backbone, c.image),
+    backbone: backbone(c.backbone),
+    head: linearNoBias(dim, c.text.vocab, { std }),
+    decoder: patchDecoder(c.backbone, c.image, values),
+    ...(c.image.positions === "learned" ? { patchPositions: param([g.P, dim], normal(std)) } : {}),
+    ...(schedule.kind === "flow"
+      ? {}
+      : { schedule: { alphaBar: constant([c.diffusion.T], schedule.alphaBar) } }),
+  };
+}
+type Params = Materialized<ReturnType<typeof params>>;
+
+/** What one pass over a batch sees. images: the (noised) images fed in; t: their timesteps [B, N]. */
+interface Batch {
+  readonly tokens: Tensor<"i32", 2>;
+  readonly layout: Layout;
+  readonly images: T5;
+  readonly t: T2;
+  readonly patchPos: Tensor<"i32", 3>;
+}
+
+/** The shared forward: text and patches in one sequence, then logits and predictions on demand. */
+function forward(p: Params, c: TransfusionConfig, x: Batch) {
+  const g = geometry(c);
+  const [b, seq, dim] = [x.tokens.dim(0), x.tokens.dim(1), c.backbone.dim];
+  const temb = p.time(x.t) // [B, N, D] -> one copy per patch [B, N*P, D]
+    .unsqueeze(2).broadcastTo([b, g.N, g.P, dim]).reshape([b, g.N * g.P, dim]);
+  const { vectors, skips } = p.encoder(patchify(x.images, g), temb);
+  let patches = p.condition(vectors, temb, "input"); // [B, N*P, D]
+  if (p.patchPositions) {
+    patches = patches.reshape([b, g.N, g.P, dim]).add(p.patchPositions).reshape([b, g.N * g.P, dim]);
+  }
+  const place = placement(x.patchPos, seq); // [B, T, N*P]
+  const h = p.backbone(
+    placeInSequence(p.embed(x.tokens), patches, place),
+    attendOptions(x.layout, c.backbone, c.image),
+  ); // [B, T, D]
+  return {
+    logits: () => p.head(h), // [B, T, vocab]
+    pred: () => unpatchify(p.decoder(p.condition(readPatches(h, place), temb, "output"), skips, temb), g),
+  };
+}
+
+/** The contract's inputs of each entry (notes/transfusion_contract.md); every name is fixed. */
+function entryInputs(c: TransfusionConfig) {
+  const g = geometry(c);
+  const text = { tokens: input("i32", ["batch", "seq"]), ...layoutInputs() };
+  const images = () => input("f32", ["batch", g.N, g.C, g.size, g.size]);
+  const slots = { patch_pos: input("i32", ["batch", g.N, g.P]), image_valid: input("f32", ["batch", g.N]) };
+  return {
+    loss: { ...text, images: images(), ...slots, image_first: input("f32", ["batch", g.N]) },
+    denoise: { ...text, x_t: images(), t: input("f32", ["batch", g.N]), ...slots },
+    logits: { ...text, images: images(), ...slots },
+  };
+}
+
+/** Builds a Transfusion model; see TransfusionConfig for every option and its default. */
+export function transfusion(options: TransfusionOptions = {}) {
+  const { config, schema } = resolveOptions(options, userSite());
+  return model({
+    name: options.name ?? "transfusion",
+    config: schema,
+    dims: { batch: options.batch ?? options.training?.batch ?? 32, seq: config.seq },
+    params,
+    inputs: (c) => entryInputs(c).loss,
+    loss: (p, x, c) => {
+      const layout = layoutOf(x);
+      const noised = noiseImages(x.images, x.image_first, c.diffusion, p.schedule?.alphaBar);
+      const out = forward(p, c, {
+        tokens: x.tokens,
+        layout,
+        images: noised.xt,
+        t: noised.t,
+        patchPos: x.patch_pos,
+      });
+      const lm = lmLoss(out.logits(), x.tokens, layout, c.loss.boiTarget);
+      const diffusion = perImageMse(out.pred(), noised.target, x.image_valid);
+      return { loss: lm.add(diffusion.mul(c.loss.lambda)), metrics: { lm, diffusion } };
+    },
+    entries: {
+      denoise: {
+        inputs: (c) => entryInputs(c).denoise,
+        outputs: (p, x, c) => {
+          const valid = x.image_valid as T2;
+          const out = forward(p, c, {
+            tokens: x.tokens as Tensor<"i32", 2>,
+            layout: layoutOf(x as never),
+            images: x.x_t as T5,
+            t: x.t as T2,
+            patchPos: x.patch_pos as Tensor<"i32", 3>,
+          });
+          return { pred: out.pred().mul(perImage(valid)) };
+        },
+      },
+      logits: {
+        inputs: (c) => entryInputs(c).logits,
+        outputs: (p, x, c) => {
+          const [b, n] = [x.image_valid!.dim(0), x.image_valid!.dim(1)];
+          const out = forward(p, c, {
+            tokens: x.tokens as Tensor<"i32", 2>,
+            layout: layoutOf(x as never),
+            images: (x.images as T5).mul(perImage(x.image_valid as T2)) as T5,
+            t: full([b, n], 0, "f32"),
+            patchPos: x.patch_pos as Tensor<"i32", 3>,
+          });
+          return { logits: out.logits() };
+        },
+      },
+    },
+    ...(options.data ? { data: options.data } : {}),
+    ...(options.training ? { training: options.training } : {}),
+  });
+}
