@@ -54,3 +54,4 @@ export * from "./nn/mod.ts";
 export * from "./layout.ts";
 export * from "./mask.ts";
 export * from "./position.ts";
+export * from "./transfusion/mod.ts";

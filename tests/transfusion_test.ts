@@ -14,6 +14,7 @@ import { compile, grad, interpret, type Node, SpecError } from "../compiler/mod.
 import { type AnyModel, buildLayout, layoutFeed, type Segment, trace } from "../spec/mod.ts";
 import {
   diffusionSchedule,
+  lmLoss,
   lmTargets,
   MAX_BETA,
   transfusion,
@@ -21,7 +22,7 @@ import {
 } from "../spec/transfusion/mod.ts";
 import { SPECIAL } from "../runtime/tokenizer.ts";
 import { Executor, initParams } from "../runtime/mod.ts";
-import { input, layoutInputs, layoutOf, model, positionWeights } from "../spec/mod.ts";
+import { input, iota, layoutInputs, layoutOf, model, positionWeights } from "../spec/mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // well-formed random batches, built here from the layout builder (independent of data/)
@@ -499,6 +500,10 @@ Deno.test("LM targets of a T1 row, drawn by hand", async (t) => {
   ];
   const tokens = [SPECIAL.bos, ...caption, SPECIAL.boi, ...new Array(64).fill(0), SPECIAL.eoi];
   assert.equal(tokens.length, T);
+  const inputs: Feed = {
+    tokens,
+    ...Object.fromEntries(Object.entries(layoutFeed(layout.fields)).map(([k, v]) => [k, Array.from(v)])),
+  };
   const weightsOf = (boiTarget: boolean) => {
     const probe = model({
       name: "probe",
@@ -515,10 +520,6 @@ Deno.test("LM targets of a T1 row, drawn by hand", async (t) => {
         },
       },
     });
-    const inputs: Feed = {
-      tokens,
-      ...Object.fromEntries(Object.entries(layoutFeed(layout.fields)).map(([k, v]) => [k, Array.from(v)])),
-    };
     return Array.from(interpretEntry(probe as AnyModel, "weights", {}, {}, inputs).w!);
   };
   await t.step("T1: caption tokens and EOI are targets, BOI is not", () => {
@@ -533,7 +534,25 @@ Deno.test("LM targets of a T1 row, drawn by hand", async (t) => {
     want[89] = 1;
     assert.deepEqual(weightsOf(true), want);
   });
-  await t.step("T1's loss counts the same 25 positions", () => {
+  await t.step("T1's LM loss is the mean cross-entropy over exactly those 25 positions", () => {
     assert.equal(configOf(t1 as AnyModel).loss.boiTarget, false);
+    // Logits 0 except class 0 at position t, which scores t: no label here is 0, so position t costs
+    // log(e^t + V - 1). Counting position 24 or dropping 89 would change the mean.
+    const V = 260;
+    const probe = model({
+      name: "lm_probe",
+      config: {},
+      params: () => ({}),
+      inputs: () => ({ tokens: input("i32", [1, T]), ...layoutInputs([1, T]) }),
+      loss: (_p, x) => {
+        const scores = iota([1, T, V], 1, "f32").mul(iota([1, T, V], 2, "i32").eq(0).cast("f32"));
+        return lmLoss(scores as never, x.tokens, layoutOf(x), false);
+      },
+    });
+    const traced = trace(probe as AnyModel);
+    const lm = interpret([traced.outputs.loss!], { inputs })[0]!.data[0]!;
+    const counted = [...Array(24).keys(), 89];
+    const want = counted.reduce((s, t) => s + Math.log(Math.exp(t) + V - 1), 0) / counted.length;
+    assert.ok(Math.abs(lm - want) < 1e-9, `lm ${lm} vs ${want}`);
   });
 });

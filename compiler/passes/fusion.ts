@@ -30,6 +30,8 @@ export const MULTI_USE_COST = 3;
  */
 export const PROLOGUE_COST = 0;
 export const MAX_INLINE_COST = 24;
+/** What a random draw counts as in the inline budget (it is computed wherever it is read). */
+export const RANDOM_COST = 8;
 /**
  * Attention operands get the matmul budget. Measured on T1 (lavapipe): inlining RoPE (16 ops with
  * cos, sin and exp, all four quarter-branches of the 2D rotation evaluated) into the flash kernels'
@@ -63,14 +65,16 @@ export function chooseMaterialized(
     (consumers.get(n.id) ?? []).flatMap((r) => (isView(r) && !stored.has(r.id) ? kernelReaders(r) : [r]));
   for (const n of order) {
     const kind = kernelKind(n);
-    cost.set(n.id, (kind === "elementwise" ? 1 : 0) + n.src.reduce((s, x) => s + inlineCost(x), 0));
+    // A Philox draw is ~10 rounds of 32-bit products: worth storing rather than recomputing per load.
+    const own = kind === "elementwise" ? 1 : OPS[n.op].kind === "random" ? RANDOM_COST : 0;
+    cost.set(n.id, own + n.src.reduce((s, x) => s + inlineCost(x), 0));
     if ((roots.has(n.id) && kind === "elementwise") || (kind !== null && kind !== "elementwise")) {
       stored.add(n.id);
       continue;
     }
     const c = cost.get(n.id)!;
     // Leaves are computed or loaded where read; a view of stored tensors costs nothing to inline.
-    if (OPS[n.op].kind === "leaf" || OPS[n.op].kind === "random" || c === 0) continue;
+    if (OPS[n.op].kind === "leaf" || c === 0) continue;
     const readers = kernelReaders(n);
     const direct = consumers.get(n.id) ?? [];
     const feeds = (k: string) => readers.some((r) => OPS[r.op].kind === k);
