@@ -3,10 +3,11 @@
  *    [--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR]
  *    [--classifier DIR] [--classifier-steps N]`
  *
- * One command from nothing to pictures: trains the demo spec on MNIST captions for M minutes (default
- * 7, compiling included) or N steps (default the spec's), whichever ends first; the last step is
- * evaluated with the training executor itself, so nothing is compiled twice (see cli/eval.ts for
- * the figures). The digit classifier is trained first if runs/digit-classifier/ has none. Writes to OUT:
+ * One command from nothing to pictures: trains the demo spec on MNIST captions for M minutes
+ * (default 10, compiling included; no limit with --steps alone) or N steps (default the spec's),
+ * whichever ends first. The last step is evaluated with the training executor itself, so nothing
+ * is compiled twice (see cli/eval.ts for the figures); the digit classifier is trained first if
+ * runs/digit-classifier/ has none. Writes to OUT:
  *   run/                   the training run (checkpoint, log, loss.svg)
  *   samples/digit_<d>.png  K samples for each digit's caption
  *   captions/real_<i>.png  held-out real digits, with captions.txt giving the model's caption of each
@@ -45,8 +46,8 @@ const USAGE = "usage: deno task demo [--minutes M] [--steps N] [--out demo-out] 
   "[--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR] " +
   "[--classifier DIR] [--classifier-steps N]";
 const DEMO_SPEC = "examples/transfusion_demo.ts";
-/** Training time: with the evaluation after it (2-5 min on a 2-core CPU) the demo takes about ten. */
-const DEFAULT_MINUTES = 7;
+/** Training time, compiling included; the evaluation after it adds 1-5 min on a 2-core CPU. */
+const DEFAULT_MINUTES = 10;
 const SHIPPED = "examples/checkpoints/transfusion_demo";
 /** What a demo writes in OUT; a rerun removes these first, nothing else. */
 const OUTPUTS = ["run", "samples", "captions", "shipped", "loss.svg", "eval.json", "report.html"];

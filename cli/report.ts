@@ -4,7 +4,7 @@
  * when there is one), the evaluation figures, a sample grid per digit caption, captions of real
  * held-out digits, and the loss curve.
  */
-import { type DigitEval, mentionedDigit } from "../runtime/generate/mod.ts";
+import { type DigitEval, mentionedDigit, msPerStep } from "../runtime/generate/mod.ts";
 
 export interface ReportSection {
   /** What this model is, e.g. "trained now: 1200 steps in 8.0 min". */
@@ -83,7 +83,7 @@ function section(s: ReportSection): string {
       `${pct(g.accuracy)} over ${10 * g.nPerDigit} images (${g.nPerDigit} per digit, caption "${
         esc(g.template)
       }", ` +
-      `${g.method} ${g.steps} steps, guidance ${g.cfg}; ${(1000 * g.secondsPerStep).toFixed(0)} ms per step)`,
+      `${g.method} ${g.steps} steps, guidance ${g.cfg}; ${msPerStep(g.secondsPerStep)} ms per step)`,
     ],
     ["per digit", g.perDigit.map((a, d) => `${d}: ${pct(a)}`).join(", ")],
     [

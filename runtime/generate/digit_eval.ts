@@ -200,6 +200,11 @@ export function balancedIndices(labels: Int32Array, count: number): number[] {
   return out;
 }
 
+/** Milliseconds per sampler step, or "-" when the run had a single step to time. */
+export function msPerStep(seconds: number): string {
+  return Number.isFinite(seconds) ? (1000 * seconds).toFixed(0) : "-";
+}
+
 /** The figures as a few lines for a person. */
 export function formatDigitEval(r: DigitEval): string {
   const p = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -208,7 +213,7 @@ export function formatDigitEval(r: DigitEval): string {
   return [
     `generated-digit accuracy  ${p(g.accuracy)}  (${g.nPerDigit} per digit, "${g.template}", ` +
     `${g.method} ${g.steps} steps, cfg ${g.cfg}; ${g.seconds.toFixed(1)} s incl. first-run warm-up, ${
-      (1000 * g.secondsPerStep).toFixed(0)
+      msPerStep(g.secondsPerStep)
     } ms/step)`,
     `  per digit               ${g.perDigit.map((a, d) => `${d}:${Math.round(100 * a)}`).join(" ")}`,
     `  classifier accuracy     ${p(r.classifier.frameAccuracy)} on held-out digits in the model's frame, ` +

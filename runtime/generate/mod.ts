@@ -60,5 +60,6 @@ export {
   evaluateDigits,
   formatDigitEval,
   mentionedDigit,
+  msPerStep,
 } from "./digit_eval.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag } from "./flags.ts";
