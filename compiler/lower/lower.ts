@@ -168,30 +168,6 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     ),
   ];
   const memory = planMemory(lifetimes, opts.reservedWords ?? 0, opts.arenaWords ?? Infinity);
-  if (Deno.env.get("DEBUG_MEMORY")) {
-    let peakAt = 0, peakLive = 0;
-    for (let k = 0; k < tasks.length; k++) {
-      const live = lifetimes.filter((l) => l.start <= k && l.end >= k).reduce((s, l) => s + l.words, 0);
-      if (live > peakLive) [peakLive, peakAt] = [live, k];
-    }
-    console.error(
-      `memory: arenas ${memory.arenaWords.map((w) => w * 4 / 1e6)}MB, max live ${
-        peakLive * 4 / 1e6
-      }MB at task ${peakAt}`,
-    );
-    for (
-      const l of lifetimes.filter((l) => l.start <= peakAt && l.end >= peakAt).sort((a, b) =>
-        b.words - a.words
-      ).slice(0, 25)
-    ) {
-      const t = l.id >= TASK_ID ? tasks[l.id - TASK_ID]! : undefined;
-      console.error(
-        `  ${(l.words * 4 / 1e6).toFixed(2)}MB [${l.start}, ${l.end}] ${
-          t ? t.node.op + " " + t.node.shape + " " + t.node.site : "input"
-        }`,
-      );
-    }
-  }
   const arenaLocation = (id: number): Location => {
     const at = memory.offsets.get(id)!;
     return { buffer: arenaName(at.arena), offset: at.offset };
