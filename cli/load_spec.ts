@@ -49,14 +49,27 @@ export function parseOverrides(pairs: readonly string[]): Record<string, unknown
   return out;
 }
 
-/** Runs a CLI main: usage and spec errors print one line and exit 1. */
+/**
+ * Errors about the user's input (command line, spec, checkpoint, image, settings, device): printed
+ * as one line, exit code 1. Anything else is a bug of ours and keeps its stack trace.
+ */
+const USER_ERRORS = new Set([
+  "UsageError",
+  "SpecError",
+  "DeviceError",
+  "CheckpointError",
+  "ImageError",
+  "TrainError",
+  "SamplingError",
+  "TokenizerError",
+]);
+
+/** Runs a CLI main: errors about the user's input print one line and exit 1. */
 export async function runCli(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (e) {
-    if (
-      e instanceof Error && ["UsageError", "SpecError", "DeviceError", "CheckpointError"].includes(e.name)
-    ) {
+    if (e instanceof Error && USER_ERRORS.has(e.name)) {
       console.error(`error: ${e.message}`);
       Deno.exit(1);
     }

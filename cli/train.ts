@@ -23,6 +23,8 @@ import {
   type TrainSettings,
 } from "../runtime/train/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+// Registers the Transfusion sample hook, so `--sample-every N` writes sample grids for those specs.
+import "../runtime/generate/train_samples.ts";
 
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
   "[--resume] [--json] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +

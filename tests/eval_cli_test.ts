@@ -165,6 +165,26 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       assert.equal(evalJson.trained.step, 2);
     });
 
+    await t.step("train --sample-every writes a sample grid per interval and a loss curve", async () => {
+      const out = `${dir}/train`;
+      const r = await cli("train", [
+        `${dir}/tiny_spec.ts`,
+        "--steps",
+        "2",
+        "--sample-every",
+        "1",
+        "--out",
+        out,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      for (const step of ["000001", "000002"]) {
+        const file = `${out}/samples/step_${step}.png`;
+        const grid = decodePng(await Deno.readFile(file), file);
+        assert.ok(grid.width > 28 && grid.height >= 28, `${file} is ${grid.width}x${grid.height}`);
+      }
+      assert.match(await Deno.readTextFile(`${out}/loss.svg`), /<svg[\s\S]*<\/svg>/);
+    });
+
     const run = `${demo}/run`;
     const runFiles = await snapshot(run);
 
