@@ -5,7 +5,7 @@ import { verify } from "./verify.ts";
 import { simplify } from "./passes/simplify.ts";
 import { type Location, lowerEntry } from "./lower/lower.ts";
 import { arenaName } from "./lower/memory.ts";
-import type { BufferSpec, EntryPlan, OptimizerSpec, ParamLayout, Plan, Step } from "./plan.ts";
+import type { BufferSpec, EntryPlan, OptimizerSpec, ParamLayout, Plan, Step, TensorSlot } from "./plan.ts";
 import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
 import { cachedVariant } from "../kernels/autotune.ts";
@@ -114,16 +114,23 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     });
     builder.add("forward", lowered);
   }
+  const state = new StateSlots();
   for (const name of wanted.filter((w) => w !== "trainStep" && w !== "forward")) {
     const t = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {}, entry: name });
-    check(Object.values(t.outputs));
+    check([...Object.values(t.outputs), ...t.state.map((s) => s.output)]);
     const entryLeaves = new Map<number, Location>(t.params.map((p) => [p.node.id, leaves.get(p.node.id)!]));
-    const { outputs: outs } = prepare(Object.entries(t.outputs).map(([n, node]) => ({ name: n, node })), []);
+    // A state value is read in place from its slot, like a parameter; its new value is lowered as
+    // one more output and copied into the slot after the last kernel (so every kernel saw the old one).
+    for (const s of t.state) entryLeaves.set(s.input.id, state.declare(name, s.input));
+    const { outputs: outs } = prepare([
+      ...Object.entries(t.outputs).map(([n, node]) => ({ name: n, node })),
+      ...t.state.map((s) => ({ name: s.name, node: s.output })),
+    ], []);
     const lowered = lowerEntry(
       { outputs: outs, inputs: t.inputs, placed: [], leaves: entryLeaves },
       { ...lowerOpts, prefix: `${name}_` },
     );
-    builder.add(name, lowered);
+    builder.add(name, lowered, [], t.state.length ? state.copies(name, lowered) : undefined);
   }
 
   const optimizer: OptimizerSpec = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
@@ -140,10 +147,12 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       { name: "decay_mask", role: "mask", bytes: 4 * Math.max(Math.ceil(count / 32), 1) },
       ...builder.arenas(),
       { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
+      ...(state.slots.length ? [state.buffer(lowerOpts.arenaWords)] : []),
     ],
     kernels: builder.kernels,
     params,
     entries: builder.entries,
+    ...(state.slots.length ? { state: state.slots } : {}),
     scalars: { ...SCALARS },
     optimizer,
   };
@@ -222,15 +231,22 @@ class PlanBuilder {
   readonly entries: Record<string, EntryPlan> = {};
   readonly #arenaWords: number[] = [];
 
-  add(name: string, lowered: ReturnType<typeof lowerEntry>, extra: readonly Kernel[] = []) {
+  add(
+    name: string,
+    lowered: ReturnType<typeof lowerEntry>,
+    extra: readonly Kernel[] = [],
+    state?: { names: readonly string[]; copies: readonly Step[] },
+  ) {
     const base = this.kernels.length;
     const all = [...lowered.kernels, ...extra];
     this.kernels.push(...all);
     const steps: Step[] = all.map((_, i) => ({ kind: "dispatch", kernel: base + i }));
+    const stateNames = new Set(state?.names);
     this.entries[name] = {
       inputs: lowered.inputs,
-      outputs: lowered.outputs,
-      steps,
+      outputs: lowered.outputs.filter((o) => !stateNames.has(o.name)),
+      steps: [...steps, ...state?.copies ?? []],
+      ...(state ? { state: state.names } : {}),
       peakBytes: 4 * lowered.arenaWords.reduce((a, b) => a + b, 0),
       flops: all.reduce((s, k) => s + k.flops, 0),
     };
@@ -242,6 +258,77 @@ class PlanBuilder {
     return words.map((w, i) => ({ name: arenaName(i), role: "activation", bytes: 4 * Math.max(w, 1) }));
   }
 }
+
+/**
+ * The "state" buffer: one slot per state name, shared by every entry that declares the name (the
+ * cached entries of a model all read and write one KV cache). Two declarations must agree.
+ */
+class StateSlots {
+  readonly slots: TensorSlot[] = [];
+  readonly #declaredBy = new Map<string, string>();
+  #words = 0;
+
+  declare(entry: string, decl: Node<"input">): Location {
+    const { name, shape, dtype } = decl.arg;
+    const known = this.slots.find((s) => s.name === name);
+    if (known) {
+      const [was, is] = [`${known.dtype}[${known.shape}]`, `${dtype}[${shape}]`];
+      if (was !== is) {
+        throw new Error(
+          `state "${name}" is ${is} in entry "${entry}" but ${was} in entry "${
+            this.#declaredBy.get(name)
+          }"; ` +
+            `entries that share a state must declare it alike`,
+        );
+      }
+      return { buffer: STATE_BUFFER, offset: known.offset };
+    }
+    const slot: TensorSlot = { name, shape, dtype, buffer: STATE_BUFFER, offset: this.#words };
+    this.slots.push(slot);
+    this.#declaredBy.set(name, entry);
+    this.#words += size(shape);
+    return { buffer: STATE_BUFFER, offset: slot.offset };
+  }
+
+  /** The steps that copy the entry's new state values (lowered as outputs) into their slots. */
+  copies(entry: string, lowered: ReturnType<typeof lowerEntry>): { names: string[]; copies: Step[] } {
+    const names: string[] = [];
+    const copies: Step[] = [];
+    for (const out of lowered.outputs) {
+      const slot = this.slots.find((s) => s.name === out.name);
+      if (!slot) continue;
+      names.push(slot.name);
+      if (out.buffer === slot.buffer && out.offset === slot.offset) continue; // returned unchanged
+      if (out.buffer === STATE_BUFFER) {
+        // WebGPU cannot copy within one buffer; a state set to another state's old value would need it.
+        throw new Error(
+          `entry "${entry}" sets state "${slot.name}" to another state's value unchanged; not supported`,
+        );
+      }
+      copies.push({
+        kind: "copy",
+        buffer: slot.buffer,
+        offset: slot.offset,
+        words: size(slot.shape),
+        from: { buffer: out.buffer, offset: out.offset },
+      });
+    }
+    return { names, copies };
+  }
+
+  buffer(maxWords: number): BufferSpec {
+    if (this.#words > maxWords) {
+      const list = this.slots.map((s) => `${s.name} ${s.dtype}[${s.shape}]`).join(", ");
+      throw new Error(
+        `the entry state (${list}) needs ${4 * this.#words} bytes, more than one storage binding allows ` +
+          `(${4 * maxWords}); use a smaller batch or seq for the stateful entries`,
+      );
+    }
+    return { name: STATE_BUFFER, role: "state", bytes: 4 * Math.max(this.#words, 1) };
+  }
+}
+
+const STATE_BUFFER = "state";
 
 function at(buffer: string, p: ParamLayout): Location {
   return { buffer, offset: p.offset };

@@ -16,12 +16,24 @@ export interface Plan {
   readonly kernels: readonly Kernel[];
   readonly params: readonly ParamLayout[];
   readonly entries: Readonly<Record<string, EntryPlan>>;
+  /**
+   * Persistent entry state (a KV cache), one slot per name in the buffer "state" (role "state").
+   * The executor zeroes it at creation; it survives every `run` of every entry. Absent: no state.
+   */
+  readonly state?: readonly TensorSlot[];
   /** Index of each per-step scalar in the `scalars` buffer. */
   readonly scalars: Readonly<Record<string, number>>;
   readonly optimizer?: OptimizerSpec;
 }
 
-export type BufferRole = "parameter" | "gradient" | "optimizer" | "activation" | "scalars" | "mask";
+export type BufferRole =
+  | "parameter"
+  | "gradient"
+  | "optimizer"
+  | "activation"
+  | "scalars"
+  | "mask"
+  | "state";
 
 export interface BufferSpec {
   /** The WGSL variable name kernels use: params, grads, adam_m, adam_v, act, scalars, decay_mask. */
@@ -65,12 +77,25 @@ export interface TensorSlot {
 export type Step =
   | { readonly kind: "dispatch"; readonly kernel: number }
   /** Zero a word range of a buffer (gradients before accumulation). */
-  | { readonly kind: "clear"; readonly buffer: string; readonly offset: number; readonly words: number };
+  | { readonly kind: "clear"; readonly buffer: string; readonly offset: number; readonly words: number }
+  /**
+   * Copy `words` words from `from` into `buffer` at `offset` (the range written, as for "clear"):
+   * an entry's new state into its slot, after every kernel has read the old value.
+   */
+  | {
+    readonly kind: "copy";
+    readonly buffer: string;
+    readonly offset: number;
+    readonly words: number;
+    readonly from: { readonly buffer: string; readonly offset: number };
+  };
 
 export interface EntryPlan {
   readonly inputs: readonly TensorSlot[];
   readonly outputs: readonly TensorSlot[];
   readonly steps: readonly Step[];
+  /** Names of the `Plan.state` slots this entry reads and writes (absent: none). */
+  readonly state?: readonly string[];
   /** Bytes of the `act` arena this entry needs at its peak (the memory plan). */
   readonly peakBytes: number;
   readonly flops: number;

@@ -25,6 +25,12 @@ export function checkPlan(plan: Plan): void {
       );
     }
   };
+  for (const slot of plan.state ?? []) {
+    if (slot.dtype === "f16") {
+      throw new Error(`${where}: state ${describe(slot)}: f16 slots are not supported`);
+    }
+    range(`state ${describe(slot)}`, slot.buffer, slot.offset, slotWords(slot));
+  }
   plan.kernels.forEach((k, i) =>
     k.bindings.forEach((b: KernelBinding) =>
       range(`kernel ${i} "${k.name}" binding ${b.binding}`, b.buffer, 0, 0)
@@ -33,12 +39,24 @@ export function checkPlan(plan: Plan): void {
   for (const [name, entry] of Object.entries(plan.entries)) {
     entry.steps.forEach((s, i) => {
       if (s.kind === "clear") return range(`entry "${name}" step ${i} (clear)`, s.buffer, s.offset, s.words);
+      if (s.kind === "copy") {
+        range(`entry "${name}" step ${i} (copy source)`, s.from.buffer, s.from.offset, s.words);
+        if (s.from.buffer === s.buffer) {
+          throw new Error(`${where}: entry "${name}" step ${i} copies within buffer "${s.buffer}"`);
+        }
+        return range(`entry "${name}" step ${i} (copy)`, s.buffer, s.offset, s.words);
+      }
       if (!plan.kernels[s.kernel]) {
         throw new Error(
           `${where}: entry "${name}" step ${i} dispatches kernel ${s.kernel} of ${plan.kernels.length}`,
         );
       }
     });
+    for (const stateName of entry.state ?? []) {
+      if (!plan.state?.some((s) => s.name === stateName)) {
+        throw new Error(`${where}: entry "${name}" uses state "${stateName}", which the plan lacks`);
+      }
+    }
     for (const slot of [...entry.inputs, ...entry.outputs]) {
       if (slot.dtype === "f16") {
         throw new Error(`${where}: entry "${name}" slot ${describe(slot)}: f16 slots are not supported`);

@@ -3,7 +3,7 @@
  * `create` (buffers, pipelines, bind groups, readback buffers); `run` only writes inputs, records
  * one command encoder with the entry's steps, submits it, and reads the outputs back.
  */
-import type { EntryPlan, ParamLayout, Plan } from "../compiler/plan.ts";
+import type { EntryPlan, ParamLayout, Plan, TensorSlot } from "../compiler/plan.ts";
 import { decayMaskWords, SCALARS } from "../kernels/optimizer.ts";
 import { buildKernels, type BuiltKernel, CountingDevice, type ExecutorStats } from "./_gpu_objects.ts";
 import { checkLimits, checkPlan } from "./_plan_check.ts";
@@ -121,6 +121,13 @@ export class Executor {
         `no entry "${name}" in plan "${this.plan.model}"; entries: ${Object.keys(this.plan.entries)}`,
       );
     }
+    const stateGiven = Object.keys(inputs).filter((k) => this.plan.state?.some((s) => s.name === k));
+    if (stateGiven.length) {
+      throw new Error(
+        `entry "${name}": ${stateGiven.map((k) => `"${k}"`).join(", ")} is persistent state, not an input; ` +
+          `it lives on the device across runs (use setState / resetState to change it)`,
+      );
+    }
     const host = encodeInputs(name, entry.plan.inputs, inputs);
     const t = entry.updatesOptimizer ? this.#t + 1 : this.#t;
     const seedSlot = entry.plan.inputs.find((s) => s.name === "seed");
@@ -142,10 +149,23 @@ export class Executor {
         pass.setBindGroup(0, k.bindGroup);
         pass.dispatchWorkgroups(...k.kernel.dispatch);
         this.#dispatched[step.kernel]!++;
-      } else {
+      } else if (step.kind === "clear") {
         pass?.end();
         pass = undefined;
         encoder.clearBuffer(this.#buffer(step.buffer), step.offset * 4, step.words * 4);
+      } else {
+        pass?.end();
+        pass = undefined;
+        if (step.words > 0) {
+          const from = this.#buffer(step.from.buffer);
+          encoder.copyBufferToBuffer(
+            from,
+            step.from.offset * 4,
+            this.#buffer(step.buffer),
+            step.offset * 4,
+            step.words * 4,
+          );
+        }
       }
     }
     pass?.end();
@@ -246,6 +266,46 @@ export class Executor {
       const words = await this.#readWords("scalars", scalarIndex(this.plan, name), 1);
       return new Float32Array(words)[0]!;
     });
+  }
+
+  /** Zeroes every state slot (a fresh KV cache), as at creation. */
+  resetState(): Promise<void> {
+    return this.#serial(() => {
+      const buffer = this.buffers.get("state");
+      if (buffer) {
+        const encoder = this.device.createCommandEncoder({ label: "reset state" });
+        encoder.clearBuffer(buffer);
+        this.device.queue.submit([encoder.finish()]);
+      }
+      return Promise.resolve();
+    });
+  }
+
+  /** The current value of state `name`, as its dtype's typed array. */
+  getState(name: string): Promise<HostArray> {
+    return this.#serial(async () => {
+      const slot = this.#stateSlot(name);
+      return DECODE[slot.dtype](await this.#readWords(slot.buffer, slot.offset, slotWords(slot)));
+    });
+  }
+
+  /** Overwrites state `name` (checked and converted like an input). */
+  setState(name: string, data: ArrayLike<number>): Promise<void> {
+    return this.#serial(() => {
+      const slot = this.#stateSlot(name);
+      const words = encode(`setState`, slot, data);
+      if (words.length > 0) this.device.queue.writeBuffer(this.#buffer(slot.buffer), slot.offset * 4, words);
+      return Promise.resolve();
+    });
+  }
+
+  #stateSlot(name: string): TensorSlot {
+    const slot = this.plan.state?.find((s) => s.name === name);
+    if (!slot) {
+      const known = this.plan.state?.map((s) => s.name).join(", ") || "none";
+      throw new Error(`plan "${this.plan.model}" has no state "${name}"; state: ${known}`);
+    }
+    return slot;
   }
 
   /** Frees every GPU buffer; the executor is unusable afterwards. */

@@ -63,24 +63,79 @@ export function window(w: number): Mask {
  */
 export function maskDense(mask: Mask, layout: Layout): Tensor<"bool", 3> {
   const [B, T] = layoutShape(layout);
-  const shape = [B, T, T] as const;
-  const i = iota(shape, 1, "i32");
+  return denseRule(mask, layout, layout, iota([B, T, T], 1, "i32"));
+}
+
+/**
+ * The dense mask of a window of queries against a whole row, bool [B, L, S]: query i of row b is
+ * the row's position start[b] + i, key j its position j (a KV cache's keys). The query fields are
+ * read from the layout at those positions, so the rule is the one `maskDense` evaluates on the
+ * full row, restricted to the window's rows. layout [B, S], start i32 [B].
+ */
+export function maskWindow(
+  mask: Mask,
+  layout: Layout,
+  start: Tensor<"i32", 1>,
+  length: number,
+): Tensor<"bool", 3> {
+  const [B, S] = layoutShape(layout);
+  const positions = windowPositions(start, length);
+  return denseRule(
+    mask,
+    layout,
+    layoutAt(layout, positions),
+    positions.unsqueeze(2).broadcastTo([B, length, S]),
+  );
+}
+
+/** i32 [B, L]: start[b] + i, the row positions of a window of L queries. */
+export function windowPositions(start: Tensor<"i32", 1>, length: number): Tensor<"i32", 2> {
+  const b = start.dim(0);
+  return start.unsqueeze(1).add(iota([b, length], 1, "i32")) as Tensor<"i32", 2>;
+}
+
+/**
+ * The layout fields at per-row positions: layout [B, S], positions i32 [B, L] -> a layout [B, L].
+ * Positions outside [0, S) read position 0 or S - 1 (they belong to inactive rows).
+ */
+export function layoutAt(layout: Layout, positions: Tensor<"i32", 2>): Layout {
+  const [B, S] = layoutShape(layout);
+  const L = positions.dim(1);
+  // gather indexes axis 0: flatten the rows and index with b * S + position.
+  const index = iota([B, L], 0, "i32").mul(S).add(positions.maximum(0).minimum(S - 1)) as Tensor<"i32", 2>;
+  const at = (t: Tensor<"i32", 2>) => t.reshape([B * S]).gather(index) as Tensor<"i32", 2>;
+  return {
+    doc: at(layout.doc),
+    modality: at(layout.modality),
+    span: at(layout.span),
+    pos: at(layout.pos),
+    row: at(layout.row),
+    col: at(layout.col),
+  };
+}
+
+/**
+ * The rule densely over [B, L, S]: `queries` [B, L] are the query positions' fields, `keys` [B, S]
+ * the keys', and `i` [B, L, S] each query's position in the row (j, the key's, is the last axis).
+ */
+function denseRule(mask: Mask, keys: Layout, queries: Layout, i: Tensor<"i32", 3>): Tensor<"bool", 3> {
+  const shape = i.shape as [number, number, number];
   const j = iota(shape, 2, "i32");
-  const atQuery = (t: Tensor<"i32", 2>) => t.unsqueeze(2); // [B, T, 1]
-  const atKey = (t: Tensor<"i32", 2>) => t.unsqueeze(1); // [B, 1, T]
+  const atQuery = (t: Tensor<"i32", 2>) => t.unsqueeze(2); // [B, L, 1]
+  const atKey = (t: Tensor<"i32", 2>) => t.unsqueeze(1); // [B, 1, S]
   const dense = foldMask<Tensor<"bool", number>>(mask.expr, {
     all: () => full(shape, 1, "bool"),
     none: () => full(shape, 0, "bool"),
     causal: () => j.le(i),
     sameDocument: () => {
-      const doc = atQuery(layout.doc);
-      return doc.eq(atKey(layout.doc)).and(doc.ge(0));
+      const doc = atQuery(queries.doc);
+      return doc.eq(atKey(keys.doc)).and(doc.ge(0));
     },
     sameSpan: ({ modality }) => {
-      const span = atQuery(layout.span);
+      const span = atQuery(queries.span);
       const here = (t: Tensor<"i32", 3>) => t.eq(modality);
-      return span.eq(atKey(layout.span)).and(span.ge(0))
-        .and(here(atQuery(layout.modality))).and(here(atKey(layout.modality)));
+      return span.eq(atKey(keys.span)).and(span.ge(0))
+        .and(here(atQuery(queries.modality))).and(here(atKey(keys.modality)));
     },
     prefix: ({ n }) => j.lt(n),
     window: ({ w }) => i.sub(j).abs().lt(w),

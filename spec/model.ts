@@ -31,9 +31,16 @@ export type Scalar = Tensor<"f32", 0>;
 /** What a loss function returns: the scalar to minimize, optionally with named scalar metrics. */
 export type LossResult = Scalar | { loss: Scalar; metrics?: Record<string, Scalar> };
 
-/** An extra entry point (forward, sampling step): its own inputs and named outputs. */
+/**
+ * An extra entry point (forward, sampling step): its own inputs and named outputs.
+ *
+ * `state` declares values that persist across runs (a KV cache): each appears in `x` like an input,
+ * and `outputs` must return its new value under the same name with the same shape and dtype. A
+ * state name is shared by every entry declaring it (one slot in the plan's "state" buffer).
+ */
 export interface EntryDef<C, P extends ParamTree> {
   inputs: (c: C) => InputTree;
+  state?: (c: C) => InputTree;
   outputs: (p: Materialized<P>, x: Record<string, Tensor>, c: C) => Record<string, Tensor>;
 }
 
@@ -93,6 +100,7 @@ export interface AnyModel {
   readonly loss: (p: never, x: never, c: never) => LossResult;
   readonly entries?: Record<string, {
     inputs: (c: never) => InputTree;
+    state?: (c: never) => InputTree;
     outputs: (p: never, x: never, c: never) => Record<string, Tensor>;
   }>;
   readonly data?: (c: never, dims: Readonly<Record<string, number>>) => DataSource;
@@ -120,8 +128,16 @@ export interface TracedModel {
   readonly dims: Readonly<Record<string, number>>;
   readonly params: readonly (ParamEntry & { node: Node<"param"> })[];
   readonly inputs: readonly Node<"input">[];
-  /** Named outputs; the "loss" entry has `loss` plus any metrics. */
+  /** Named outputs; the "loss" entry has `loss` plus any metrics. State is not among them. */
   readonly outputs: Readonly<Record<string, Node>>;
+  /** Persistent state: the value read (an `input` node named like the state) and the new value. */
+  readonly state: readonly TracedState[];
+}
+
+export interface TracedState {
+  readonly name: string;
+  readonly input: Node<"input">;
+  readonly output: Node;
 }
 
 /** Runs the spec's functions with tracer tensors and returns the IR of one entry point. */
@@ -135,6 +151,7 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
       const p: unknown = materialize(m.params(config), entries);
       let outputs: Record<string, Node>;
       let inputTree: InputTree;
+      let state: TracedState[] = [];
       if (entry === "loss") {
         inputTree = m.inputs(config);
         const x = makeInputs(inputTree, dims);
@@ -156,10 +173,20 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
           );
         }
         inputTree = def.inputs(config);
+        const stateTree: InputTree = def.state?.(config) ?? {};
         const x = makeInputs(inputTree, dims);
-        outputs = Object.fromEntries(
-          Object.entries(def.outputs(p as never, x as never, config)).map(([k, v]) => [k, v.node]),
-        );
+        const old = makeInputs(stateTree, dims);
+        for (const k of Object.keys(old)) {
+          if (k in x) {
+            throw new SpecError("state", `entry "${entry}" declares "${k}" as an input and as state`, m.site);
+          }
+        }
+        const returned = def.outputs(p as never, { ...x, ...old } as never, config);
+        outputs = Object.fromEntries(Object.entries(returned).map(([k, v]) => [k, v.node]));
+        state = Object.entries(old).map(([name, t]) => {
+          const input = t.node as Node<"input">;
+          return { name, input, output: takeStateOutput(entry, input, outputs, stateTree[name]!.site) };
+        });
       }
       const inputs = Object.keys(inputTree).map((k) => inputNode(k, inputTree[k]!, dims));
       if (ctx.seed) inputs.push(ctx.seed);
@@ -167,8 +194,38 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
         ...e,
         node: node("param", [], { path: e.path, shape: e.decl.shape, dtype: e.decl.dtype }),
       }));
-      return { name: m.name, entry, config, dims, params, inputs, outputs };
+      return { name: m.name, entry, config, dims, params, inputs, outputs, state };
     }));
+}
+
+/** Removes state `name`'s new value from `outputs`, checking that it is there and matches the state. */
+function takeStateOutput(
+  entry: string,
+  old: Node<"input">,
+  outputs: Record<string, Node>,
+  site: string | undefined,
+): Node {
+  const name = old.arg.name;
+  const next = outputs[name];
+  const want = `${old.dtype}[${old.shape.join(", ")}]`;
+  if (!next) {
+    throw new SpecError(
+      "state",
+      `entry "${entry}" declares state "${name}" (${want}) but its outputs do not return its new value ` +
+        `under that name; outputs: ${Object.keys(outputs).join(", ") || "none"}`,
+      site,
+    );
+  }
+  const got = `${next.dtype}[${next.shape.join(", ")}]`;
+  if (got !== want) {
+    throw new SpecError(
+      "state",
+      `entry "${entry}" returns state "${name}" as ${got}, but it is declared ${want}`,
+      site,
+    );
+  }
+  delete outputs[name];
+  return next;
 }
 
 function makeInputs(tree: InputTree, dims: Record<string, number>): Record<string, Tensor> {

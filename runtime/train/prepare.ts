@@ -63,8 +63,13 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
   const plan = compile(model, {
     config,
     dims,
-    // A sample hook runs the spec's other entries (denoise, logits) on the training parameters.
-    entries: ["trainStep", "forward", ...(hook ? Object.keys(model.entries ?? {}) : [])],
+    // A sample hook runs the spec's other entries (denoise, logits) on the training parameters;
+    // the stateful ones (a KV cache sized by the training batch) are for generation, not for hooks.
+    entries: [
+      "trainStep",
+      "forward",
+      ...(hook ? Object.entries(model.entries ?? {}).filter(([, e]) => !e.state).map(([name]) => name) : []),
+    ],
     adapterClass: describeAdapter(handle).adapterClass,
     adapterKey: describeAdapter(handle).cacheKey,
     optimizer: {

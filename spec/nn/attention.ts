@@ -23,6 +23,12 @@ export interface AttentionOptions {
   dense?: boolean;
   /** Applied to q and k after the head split, [B, H, T, Dh] -> same (e.g. `(t) => rope1d(t, pos)`). */
   rope?: (qk: Tensor<"f32", 4>) => Tensor<"f32", 4>;
+  /**
+   * Sees this call's keys and values [B, H, T, Dh] (after `rope`) and returns the ones the queries
+   * attend to, [B, H, S, Dh]. A KV cache with this window written in (S = the cache length; the mask
+   * must then be a dense bool [B, T, S]), or the same tensors while a cache is being filled.
+   */
+  kv?: (k: Tensor<"f32", 4>, v: Tensor<"f32", 4>) => readonly [Tensor<"f32", 4>, Tensor<"f32", 4>];
 }
 
 type Apply = (x: Tensor<"f32", 3>, opts?: AttentionOptions) => Tensor<"f32", 3>;
@@ -56,7 +62,9 @@ export function attention(dim: number, heads: number, opts: { std?: number; outS
       // [B, T, D] -> [B, H, T, Dh]
       const split = (y: Tensor<"f32", 3>) => y.reshape([b, t, heads, dh]).permute([0, 2, 1, 3]);
       const rope = call.rope ?? ((y) => y);
-      const [q, k, v] = [rope(split(p.wq(x))), rope(split(p.wk(x))), split(p.wv(x))];
+      const [q, kNew, vNew] = [rope(split(p.wq(x))), rope(split(p.wk(x))), split(p.wv(x))];
+      const [k, v] = call.kv ? call.kv(kNew, vNew) : [kNew, vNew];
+      const s = k.dim(2); // keys: T, or the cache length
       const merge = (o: Tensor<"f32", 4>) => p.wo(o.permute([0, 2, 1, 3]).reshape([b, t, dim]));
       let mask = call.mask;
       if (mask instanceof Mask) {
@@ -64,21 +72,21 @@ export function attention(dim: number, heads: number, opts: { std?: number; outS
         if (!call.dense) return merge(flashAttention(q, k, v, mask, call.layout));
         mask = maskDense(mask, call.layout);
       }
-      let scores = q.mul(1 / Math.sqrt(dh)).matmul(k.transpose()); // [B, H, T, T]
-      if (mask) scores = where(headsMask(mask, b, t), scores, MASKED_SCORE);
+      let scores = q.mul(1 / Math.sqrt(dh)).matmul(k.transpose()); // [B, H, T, S]
+      if (mask) scores = where(headsMask(mask, b, t, s), scores, MASKED_SCORE);
       return merge(softmax(scores).matmul(v) as Tensor<"f32", 4>); // [B, H, T, Dh] before the merge
     },
   );
 }
 
-/** A [T, T] or [B, T, T] mask as something that broadcasts against [B, H, T, T]. */
-function headsMask(mask: Tensor<"bool", number>, b: number, t: number): Tensor<"bool", number> {
-  const square = mask.rank >= 2 && mask.dim(-1) === t && mask.dim(-2) === t;
-  if (square && mask.rank === 2) return mask;
-  if (square && mask.rank === 3 && mask.dim(0) === b) return mask.unsqueeze(1);
+/** A [T, S] or [B, T, S] mask (S keys) as something that broadcasts against [B, H, T, S]. */
+function headsMask(mask: Tensor<"bool", number>, b: number, t: number, s: number): Tensor<"bool", number> {
+  const fits = mask.rank >= 2 && mask.dim(-1) === s && mask.dim(-2) === t;
+  if (fits && mask.rank === 2) return mask;
+  if (fits && mask.rank === 3 && mask.dim(0) === b) return mask.unsqueeze(1);
   return fail(
     "attention",
-    `the mask must be bool [${t}, ${t}] or [${b}, ${t}, ${t}], got ${fmtShape(mask.shape)}`,
+    `the mask must be bool [${t}, ${s}] or [${b}, ${t}, ${s}], got ${fmtShape(mask.shape)}`,
   );
 }
 

@@ -43,13 +43,16 @@ function block(b: BackboneConfig) {
   );
 }
 
+/** The attention options of every layer, or per layer (a KV cache hands each layer its own slice). */
+export type Attend = AttentionOptions | ((layer: number) => AttentionOptions);
+
 /** `depth` blocks and the final norm: x [B, T, D] -> normed hidden states [B, T, D]. */
 export function backbone(b: BackboneConfig) {
   return module(
     { blocks: Array.from({ length: b.depth }, () => block(b)), norm: norm(b) },
-    (p) => (x: T3, attend: AttentionOptions): T3 => {
+    (p) => (x: T3, attend: Attend): T3 => {
       let h = x;
-      for (const layer of p.blocks) h = layer(h, attend);
+      p.blocks.forEach((layer, i) => (h = layer(h, typeof attend === "function" ? attend(i) : attend)));
       return p.norm(h);
     },
   );
@@ -64,16 +67,18 @@ export function backbone(b: BackboneConfig) {
  * 2-D signal comes from the learned table added to the patches.
  */
 export function attendOptions(layout: Layout, b: BackboneConfig, image: ImageConfig): AttentionOptions {
-  const mask = transfusionMask();
-  if (image.positions === "learned") {
-    return {
-      mask,
-      layout,
-      rope: (qk) => rope1d(qk, layout.pos, b.ropeBase),
-    };
-  }
+  return { mask: transfusionMask(), layout, rope: rotary(layout, b, image) };
+}
+
+/** The rotary embedding of `attendOptions` for positions with these layout fields (any [B, T]). */
+export function rotary(
+  layout: Layout,
+  b: BackboneConfig,
+  image: ImageConfig,
+): (qk: Tensor<"f32", 4>) => Tensor<"f32", 4> {
+  if (image.positions === "learned") return (qk) => rope1d(qk, layout.pos, b.ropeBase);
   const patch = layout.modality.eq(MODALITY.image);
   const rows = where(patch, layout.row, layout.pos);
   const cols = where(patch, layout.col, layout.pos);
-  return { mask, layout, rope: (qk) => rope2d(qk, rows, cols, b.ropeBase) };
+  return (qk) => rope2d(qk, rows, cols, b.ropeBase);
 }

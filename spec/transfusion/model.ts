@@ -6,6 +6,8 @@
  *   loss     tokens, layout_*, images, patch_pos, image_valid, image_first (+ seed) -> loss, lm, diffusion
  *   denoise  tokens, layout_*, x_t, t, patch_pos, image_valid                     -> pred (target space)
  *   logits   tokens, layout_*, images (clean, t = 0), patch_pos, image_valid      -> logits
+ *
+ * and the cached entries of notes/kv_contract.md (prefill, decode, denoise_span; see cached.ts).
  */
 import { userSite } from "../../compiler/ir/mod.ts";
 import { full } from "../functions.ts";
@@ -29,8 +31,11 @@ import {
   unpatchify,
 } from "./patches.ts";
 import { diffusionSchedule } from "./schedule.ts";
+import { cachedEntries } from "./cached.ts";
 
 type T2 = Tensor<"f32", 2>;
+type T3 = Tensor<"f32", 3>;
+type T4 = Tensor<"f32", 4>;
 type T5 = Tensor<"f32", 5>;
 
 const geometry = (c: TransfusionConfig): ImageGeometry & { P: number } => ({
@@ -60,10 +65,11 @@ function params(c: TransfusionConfig) {
       : { schedule: { alphaBar: constant([c.diffusion.T], schedule.alphaBar) } }),
   };
 }
-type Params = Materialized<ReturnType<typeof params>>;
+export type ParamDecls = ReturnType<typeof params>;
+export type Params = Materialized<ParamDecls>;
 
 /** What one pass over a batch sees. images: the (noised) images fed in; t: their timesteps [B, N]. */
-interface Batch {
+export interface Batch {
   readonly tokens: Tensor<"i32", 2>;
   readonly layout: Layout;
   readonly images: T5;
@@ -71,25 +77,66 @@ interface Batch {
   readonly patchPos: Tensor<"i32", 3>;
 }
 
-/** The shared forward: text and patches in one sequence, then logits and predictions on demand. */
-function forward(p: Params, c: TransfusionConfig, x: Batch) {
-  const g = geometry(c);
-  const [b, seq, dim] = [x.tokens.dim(0), x.tokens.dim(1), c.backbone.dim];
-  const temb = p.time(x.t) // [B, N, D] -> one copy per patch [B, N*P, D]
+/** Images on their way into the backbone: what the decoder needs again on the way out. */
+export interface EncodedImages {
+  /** Patch vectors [B, N*P, D], conditioned on t (and the learned positions). */
+  readonly patches: T3;
+  readonly skips: T3[];
+  /** The timestep embedding, one copy per patch [B, N*P, D]. */
+  readonly temb: T3;
+}
+
+/** images [B, N, C, H, W] at timesteps t [B, N] -> patch vectors (N is any number of images). */
+function encodeImages(p: Params, c: TransfusionConfig, images: T5, t: T2): EncodedImages {
+  const g = { ...geometry(c), N: images.dim(1) };
+  const [b, dim] = [images.dim(0), c.backbone.dim];
+  const temb = p.time(t) // [B, N, D] -> one copy per patch [B, N*P, D]
     .unsqueeze(2).broadcastTo([b, g.N, g.P, dim]).reshape([b, g.N * g.P, dim]);
-  const { vectors, skips } = p.encoder(patchify(x.images, g), temb);
+  const { vectors, skips } = p.encoder(patchify(images, g), temb);
   let patches = p.condition(vectors, temb, "input"); // [B, N*P, D]
   if (p.patchPositions) {
     patches = patches.reshape([b, g.N, g.P, dim]).add(p.patchPositions).reshape([b, g.N * g.P, dim]);
   }
+  return { patches, skips, temb };
+}
+
+/** The backbone's hidden states at the patches [B, N*P, D] -> predictions [B, N, C, H, W]. */
+function decodeImages(p: Params, c: TransfusionConfig, h: T3, e: EncodedImages): T5 {
+  const g = geometry(c);
+  return unpatchify(p.decoder(p.condition(h, e.temb, "output"), e.skips, e.temb), {
+    ...g,
+    N: h.dim(1) / g.P,
+  });
+}
+
+/** Sees each layer's keys and values [B, H, T, Dh] (a cache being filled) and returns them. */
+export type KvHook = (layer: number, k: Tensor<"f32", 4>, v: Tensor<"f32", 4>) => readonly [T4, T4];
+
+/** The shared forward: text and patches in one sequence, then logits and predictions on demand. */
+function forward(p: Params, c: TransfusionConfig, x: Batch, kv?: KvHook) {
+  const seq = x.tokens.dim(1);
+  const e = encodeImages(p, c, x.images, x.t);
   const place = placement(x.patchPos, seq); // [B, T, N*P]
+  const attend = attendOptions(x.layout, c.backbone, c.image);
   const h = p.backbone(
-    placeInSequence(p.embed(x.tokens), patches, place),
-    attendOptions(x.layout, c.backbone, c.image),
+    placeInSequence(p.embed(x.tokens), e.patches, place),
+    kv ? (layer) => ({ ...attend, kv: (k, v) => kv(layer, k, v) }) : attend,
   ); // [B, T, D]
   return {
     logits: () => p.head(h), // [B, T, vocab]
-    pred: () => unpatchify(p.decoder(p.condition(readPatches(h, place), temb, "output"), skips, temb), g),
+    pred: () => decodeImages(p, c, readPatches(h, place), e),
+  };
+}
+
+/** The "logits" entry's inputs as a batch: the images clean (t = 0), absent ones zeroed. */
+function cleanBatch(x: Record<string, Tensor>): Batch {
+  const valid = x.image_valid as T2;
+  return {
+    tokens: x.tokens as Tensor<"i32", 2>,
+    layout: layoutOf(x as never),
+    images: (x.images as T5).mul(perImage(valid)) as T5,
+    t: full([valid.dim(0), valid.dim(1)], 0, "f32"),
+    patchPos: x.patch_pos as Tensor<"i32", 3>,
   };
 }
 
@@ -146,18 +193,10 @@ export function transfusion(options: TransfusionOptions = {}) {
       },
       logits: {
         inputs: (c) => entryInputs(c).logits,
-        outputs: (p, x, c) => {
-          const [b, n] = [x.image_valid!.dim(0), x.image_valid!.dim(1)];
-          const out = forward(p, c, {
-            tokens: x.tokens as Tensor<"i32", 2>,
-            layout: layoutOf(x as never),
-            images: (x.images as T5).mul(perImage(x.image_valid as T2)) as T5,
-            t: full([b, n], 0, "f32"),
-            patchPos: x.patch_pos as Tensor<"i32", 3>,
-          });
-          return { logits: out.logits() };
-        },
+        outputs: (p, x, c) => ({ logits: forward(p, c, cleanBatch(x)).logits() }),
       },
+      // prefill, decode, denoise_span: the same model a window at a time over a KV cache (cached.ts).
+      ...cachedEntries({ forward, cleanBatch, encodeImages, decodeImages, entryInputs, geometry }),
     },
     ...(options.data ? { data: options.data } : {}),
     ...(options.training ? { training: options.training } : {}),
