@@ -1,6 +1,8 @@
 /**
  * Generation with trained Transfusion runs: diffusion samplers (DDPM, DDIM, Euler, Heun) with
- * classifier-free guidance, greedy captioning, run loading, and the MNIST digit evaluation.
+ * classifier-free guidance, greedy captioning, the interleaved text-and-image loop over a cached or
+ * uncached model (with greedy / temperature / top-k / top-p text sampling), run loading, and the
+ * MNIST digit evaluation.
  * The sampler cores take plain functions for the model call, so they run without a GPU.
  */
 export {
@@ -26,6 +28,28 @@ export {
 } from "./sampler.ts";
 export { gaussianNoise } from "./noise.ts";
 export { greedyDecode, type GreedyOptions, type NextTokenScores } from "./greedy.ts";
+export {
+  checkTextSampling,
+  greedyToken,
+  isGreedy,
+  sampleToken,
+  type TextSampling,
+  textUniform,
+  type TokenDistribution,
+  tokenDistribution,
+} from "./text_sampling.ts";
+export { assembleRows, type Row, type RowGeometry, rowGeometry, type RowImage, rowPrefix } from "./rows.ts";
+export { type EntryRunner, type SequenceModel, uncachedModel } from "./sequence_model.ts";
+export { CACHED_ENTRIES, cachedModel, hasCachedEntries } from "./cached_model.ts";
+export {
+  type FinishReason,
+  generate,
+  type GeneratedRow,
+  type GenerationRequest,
+  IMAGE_STRIDE,
+  type ImageSampling,
+} from "./interleaved.ts";
+export { captionPrompt, imagePrompt, type Prompt, type PromptPart, promptRow } from "./prompts.ts";
 export {
   DIGIT_SIDE,
   digitFromModelImage,
