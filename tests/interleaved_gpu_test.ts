@@ -3,7 +3,7 @@
  * - over the uncached entries it gives exactly what the existing samplers give (text-to-image with
  *   guidance = generateImages; image-first greedy text = captionImages), and rows of different
  *   lengths reaching BOI at different positions come out the same alone or together;
- * - the cached entries (prefill / decode / denoise_span, notes/kv_contract.md) give the uncached
+ * - the cached entries (prefill / decode / denoise_span, docs/kv_contract.md) give the uncached
  *   scores and predictions, so the whole loop gives the same tokens and images.
  * One executor holds every entry: lavapipe compiles a pipeline at its first dispatch, which is most of
  * this file's time.

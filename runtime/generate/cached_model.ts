@@ -1,5 +1,5 @@
 /**
- * `cachedModel`: a SequenceModel over the KV-cache entries of notes/kv_contract.md. The plan's
+ * `cachedModel`: a SequenceModel over the KV-cache entries of docs/kv_contract.md. The plan's
  * state `kv` holds every position's keys and values per batch row; this side remembers how many
  * leading positions of each row the cache holds (`cached[b]`) and the tokens they were written
  * for, and runs only what is missing:

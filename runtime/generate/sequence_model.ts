@@ -5,7 +5,7 @@
  *   uncachedModel  re-runs the "logits" / "denoise" entries over the whole row on every call (the
  *                  oracle; every call costs the full sequence)
  *   cachedModel    (cached_model.ts) the KV-cache entries "prefill" / "decode" / "denoise_span"
- *                  (notes/kv_contract.md): each call runs only the positions the cache lacks
+ *                  (docs/kv_contract.md): each call runs only the positions the cache lacks
  * Batch row b of every call is row b of the model; a row passed as undefined is not run.
  */
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";

@@ -1,5 +1,5 @@
 /**
- * The cached entries (notes/kv_contract.md, section 2): the Transfusion model a window of positions
+ * The cached entries (docs/kv_contract.md, section 2): the Transfusion model a window of positions
  * at a time, over a KV cache kept in the entry state `kv`. They compute what the uncached "logits"
  * and "denoise" entries compute (those are their oracle), reusing the same forward pieces.
  *

@@ -1,13 +1,13 @@
 /**
  * `transfusion(options)`: one transformer over text and image patches, text trained by next-token
  * prediction and images by diffusion (Zhou et al. 2024). The entries and their inputs are fixed by
- * the contract shared with the data pipeline and the sampler (notes/transfusion_contract.md):
+ * the contract shared with the data pipeline and the sampler (docs/transfusion_contract.md):
  *
  *   loss     tokens, layout_*, images, patch_pos, image_valid, image_first (+ seed) -> loss, lm, diffusion
  *   denoise  tokens, layout_*, x_t, t, patch_pos, image_valid                     -> pred (target space)
  *   logits   tokens, layout_*, images (clean, t = 0), patch_pos, image_valid      -> logits
  *
- * and the cached entries of notes/kv_contract.md (prefill, decode, denoise_span; see cached.ts).
+ * and the cached entries of docs/kv_contract.md (prefill, decode, denoise_span; see cached.ts).
  */
 import { userSite } from "../../compiler/ir/mod.ts";
 import { full } from "../functions.ts";
@@ -140,7 +140,7 @@ function cleanBatch(x: Record<string, Tensor>): Batch {
   };
 }
 
-/** The contract's inputs of each entry (notes/transfusion_contract.md); every name is fixed. */
+/** The contract's inputs of each entry (docs/transfusion_contract.md); every name is fixed. */
 function entryInputs(c: TransfusionConfig) {
   const g = geometry(c);
   const text = { tokens: input("i32", ["batch", "seq"]), ...layoutInputs() };
