@@ -82,3 +82,65 @@ ${red.lets.replaceAll("  let", "    let")}
     bindings: io.bindings,
   };
 }
+
+/** The loads and stores of a row kernel (see `rowReduceKernel`), as WGSL builders. */
+export interface RowIO extends Omit<ElementwiseIO, "store"> {
+  /** The row statistic from the accumulator of row `row` (a norm's rsqrt(mean + eps), say). */
+  readonly finish: (acc: string, row: string) => string;
+  /** The statement writing element `flat` of the output, given the row statistic `stat`. */
+  readonly store: (flat: string, stat: string) => string;
+  /** The statement storing the statistic of row `row` too, when other kernels read it. */
+  readonly keep?: (row: string, stat: string) => string;
+}
+
+/**
+ * A reduction and the elementwise kernel that reads its result broadcast over a row, in one pass
+ * per row: one invocation reduces its row (as `reduceKernel` does with one invocation per output),
+ * then writes the `rowLength` output elements o * rowLength + c of its row. No statistic is stored.
+ */
+export function rowReduceKernel(
+  name: string,
+  inShape: readonly number[],
+  axes: readonly number[],
+  op: "sum" | "max",
+  type: ScalarType,
+  rowLength: number,
+  io: RowIO,
+  meta: KernelMeta,
+): Kernel {
+  const outShape = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
+  const rows = outShape.reduce((p, d) => p * d, 1);
+  const length = redShape.reduce((p, d) => p * d, 1);
+  const init = op === "sum" ? literal(0, type) : LOWEST[type];
+  const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
+  const out = unflatten("o", outShape, "o");
+  const red = unflatten("r", redShape, "r");
+  const idx = inShape.map((_, a) => (axes.includes(a) ? red.idx[a]! : out.idx[a]!));
+  const wg = 64;
+  const dispatch = grid(Math.ceil(rows / wg));
+  const body = `@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = gid.x + gid.y * ${dispatch[0] * wg}u;
+  if (o >= ${rows}u) { return; }
+${out.lets}
+  var acc = ${init};
+  for (var r = 0u; r < ${length}u; r++) {
+${red.lets.replaceAll("  let", "    let")}
+    acc = ${combine("acc", io.value(idx))};
+  }
+  let stat = ${io.finish("acc", "o")};
+  ${io.keep ? io.keep("o", "stat") : ""}
+  for (var c = 0u; c < ${rowLength}u; c++) {
+    ${io.store(`o * ${rowLength}u + c`, "stat")}
+  }
+}`;
+  return {
+    name,
+    ...meta,
+    wgsl: [io.declarations, libraryFor(body), body].filter(Boolean).join("\n\n"),
+    workgroupSize: [wg, 1, 1],
+    dispatch,
+    bindings: io.bindings,
+  };
+}

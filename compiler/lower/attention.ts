@@ -10,7 +10,7 @@ import {
 import { maskPredicateWgsl, tileClassWgsl } from "../../kernels/mask_wgsl.ts";
 import { storeWord, sumIndex } from "../../kernels/wgsl.ts";
 import { Ix } from "./index.ts";
-import type { FunctionWriter, Location } from "./lower.ts";
+import type { FunctionWriter, Location } from "./functions.ts";
 
 type Kind = "attention" | "attention_grad_q" | "attention_grad_kv";
 

@@ -1,24 +1,20 @@
-import { fmtShape, type Node, OPS, size, toposort } from "../ir/mod.ts";
-import { bindingDecl, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
-import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
-import { reduceKernel } from "../../kernels/reduce.ts";
-import { scatterAddKernel } from "../../kernels/scatter.ts";
-import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
+import { type Node, size, toposort } from "../ir/mod.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
+import type { MatmulShape, MatmulVariant } from "../../kernels/matmul.ts";
 import type { AttentionShape, AttentionVariant } from "../../kernels/flash_attention.ts";
-import { libraryFor, loadWord, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
 import type { Step, TensorSlot } from "../plan.ts";
-import { Ix } from "./index.ts";
 import { arenaName, planMemory } from "./memory.ts";
-import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
-import { emitAttention } from "./attention.ts";
-import { chooseMaterialized } from "../passes/fusion.ts";
+import { LOWERING } from "./values.ts";
+import type { Location } from "./functions.ts";
+import { emitKernel, type Task } from "./emit.ts";
+import { chooseMaterialized, onlyFlatPaths } from "../passes/fusion.ts";
+import type { RowFusion } from "../passes/rows.ts";
 import { scheduleTasks } from "../passes/schedule.ts";
+import { joinPieces } from "../passes/pieces.ts";
+import { mergeContractions } from "../passes/contractions.ts";
+import { verify } from "../verify.ts";
 
-/** Where a stored tensor lives: a word offset in a named arena. */
-export interface Location {
-  readonly buffer: string;
-  readonly offset: number;
-}
+export type { Location } from "./functions.ts";
 
 export interface EntryGraph {
   /** Tensors read back to the host after the step (they live in `act`). */
@@ -40,6 +36,8 @@ export interface LowerOptions {
   readonly reservedWords?: number;
   /** The most words one activation arena may hold (the adapter's storage binding limit). */
   readonly arenaWords?: number;
+  /** Let elementwise kernels write over an input that dies with them (default: with `fuse`). */
+  readonly inPlace?: boolean;
 }
 
 export interface LoweredEntry {
@@ -51,29 +49,26 @@ export interface LoweredEntry {
   readonly arenaWords: readonly number[];
 }
 
-/** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
-interface Task {
-  readonly node: Node;
-  readonly kind: KernelKind;
-  readonly copy: boolean;
-  /** With an epilogue: the matmul or reduction computed in this kernel, whose result `node` consumes. */
-  readonly fused?: Node;
-  /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
-  at?: Location;
-  readonly reads: Node[];
-}
-
 const TASK_ID = 1 << 30;
+const STAT_ID = 3 << 29;
 
 /**
  * The first lowering: every op that needs memory (elementwise, reduction, matmul, gather, scatter)
  * becomes one kernel; views, constants, iota and RNG are computed inline by their consumers.
  */
 export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry {
+  if (opts.fuse ?? true) graph = joinGraph(graph);
   const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
   const order = toposort(roots);
-  const { stored, epilogues } = chooseMaterialized(order, new Set(roots.map((r) => r.id)), opts.fuse ?? true);
+  const { stored, epilogues, rows, splits } = chooseMaterialized(
+    order,
+    new Set(roots.map((r) => r.id)),
+    opts.fuse ?? true,
+  );
   const location = new Map<number, Location>(graph.leaves);
+  const rowStats = new Set([...rows.values()].filter((r) => r.keep).map((r) => r.result.id));
+  // Column slices a split matmul kernel stores itself (see Materialization.splits).
+  const sliceParts = new Set([...splits.values()].flatMap((parts) => parts.map((p) => p.id)));
   const isStored = (n: Node) => location.has(n.id) || n.op === "input" || stored.has(n.id);
 
   // Reads of a kernel: the stored tensors its inline value reaches.
@@ -92,10 +87,17 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   const producer = new Map<number, Task>();
   for (const n of order) {
     // A stored view (fusion found its inline cost too high for its readers) is an elementwise kernel.
-    if (!stored.has(n.id)) continue;
+    // A row statistic that is also stored is written by its row kernel, not a kernel of its own.
+    if (!stored.has(n.id) || rowStats.has(n.id) || sliceParts.has(n.id)) continue;
     const kind = LOWERING[n.op].kernel ?? "elementwise";
     const fused = epilogues.get(n.id);
-    const task: Task = fused
+    const row = rows.get(n.id);
+    // A row kernel reads what the reduction (with its epilogue chain) and `n` read, not the statistic.
+    const rowReads = (r: RowFusion) =>
+      readsOf([...(r.result === r.reduce ? r.reduce.src : r.result.src), ...n.src]).filter((x) =>
+        x !== r.result
+      );
+    const task: Task = row ? { node: n, kind: "row", copy: false, row, reads: rowReads(row) } : fused
       ? {
         node: n,
         kind: LOWERING[fused.op].kernel!,
@@ -104,8 +106,12 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
         reads: readsOf([...fused.src, ...n.src]).filter((r) => r !== fused),
       }
       : { node: n, kind, copy: false, reads: readsOf(n.src) };
+    const parts = splits.get(n.id);
+    if (parts) task.parts = parts;
     tasks.push(task);
     producer.set(n.id, task);
+    if (row?.keep) producer.set(row.result.id, task);
+    for (const p of parts ?? []) producer.set(p.id, task);
   }
   const copy = (node: Node, at?: Location): Task => {
     const task: Task = { node, kind: "elementwise", copy: true, reads: readsOf([node]) };
@@ -136,7 +142,11 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   {
     const index = new Map(tasks.map((t, i) => [t, i]));
     const producerIndex = new Map<number, number>();
-    tasks.forEach((t, i) => !t.copy && producerIndex.set(t.node.id, i));
+    tasks.forEach((t, i) => {
+      if (!t.copy) producerIndex.set(t.node.id, i);
+      if (t.row?.keep) producerIndex.set(t.row.result.id, i);
+      for (const p of t.parts ?? []) producerIndex.set(p.id, i);
+    });
     const order = scheduleTasks(tasks.map((t) => ({
       deps: t.reads.flatMap((r) => (producerIndex.has(r.id) ? [producerIndex.get(r.id)!] : [])),
       words: t.at ? 0 : size(t.node.shape),
@@ -150,6 +160,20 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   const lastRead = new Map<number, number>();
   tasks.forEach((task, k) => task.reads.forEach((r) => lastRead.set(r.id, k)));
   const pinned = new Set([...outputTask.values()].filter((t) => "kind" in t && !("op" in t)));
+  // In place: an elementwise kernel writes over a kernel result that dies with it, when it reads
+  // that result only at the element it writes (elementwise ops and reshapes all the way down).
+  const inPlace = opts.inPlace ?? opts.fuse ?? true;
+  const producedAt = new Map<number, number>();
+  tasks.forEach((t, k) => !t.copy && t.at === undefined && producedAt.set(t.node.id, k));
+  const inPlaceHost = (t: Task, k: number): number | undefined => {
+    if (t.kind !== "elementwise" || t.copy || t.fused) return undefined;
+    const host = t.reads.find((r) => {
+      const j = producedAt.get(r.id);
+      return j !== undefined && j < k && lastRead.get(r.id) === k && !pinned.has(tasks[j]!) &&
+        size(r.shape) === size(t.node.shape) && onlyFlatPaths(t.node, r, stored);
+    });
+    return host && TASK_ID + producedAt.get(host.id)!;
+  };
   const lifetimes = [
     ...graph.inputs.map((n) => ({
       id: n.id,
@@ -158,13 +182,31 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
       // An input that is also an output must survive to the read-back.
       end: graph.outputs.some((o) => o.node === n) ? Infinity : lastRead.get(n.id) ?? -1,
     })),
+    // The slices of a split kernel, each with its own lifetime (ids: the slice nodes' ids).
     ...tasks.flatMap((t, k) =>
-      t.at !== undefined ? [] : [{
+      (t.parts ?? []).map((p) => ({ id: p.id, words: size(p.shape), start: k, end: lastRead.get(p.id) ?? k }))
+    ),
+    ...tasks.flatMap((t, k) => {
+      if (t.at !== undefined || t.parts) return [];
+      const alias = inPlace ? inPlaceHost(t, k) : undefined;
+      return [{
         id: TASK_ID + k,
         words: size(t.node.shape),
         start: k,
         end: pinned.has(t) ? Infinity : t.copy ? k : lastRead.get(t.node.id) ?? k,
-      }]
+        ...(alias === undefined ? {} : { alias }),
+      }];
+    }),
+    // Row statistics a row kernel stores beside its output.
+    ...tasks.flatMap((t, k) =>
+      t.row?.keep
+        ? [{
+          id: STAT_ID + k,
+          words: size(t.row.result.shape),
+          start: k,
+          end: lastRead.get(t.row.result.id) ?? k,
+        }]
+        : []
     ),
   ];
   const memory = planMemory(lifetimes, opts.reservedWords ?? 0, opts.arenaWords ?? Infinity);
@@ -172,10 +214,15 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     const at = memory.offsets.get(id)!;
     return { buffer: arenaName(at.arena), offset: at.offset };
   };
-  const target = (k: number): Location => tasks[k]!.at ?? arenaLocation(TASK_ID + k);
+  const target = (k: number): Location => {
+    const t = tasks[k]!;
+    return t.at ?? arenaLocation(t.parts ? t.parts[0]!.id : TASK_ID + k);
+  };
   for (const n of graph.inputs) location.set(n.id, arenaLocation(n.id));
   tasks.forEach((t, k) => {
-    if (!t.copy) location.set(t.node.id, target(k));
+    if (!t.copy && !t.parts) location.set(t.node.id, target(k));
+    for (const p of t.parts ?? []) location.set(p.id, arenaLocation(p.id));
+    if (t.row?.keep) location.set(t.row.result.id, arenaLocation(STAT_ID + k));
   });
 
   const kernels = tasks.map((task, k) =>
@@ -199,255 +246,19 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   };
 }
 
-export function emitKernel(
-  task: Task,
-  out: Location,
-  name: string,
-  location: Map<number, Location>,
-  opts: LowerOptions,
-): Kernel {
-  const n = task.node;
-  const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
-  const fns = new FunctionWriter(location, used, task.fused);
-  const type = scalarType(n.dtype);
-  const store = (flat: string, value: string) =>
-    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
-  // Generate the body first (it records the buffers used), then the bindings.
-  const finish = (k: Kernel): Kernel => {
-    const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
-      binding: i,
-      buffer,
-      access,
-    }));
-    // Library functions (erf, philox, ...) are called from the helper functions, so add them here.
-    const library = libraryFor(fns.functions.join("\n"));
-    const header = [bindings.map(bindingDecl).join("\n"), library, ...fns.functions].filter(Boolean).join(
-      "\n\n",
-    );
-    return { ...k, wgsl: `${header}\n\n${k.wgsl.trimStart()}`, bindings };
-  };
-  const io = { declarations: "", bindings: [] as KernelBinding[], store };
-  const readBytes = task.reads.reduce((s, r) => s + 4 * size(r.shape), 0);
-  const meta = (flops: number): KernelMeta => ({
-    doc: describe(n),
-    ops: task.copy
-      ? ["copy", ...inlineOps(n, location)]
-      : task.kind === "elementwise"
-      ? inlineOps(n, location)
-      : [n.op],
-    flops,
-    bytes: readBytes + 4 * size(n.shape),
-  });
-  // A copy reads the node where it is stored (or computes it inline); a kernel computes its own op.
-  const self = (ctx: ValueContext, ix: Ix) => {
-    const rule = LOWERING[n.op].value as ValueRule | null;
-    return task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx);
-  };
-
-  switch (task.kind) {
-    case "elementwise": {
-      // The kernel's own index is flat; elementwise chains and reshapes pass it through undivided.
-      const f = fns.define("value_at", [["flat", "u32"]], type, (ctx) => self(ctx, Ix.flat(n.shape, "flat")));
-      return finish(
-        elementwiseKernel(name, n.shape, { ...io, value: () => `${f}(flat)` }, meta(size(n.shape))),
-      );
-    }
-    case "reduce": {
-      const r = task.fused ?? n;
-      const src = r.src[0]!;
-      const axes = (r.arg as { axes: readonly number[] }).axes;
-      const accType = scalarType(r.dtype);
-      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
-      const f = fns.define(
-        "value_at",
-        params,
-        accType,
-        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
-      );
-      const op = r.op === "sum" ? "sum" : "max";
-      const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
-      // An epilogue (a norm's rsqrt(mean + eps), say) turns the reduced value into `n` before the store.
-      const epilogue = task.fused
-        ? fns.define(
-          "epilogue",
-          [["acc", accType], ["flat", "u32"]],
-          type,
-          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
-        )
-        : undefined;
-      const storeReduced = (flat: string, v: string) =>
-        store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
-      const k = reduceKernel(
-        name,
-        src.shape,
-        axes,
-        op,
-        accType,
-        { ...io, store: storeReduced, value },
-        meta(size(src.shape)),
-      );
-      const ops = task.fused ? [r.op, ...inlineOps(n, location).filter((o) => o !== r.op)] : [r.op];
-      return finish({ ...k, ops, doc: task.fused ? `${describe(r)}, epilogue ${describe(n)}` : describe(n) });
-    }
-    case "matmul": {
-      const mm = task.fused ?? n;
-      const [a, b] = [mm.src[0]!, mm.src[1]!];
-      const r = mm.shape.length;
-      const batchShape = mm.shape.slice(0, r - 2);
-      const shape: MatmulShape = {
-        batch: size(batchShape),
-        m: mm.shape[r - 2]!,
-        n: mm.shape[r - 1]!,
-        k: a.shape[r - 1]!,
-      };
-      const batchAxes = (bi: string) => Ix.flat(batchShape, bi).axes();
-      const ijk: [string, string][] = [["bi", "u32"], ["i", "u32"], ["j", "u32"]];
-      const loadA = fns.define(
-        "load_a",
-        ijk,
-        "f32",
-        (ctx) => ctx.at(a, Ix.axes(a.shape, [...batchAxes("bi"), "i", "j"])),
-      );
-      const loadB = fns.define(
-        "load_b",
-        ijk,
-        "f32",
-        (ctx) => ctx.at(b, Ix.axes(b.shape, [...batchAxes("bi"), "i", "j"])),
-      );
-      // The epilogue computes `n` at the stored element's flat index from the accumulator `acc`.
-      const epilogue = task.fused
-        ? fns.define(
-          "epilogue",
-          [["acc", "f32"], ["flat", "u32"]],
-          type,
-          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
-        )
-        : undefined;
-      const k = matmulKernel(name, shape, {
-        declarations: "",
-        bindings: [],
-        loadA: (bi, i, kk) => `${loadA}(${bi}, ${i}, ${kk})`,
-        loadB: (bi, kk, j) => `${loadB}(${bi}, ${kk}, ${j})`,
-        store: (bi, i, j, v) => {
-          const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
-          return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
-        },
-      }, opts.matmulVariant(shape));
-      const ops = task.fused
-        ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
-        : ["matmul"];
-      const doc = task.fused ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
-      return finish({ ...k, doc, ops, bytes: meta(0).bytes });
-    }
-    case "scatter": {
-      const [index, updates] = [n.src[0]!, n.src[1]!];
-      const rows = n.shape[0]!;
-      const cols = size(n.shape.slice(1));
-      const count = size(index.shape);
-      const fi = fns.define(
-        "scatter_index",
-        [["i", "u32"]],
-        "i32",
-        (ctx) => `i32(${ctx.at(index, Ix.flat(index.shape, "i"))})`,
-      );
-      const fu = fns.define(
-        "scatter_update",
-        [["i", "u32"], ["c", "u32"]],
-        type,
-        (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
-      );
-      const k = scatterAddKernel(name, rows, cols, count, type, {
-        ...io,
-        index: (i) => `${fi}(${i})`,
-        update: (i, c) => `${fu}(${i}, ${c})`,
-      }, meta(rows * cols * count));
-      return finish(k);
-    }
-    case "attention":
-    case "attention_grad_q":
-    case "attention_grad_kv":
-      return finish(emitAttention(name, n, task.kind, out, fns, opts.attentionVariant));
-  }
-}
-
-type ValueRule = (n: Node, ix: Ix, ctx: ValueContext) => string;
-
 /**
- * Writes the WGSL helper functions a kernel reads its inputs through. Inside one function every
- * value is bound once to a `let` (keyed by node and index), so a tensor read twice by an inlined
- * expression is loaded and computed once, and the text grows with the graph, not with its paths.
+ * The graph as fusion wants it, verified after the rewrites: contractions merged
+ * (passes/contractions.ts) and pieces joined (passes/pieces.ts).
  */
-export class FunctionWriter {
-  readonly functions: string[] = [];
-
-  constructor(
-    private readonly location: ReadonlyMap<number, Location>,
-    private readonly used: Map<string, "read" | "read_write">,
-    /** The matmul whose value is the epilogue's `acc` parameter. */
-    private readonly accumulator: Node | undefined,
-  ) {}
-
-  /** Adds a function written by hand (one that loops, for instance). */
-  raw(text: string): void {
-    this.functions.push(text);
-  }
-
-  define(
-    name: string,
-    params: readonly [string, string][],
-    ret: string,
-    body: (ctx: ValueContext) => string,
-  ): string {
-    const lines: string[] = [];
-    const memo = new Map<string, string>();
-    const bind = (key: string, expr: string) => {
-      let v = memo.get(key);
-      if (v === undefined) {
-        v = `v${memo.size}`;
-        lines.push(`  let ${v} = ${expr};`);
-        memo.set(key, v);
-      }
-      return v;
-    };
-    const ctx: ValueContext = {
-      at: (m, ix) => {
-        if (m === this.accumulator) return "acc";
-        const key = `${m.id}@${ix.key()}`;
-        const at = this.location.get(m.id);
-        if (at) {
-          if (!this.used.has(at.buffer)) this.used.set(at.buffer, "read");
-          return bind(key, loadWord(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), scalarType(m.dtype)));
-        }
-        const rule = LOWERING[m.op].value as ValueRule | null;
-        if (!rule) {
-          throw new Error(`internal: ${m.op} ${fmtShape(m.shape)} must be stored but has no location`);
-        }
-        if (m.op === "const") return rule(m, ix, ctx);
-        return memo.get(key) ?? bind(key, rule(m, ix, ctx));
-      },
-    };
-    const result = body(ctx);
-    const signature = params.map(([p, t]) => `${p}: ${t}`).join(", ");
-    this.functions.push(`fn ${name}(${signature}) -> ${ret} {\n${lines.join("\n")}\n  return ${result};\n}`);
-    return name;
-  }
-}
-
-function describe(n: Node): string {
-  const srcs = n.src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(", ");
-  return `${n.op}(${srcs}) -> ${n.dtype}${fmtShape(n.shape)}${n.site ? `  @ ${n.site}` : ""}`;
-}
-
-/** The ops a copy/elementwise kernel evaluates inline, for `explain`. */
-function inlineOps(n: Node, location: Map<number, Location>): string[] {
-  const ops: string[] = [n.op];
-  const stack = [...n.src];
-  while (stack.length) {
-    const m = stack.pop()!;
-    if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
-    ops.push(m.op);
-    if (LOWERING[m.op].kernel === "matmul" || LOWERING[m.op].kernel === "reduce") continue; // an epilogue's accumulator
-    stack.push(...m.src);
-  }
-  return ops;
+function joinGraph(graph: EntryGraph): EntryGraph {
+  const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
+  const joined = joinPieces(mergeContractions(roots));
+  if (joined.every((r, i) => r === roots[i])) return graph;
+  verify(joined);
+  const k = graph.outputs.length;
+  return {
+    ...graph,
+    outputs: graph.outputs.map((o, i) => ({ name: o.name, node: joined[i]! })),
+    placed: graph.placed.map((p, i) => ({ node: joined[k + i]!, at: p.at })),
+  };
 }

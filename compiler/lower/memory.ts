@@ -14,6 +14,12 @@ export interface Lifetime {
   readonly words: number;
   readonly start: number;
   readonly end: number;
+  /**
+   * In place: take over the space of this earlier lifetime, which must end where this one starts
+   * (its last reader is this tensor's writer) and be as large. The writer reads each element of it
+   * only where it writes the same element, so overwriting is safe.
+   */
+  readonly alias?: number;
 }
 
 export interface MemoryPlan {
@@ -62,6 +68,13 @@ class Arena {
     this.free = merged;
   }
 
+  /** Hands the live block at `offset` (ending at `start`) over to a tensor that lives until `end`. */
+  inherit(offset: number, start: number, words: number, end: number): boolean {
+    const block = this.live.find((l) => l.offset === offset && l.end === start && l.words === words);
+    if (block) block.end = end;
+    return block !== undefined;
+  }
+
   /** First fit, or the top when it stays under the limit; undefined when the arena is full. */
   take(words: number, end: number): number | undefined {
     const slot = this.free.findIndex((b) => b.words >= words);
@@ -92,6 +105,11 @@ export function planMemory(lifetimes: readonly Lifetime[], reserved = 0, arenaWo
       throw new Error(`a tensor of ${4 * words} bytes exceeds the ${4 * arenaWords}-byte binding limit`);
     }
     for (const a of arenas) a.release(l.start);
+    const host = l.alias === undefined ? undefined : offsets.get(l.alias);
+    if (host && arenas[host.arena]!.inherit(host.offset, l.start, words, l.end)) {
+      offsets.set(l.id, host);
+      continue;
+    }
     let placed = false;
     for (const [i, a] of arenas.entries()) {
       const offset = a.take(words, l.end);

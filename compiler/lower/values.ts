@@ -4,6 +4,8 @@ import { Ix } from "./index.ts";
 
 export type KernelKind =
   | "elementwise"
+  /** A row reduction and its broadcast reader in one kernel (chosen by fusion, no op's own kind). */
+  | "row"
   | "reduce"
   | "matmul"
   | "scatter"
@@ -15,6 +17,24 @@ export type KernelKind =
 export interface ValueContext {
   /** WGSL value of `n` at `ix`: a load when `n` is stored, its value rule otherwise. */
   at(n: Node, ix: Ix): string;
+  /**
+   * The value of the first case whose `when` holds (the last case's `when` is ignored: it is the
+   * default), evaluating only that case, so a concat computes one piece per element, not all.
+   */
+  choose(type: string, cases: readonly { when: string; value: () => string }[]): string;
+  /**
+   * Where `n` at `ix` lives when it is stored or a view that only moves the index of a stored
+   * tensor (reshape, permute, expand, slice); undefined when it must be computed.
+   */
+  address(n: Node, ix: Ix): Address | undefined;
+  /** The value of type `n.dtype` at an address (as `at` would load it). */
+  load(at: Address, n: Node): string;
+}
+
+export interface Address {
+  readonly buffer: string;
+  /** WGSL u32 element index into the buffer. */
+  readonly index: string;
 }
 
 type ValueRule<O extends Op> = (n: Node<O>, ix: Ix, ctx: ValueContext) => string;
@@ -141,8 +161,12 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
         inside.push(`${a} < ${b + s.shape[i]!}u`);
         return b > 0 ? `(${a} - ${b}u)` : a;
       });
-      const v = ctx.at(s, Ix.axes(s.shape, shifted));
-      return inside.length ? `select(${literal(n.arg.value, t(n))}, ${v}, ${inside.join(" && ")})` : v;
+      const v = () => ctx.at(s, Ix.axes(s.shape, shifted));
+      if (!inside.length) return v();
+      return ctx.choose(t(n), [{ when: inside.join(" && "), value: v }, {
+        when: "true",
+        value: () => literal(n.arg.value, t(n)),
+      }]);
     },
   },
   concat: {
@@ -151,18 +175,31 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
       const axes = ix.axes();
       const a = n.arg.axis;
       let start = 0;
-      const parts = n.src.map((s) => {
-        const shifted = axes.map((x, i) => (i === a && start > 0 ? `(${x} - ${start}u)` : x));
-        const part = { below: start + s.shape[a]!, value: ctx.at(s, Ix.axes(s.shape, shifted)) };
+      // Piece k applies when the axis index is below its end; only that piece is computed.
+      const cases = n.src.map((s) => {
+        const from = start;
         start += s.shape[a]!;
-        return part;
+        const shifted = Ix.axes(s.shape, axes.map((x, i) => (i === a && from > 0 ? `(${x} - ${from}u)` : x)));
+        return {
+          when: `${axes[a]} < ${start}u`,
+          value: () => ctx.at(s, shifted),
+          at: () => ctx.address(s, shifted),
+        };
       });
-      // Nested selects from the last part inward: part k applies when axis < its end.
-      let expr = parts[parts.length - 1]!.value;
-      for (let k = parts.length - 2; k >= 0; k--) {
-        expr = `select(${expr}, ${parts[k]!.value}, ${axes[a]} < ${parts[k]!.below}u)`;
+      if (cases.length === 1) return cases[0]!.value();
+      // Pieces stored in one buffer: select the address, then load once (no branch per element,
+      // which costs a matmul operand on lavapipe several times its load).
+      const at = cases.map((c) => c.at());
+      const buffer = at[0]?.buffer;
+      if (at.every((x) => x !== undefined && x.buffer === buffer)) {
+        const index = at.reduceRight(
+          (inner, x, k) =>
+            k === at.length - 1 ? x!.index : `select(${inner}, ${x!.index}, ${cases[k]!.when})`,
+          "",
+        );
+        return ctx.load({ buffer: buffer!, index }, n);
       }
-      return expr;
+      return ctx.choose(t(n), cases);
     },
   },
   gather: {

@@ -1,5 +1,6 @@
 import { type Node, OPS, size } from "../ir/mod.ts";
 import { LOWERING } from "../lower/values.ts";
+import { fuseRows, type RowFusion } from "./rows.ts";
 
 /**
  * Which nodes get memory of their own. Everything else is computed inline by the kernel that reads
@@ -14,12 +15,25 @@ import { LOWERING } from "../lower/values.ts";
  *   - its inline expression would exceed MAX_INLINE_COST ops -> store (bounds kernel size)
  * A matmul or reduction whose single reader chain is flat elementwise work (bias, activation,
  * residual, scale; a norm's rsqrt(mean + eps)) runs that chain as its epilogue: the matmul or
- * reduction itself is then not stored (see `epilogues`).
+ * reduction itself is then not stored (see `epilogues`). A piece of a concat (its only readers are
+ * joins) is not stored for an operand on its own: the join is stored whole, by one kernel that
+ * computes only the piece each element falls in. Last, a row reduction joins the elementwise kernel
+ * that reads it broadcast along rows (`rows`, passes/rows.ts).
+ *
+ * The graph rewrites before this choice (passes/contractions.ts, passes/pieces.ts) are run by
+ * lowerEntry, which verifies the graph after them.
  */
 export interface Materialization {
   readonly stored: ReadonlySet<number>;
   /** Stored elementwise node id -> the matmul or reduction computed in its kernel, the epilogue's input. */
   readonly epilogues: ReadonlyMap<number, Node>;
+  /** Stored elementwise node id -> the row reduction it computes first in its own kernel (passes/rows.ts). */
+  readonly rows: ReadonlyMap<number, RowFusion>;
+  /**
+   * Stored matmul id -> the column slices it is read through (merged siblings, passes/contractions.ts):
+   * the kernel stores each slice as a tensor of its own, so each lives only as long as its readers.
+   */
+  readonly splits: ReadonlyMap<number, readonly Node[]>;
 }
 
 export const MULTI_USE_COST = 3;
@@ -42,6 +56,8 @@ export const ATTENTION_PROLOGUE_COST = PROLOGUE_COST;
 
 /** Movement ops: no kernel of their own unless fusion decides to store one (see lowerEntry). */
 const isView = (n: Node) => OPS[n.op].kind === "movement";
+/** A view of several tensors side by side (concat): each element reads exactly one of them. */
+const isJoin = (n: Node) => isView(n) && OPS[n.op].arity === "many";
 
 export function chooseMaterialized(
   order: readonly Node[],
@@ -54,7 +70,7 @@ export function chooseMaterialized(
   const kernelKind = (n: Node) => LOWERING[n.op].kernel;
   if (!fuse) {
     for (const n of order) if (kernelKind(n) !== null) stored.add(n.id);
-    return { stored, epilogues: new Map() };
+    return { stored, epilogues: new Map(), rows: new Map(), splits: new Map() };
   }
 
   // Inline cost: elementwise ops a reader evaluates to produce one element of n (views add none).
@@ -67,7 +83,11 @@ export function chooseMaterialized(
     const kind = kernelKind(n);
     // A Philox draw is ~10 rounds of 32-bit products: worth storing rather than recomputing per load.
     const own = kind === "elementwise" ? 1 : OPS[n.op].kind === "random" ? RANDOM_COST : 0;
-    cost.set(n.id, own + n.src.reduce((s, x) => s + inlineCost(x), 0));
+    // A join evaluates only the piece an element falls in (see joinPieces): the dearest piece counts.
+    const srcCost = isJoin(n)
+      ? Math.max(0, ...n.src.map(inlineCost))
+      : n.src.reduce((s, x) => s + inlineCost(x), 0);
+    cost.set(n.id, own + srcCost);
     if ((roots.has(n.id) && kind === "elementwise") || (kind !== null && kind !== "elementwise")) {
       stored.add(n.id);
       continue;
@@ -78,9 +98,12 @@ export function chooseMaterialized(
     const readers = kernelReaders(n);
     const direct = consumers.get(n.id) ?? [];
     const feeds = (k: string) => readers.some((r) => OPS[r.op].kind === k);
+    // A piece of a join is stored with the whole join (one kernel), not on its own for an operand.
+    const piece = direct.length > 0 && direct.every(isJoin);
     if (
       (kind === "elementwise" && direct.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
-      (feeds("contraction") && c > PROLOGUE_COST) || (feeds("attention") && c > ATTENTION_PROLOGUE_COST)
+      (!piece && feeds("contraction") && c > PROLOGUE_COST) ||
+      (!piece && feeds("attention") && c > ATTENTION_PROLOGUE_COST)
     ) {
       stored.add(n.id);
     }
@@ -118,14 +141,32 @@ export function chooseMaterialized(
       stored.delete(m.id);
     }
   }
-  return { stored, epilogues };
+  const rows = fuseRows(order, roots, stored, epilogues, consumers, onlyFlatPaths);
+  const splits = new Map<number, Node[]>();
+  for (const m of order) {
+    if (kernelKind(m) !== "matmul" || !stored.has(m.id) || roots.has(m.id)) continue;
+    const parts = consumers.get(m.id) ?? [];
+    if (parts.length >= 2 && parts.every((p) => isColumnSlice(p, m) && !roots.has(p.id))) {
+      splits.set(m.id, parts);
+      for (const p of parts) stored.add(p.id);
+    }
+  }
+  return { stored, epilogues, rows, splits };
+}
+
+/** A slice of `m` that keeps every axis but the last whole. */
+function isColumnSlice(p: Node, m: Node): boolean {
+  if (p.op !== "slice") return false;
+  const { starts, ends } = p.arg as { starts: readonly number[]; ends: readonly number[] };
+  const last = m.shape.length - 1;
+  return m.shape.every((d, i) => i === last || (starts[i] === 0 && ends[i] === d));
 }
 
 /**
  * True when every inline path from `top` down to `target` goes through elementwise ops and
  * reshapes only, so the element at flat index f of `top` reads `target` at the same flat index.
  */
-function onlyFlatPaths(top: Node, target: Node, stored: ReadonlySet<number>): boolean {
+export function onlyFlatPaths(top: Node, target: Node, stored: ReadonlySet<number>): boolean {
   const stack = [top];
   const seen = new Set<number>();
   while (stack.length) {

@@ -1,0 +1,293 @@
+import { fmtShape, type Node, OPS, size } from "../ir/mod.ts";
+import { bindingDecl, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
+import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
+import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
+import { scatterAddKernel } from "../../kernels/scatter.ts";
+import { matmulKernel, type MatmulShape } from "../../kernels/matmul.ts";
+import { libraryFor, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import type { RowFusion } from "../passes/rows.ts";
+import { Ix } from "./index.ts";
+import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
+import { FunctionWriter, type Location, type ValueRule } from "./functions.ts";
+import { emitAttention } from "./attention.ts";
+import type { LowerOptions } from "./lower.ts";
+
+/** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
+export interface Task {
+  readonly node: Node;
+  readonly kind: KernelKind;
+  readonly copy: boolean;
+  /** With an epilogue: the matmul or reduction computed in this kernel, whose result `node` consumes. */
+  readonly fused?: Node;
+  /** A row kernel: the reduction it runs per row before computing `node` (passes/rows.ts). */
+  readonly row?: RowFusion;
+  /** A split matmul: the column slices it stores, each where the memory plan put it. */
+  parts?: readonly Node[];
+  /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
+  at?: Location;
+  readonly reads: Node[];
+}
+
+export function emitKernel(
+  task: Task,
+  out: Location,
+  name: string,
+  location: Map<number, Location>,
+  opts: LowerOptions,
+): Kernel {
+  const n = task.node;
+  const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
+  const fns = new FunctionWriter(location, used, task.fused);
+  const type = scalarType(n.dtype);
+  const store = (flat: string, value: string) =>
+    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
+  // Generate the body first (it records the buffers used), then the bindings.
+  const finish = (k: Kernel): Kernel => {
+    const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
+      binding: i,
+      buffer,
+      access,
+    }));
+    // Library functions (erf, philox, ...) are called from the helper functions, so add them here.
+    const library = libraryFor(fns.functions.join("\n"));
+    const header = [bindings.map(bindingDecl).join("\n"), library, ...fns.functions].filter(Boolean).join(
+      "\n\n",
+    );
+    return { ...k, wgsl: `${header}\n\n${k.wgsl.trimStart()}`, bindings };
+  };
+  const io = { declarations: "", bindings: [] as KernelBinding[], store };
+  const readBytes = task.reads.reduce((s, r) => s + 4 * size(r.shape), 0);
+  const meta = (flops: number): KernelMeta => ({
+    doc: describe(n),
+    ops: task.copy
+      ? ["copy", ...inlineOps(n, location)]
+      : task.kind === "elementwise" || task.kind === "row"
+      ? inlineOps(n, location)
+      : [n.op],
+    flops,
+    bytes: readBytes + 4 * size(n.shape),
+  });
+  // A copy reads the node where it is stored (or computes it inline); a kernel computes its own op.
+  const self = (ctx: ValueContext, ix: Ix) => {
+    const rule = LOWERING[n.op].value as ValueRule | null;
+    return task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx);
+  };
+
+  switch (task.kind) {
+    case "elementwise": {
+      // The kernel's own index is flat; elementwise chains and reshapes pass it through undivided.
+      const f = fns.define("value_at", [["flat", "u32"]], type, (ctx) => self(ctx, Ix.flat(n.shape, "flat")));
+      return finish(
+        elementwiseKernel(name, n.shape, { ...io, value: () => `${f}(flat)` }, meta(size(n.shape))),
+      );
+    }
+    case "reduce": {
+      const r = task.fused ?? n;
+      const src = r.src[0]!;
+      const axes = (r.arg as { axes: readonly number[] }).axes;
+      const accType = scalarType(r.dtype);
+      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
+      const f = fns.define(
+        "value_at",
+        params,
+        accType,
+        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
+      );
+      const op = r.op === "sum" ? "sum" : "max";
+      const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
+      // An epilogue (a norm's rsqrt(mean + eps), say) turns the reduced value into `n` before the store.
+      const epilogue = task.fused
+        ? fns.define(
+          "epilogue",
+          [["acc", accType], ["flat", "u32"]],
+          type,
+          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        )
+        : undefined;
+      const storeReduced = (flat: string, v: string) =>
+        store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
+      const k = reduceKernel(
+        name,
+        src.shape,
+        axes,
+        op,
+        accType,
+        { ...io, store: storeReduced, value },
+        meta(size(src.shape)),
+      );
+      const ops = task.fused ? [r.op, ...inlineOps(n, location).filter((o) => o !== r.op)] : [r.op];
+      return finish({ ...k, ops, doc: task.fused ? `${describe(r)}, epilogue ${describe(n)}` : describe(n) });
+    }
+    case "row": {
+      const { result, reduce } = task.row!;
+      const src = reduce.src[0]!;
+      const accType = scalarType(reduce.dtype);
+      const statType = scalarType(result.dtype);
+      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
+      const f = fns.define(
+        "value_at",
+        params,
+        accType,
+        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
+      );
+      // The row statistic: the reduction's epilogue chain (if any) applied to the accumulator.
+      // Computed by its rule, not loaded: a kept statistic has a location but is written here.
+      const statRule = LOWERING[result.op].value as ValueRule | null;
+      const stat = result === reduce ? undefined : fns.define(
+        "row_stat",
+        [["acc", accType], ["flat", "u32"]],
+        statType,
+        (ctx) => statRule!(result, Ix.flat(result.shape, "flat"), ctx),
+        reduce,
+      );
+      const kept = task.row!.keep ? location.get(result.id)! : undefined;
+      if (kept) used.set(kept.buffer, "read_write");
+      const value = fns.define(
+        "row_value",
+        [["acc", statType], ["flat", "u32"]],
+        type,
+        (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        result,
+      );
+      const k = rowReduceKernel(
+        name,
+        src.shape,
+        (reduce.arg as { axes: readonly number[] }).axes,
+        reduce.op === "sum" ? "sum" : "max",
+        accType,
+        size(n.shape) / size(result.shape),
+        {
+          ...io,
+          value: (idx) => `${f}(${idx.join(", ")})`,
+          finish: (acc, row) => (stat ? `${stat}(${acc}, ${row})` : acc),
+          ...(kept
+            ? {
+              keep: (row: string, s: string) =>
+                storeWord(kept.buffer, sumIndex([`${kept.offset}u`, row]), s, statType),
+            }
+            : {}),
+          store: (flat, s) => store(flat, `${value}(${s}, ${flat})`),
+        },
+        meta(size(src.shape) + size(n.shape)),
+      );
+      // The member ops, the reduction's chain included (a kept statistic has a location of its own).
+      const ops = inlineOps(n, new Map([...location].filter(([id]) => id !== result.id)));
+      return finish({ ...k, ops, doc: `row: ${describe(reduce)}, then ${describe(n)}` });
+    }
+    case "matmul": {
+      const mm = task.fused ?? n;
+      const [a, b] = [mm.src[0]!, mm.src[1]!];
+      const r = mm.shape.length;
+      const batchShape = mm.shape.slice(0, r - 2);
+      const shape: MatmulShape = {
+        batch: size(batchShape),
+        m: mm.shape[r - 2]!,
+        n: mm.shape[r - 1]!,
+        k: a.shape[r - 1]!,
+      };
+      const batchAxes = (bi: string) => Ix.flat(batchShape, bi).axes();
+      const ijk: [string, string][] = [["bi", "u32"], ["i", "u32"], ["j", "u32"]];
+      const loadA = fns.define(
+        "load_a",
+        ijk,
+        "f32",
+        (ctx) => ctx.at(a, Ix.axes(a.shape, [...batchAxes("bi"), "i", "j"])),
+      );
+      const loadB = fns.define(
+        "load_b",
+        ijk,
+        "f32",
+        (ctx) => ctx.at(b, Ix.axes(b.shape, [...batchAxes("bi"), "i", "j"])),
+      );
+      // The epilogue computes `n` at the stored element's flat index from the accumulator `acc`.
+      const epilogue = task.fused
+        ? fns.define(
+          "epilogue",
+          [["acc", "f32"], ["flat", "u32"]],
+          type,
+          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        )
+        : undefined;
+      // A split product writes column j into the slice that holds it, at its place there.
+      const storeParts = (parts: readonly Node[], bi: string, i: string, j: string, v: string) =>
+        parts.map((p, x) => {
+          const start = (p.arg as { starts: readonly number[] }).starts[r - 1]!;
+          const width = p.shape[r - 1]!;
+          const at = location.get(p.id)!;
+          used.set(at.buffer, "read_write");
+          const flat = sumIndex([
+            `(${bi}) * ${shape.m * width}u`,
+            `(${i}) * ${width}u`,
+            start ? `(${j} - ${start}u)` : j,
+          ]);
+          const inside = start ? `${j} >= ${start}u && ${j} < ${start + width}u` : `${j} < ${width}u`;
+          return `${x ? "else " : ""}if (${inside}) { ${
+            storeWord(at.buffer, sumIndex([`${at.offset}u`, flat]), v, scalarType(p.dtype))
+          } }`;
+        }).join(" ");
+      const k = matmulKernel(name, shape, {
+        declarations: "",
+        bindings: [],
+        loadA: (bi, i, kk) => `${loadA}(${bi}, ${i}, ${kk})`,
+        loadB: (bi, kk, j) => `${loadB}(${bi}, ${kk}, ${j})`,
+        store: (bi, i, j, v) => {
+          if (task.parts) return storeParts(task.parts, bi, i, j, v);
+          const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
+          return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
+        },
+      }, opts.matmulVariant(shape));
+      const ops = task.fused
+        ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
+        : ["matmul"];
+      const doc = task.fused ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
+      return finish({ ...k, doc, ops, bytes: meta(0).bytes });
+    }
+    case "scatter": {
+      const [index, updates] = [n.src[0]!, n.src[1]!];
+      const rows = n.shape[0]!;
+      const cols = size(n.shape.slice(1));
+      const count = size(index.shape);
+      const fi = fns.define(
+        "scatter_index",
+        [["i", "u32"]],
+        "i32",
+        (ctx) => `i32(${ctx.at(index, Ix.flat(index.shape, "i"))})`,
+      );
+      const fu = fns.define(
+        "scatter_update",
+        [["i", "u32"], ["c", "u32"]],
+        type,
+        (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
+      );
+      const k = scatterAddKernel(name, rows, cols, count, type, {
+        ...io,
+        index: (i) => `${fi}(${i})`,
+        update: (i, c) => `${fu}(${i}, ${c})`,
+      }, meta(rows * cols * count));
+      return finish(k);
+    }
+    case "attention":
+    case "attention_grad_q":
+    case "attention_grad_kv":
+      return finish(emitAttention(name, n, task.kind, out, fns, opts.attentionVariant));
+  }
+}
+
+function describe(n: Node): string {
+  const srcs = n.src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(", ");
+  return `${n.op}(${srcs}) -> ${n.dtype}${fmtShape(n.shape)}${n.site ? `  @ ${n.site}` : ""}`;
+}
+
+/** The ops a copy/elementwise kernel evaluates inline, for `explain`. */
+function inlineOps(n: Node, location: Map<number, Location>): string[] {
+  const ops: string[] = [n.op];
+  const stack = [...n.src];
+  while (stack.length) {
+    const m = stack.pop()!;
+    if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
+    ops.push(m.op);
+    if (LOWERING[m.op].kernel === "matmul" || LOWERING[m.op].kernel === "reduce") continue; // an epilogue's accumulator
+    stack.push(...m.src);
+  }
+  return ops;
+}

@@ -1,0 +1,48 @@
+import { type Node, node, type OpArgs, toposort, withSite } from "../ir/mod.ts";
+
+/**
+ * Joins tensors built piece by piece into one `concat`, so fusion can store them with one kernel
+ * that computes only the piece each element falls in (concat lowers to a branch per piece):
+ *   - concat(concat(a, b), c) along one axis      -> concat(a, b, c)
+ *   - pad(a) + pad(b), zero pads that tile the sum -> concat(a, b)
+ * The second is what autodiff leaves behind for the adjoint of slicing a tensor into parts (RoPE's
+ * halves and quarters): each slice's cotangent is zero-padded back to full size and the pads are
+ * summed, which evaluates every piece at every element. Returns the rewritten roots in order.
+ */
+export function joinPieces(roots: readonly Node[]): Node[] {
+  const done = new Map<number, Node>();
+  for (const n of toposort(roots)) {
+    const src = n.src.map((s) => done.get(s.id)!);
+    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
+    done.set(n.id, withSite(n.site, () => joinRule(rebuilt)));
+  }
+  return roots.map((r) => done.get(r.id)!);
+}
+
+function joinRule(n: Node): Node {
+  if (n.op === "concat") {
+    const axis = (n.arg as OpArgs["concat"]).axis;
+    const flat = n.src.flatMap((s) =>
+      s.op === "concat" && (s.arg as OpArgs["concat"]).axis === axis ? s.src : [s]
+    );
+    return flat.length === n.src.length ? n : node("concat", flat, { axis });
+  }
+  if (n.op === "add" && n.src[0]!.op === "pad" && n.src[1]!.op === "pad") {
+    const [a, b] = [piece(n.src[0]!), piece(n.src[1]!)];
+    if (!a || !b || a.axis !== b.axis) return n;
+    const [first, second] = a.start <= b.start ? [a, b] : [b, a];
+    const tiles = first.start === 0 && first.end === second.start && second.end === n.shape[a.axis];
+    return tiles ? node("concat", [first.part, second.part], { axis: a.axis }) : n;
+  }
+  return n;
+}
+
+/** A zero pad along exactly one axis: the padded tensor and where it sits on that axis. */
+function piece(p: Node): { part: Node; axis: number; start: number; end: number } | undefined {
+  const { before, after, value } = p.arg as OpArgs["pad"];
+  const axes = before.flatMap((b, i) => (b > 0 || after[i]! > 0 ? [i] : []));
+  if (value !== 0 || axes.length !== 1) return undefined;
+  const axis = axes[0]!;
+  const part = p.src[0]!;
+  return { part, axis, start: before[axis]!, end: before[axis]! + part.shape[axis]! };
+}
