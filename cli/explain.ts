@@ -1,12 +1,106 @@
 /**
- * `deno task explain <spec.ts> [--json] [--batch N] [--dim name=N]... [--set key=value]... [--adapter cpu|gpu]`
- * Compiles a spec and prints its plan: each kernel with what it computes, its buffers, FLOPs and
- * bytes, then the totals per entry point. `--json` prints a summary for tools.
+ * `deno task explain <spec.ts> [--json] [--batch N] [--dim name=N]... [--set key=value]... [--adapter cpu|gpu]
+ *   [--entry NAME]... [--peak cpu|h100] [--peak-gflops X] [--peak-gbs Y]`
+ * Compiles a spec and prints its plan: each kernel with what it computes, its buffers, FLOPs, bytes
+ * and a roofline bound, then the totals per entry point and the kernels that dominate the bound.
+ * `--json` prints a summary for tools. `--entry` picks the entry points (default trainStep and forward;
+ * e.g. `--entry decode` for a Transfusion spec's cached decoding step).
  */
 import { parseArgs } from "node:util";
 import { compile } from "../compiler/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+
+/** An adapter's peak rates, the roof of the roofline model. */
+export interface Peak {
+  readonly name: string;
+  readonly gflops: number;
+  /** Memory bandwidth, GB/s (1e9 bytes per second). */
+  readonly gbs: number;
+}
+
+/**
+ * Stated peaks. cpu: this machine's lavapipe (2 AMD EPYC cores): ~16 GFLOP/s measured by the tuned
+ * f32 matmul (bench/suites/matmul.ts); bandwidth measured at 0.6 GB/s by a one-pass copy kernel
+ * over 8M words while the machine was shared (load ~7 on 2 cores), stated as 1 GB/s, an estimate
+ * for it idle. h100: NVIDIA H100 SXM, f32 without tensor cores (WGSL has no matrix units):
+ * 67 TFLOP/s, HBM3 3.35 TB/s.
+ */
+export const PEAKS = {
+  cpu: { name: "cpu (lavapipe, measured)", gflops: 16, gbs: 1 },
+  h100: { name: "h100 (SXM, f32 peak)", gflops: 67000, gbs: 3350 },
+} as const satisfies Record<string, Peak>;
+
+/** One kernel under the roofline: time bound = max(compute time, memory time) at the peaks. */
+export interface KernelBound {
+  readonly name: string;
+  /** The kernel's first op (its kind in `explain`'s grouping: matmul, sum, flash_attention, ...). */
+  readonly op: string;
+  readonly flops: number;
+  readonly bytes: number;
+  /** FLOP per byte moved. */
+  readonly intensity: number;
+  readonly boundMs: number;
+  readonly limit: "compute" | "memory";
+}
+
+export interface Roofline {
+  readonly peak: Peak;
+  /** Intensity where compute and memory time are equal: kernels below it are memory bound. */
+  readonly ridge: number;
+  /** One entry per dispatch of the entry point, in run order. */
+  readonly kernels: readonly KernelBound[];
+  readonly totalMs: number;
+  readonly computeBoundMs: number;
+  readonly memoryBoundMs: number;
+}
+
+export function kernelBound(
+  k: { name: string; ops: readonly string[]; flops: number; bytes: number },
+  peak: Peak,
+): KernelBound {
+  const flopMs = k.flops / (peak.gflops * 1e6);
+  const byteMs = k.bytes / (peak.gbs * 1e6);
+  return {
+    name: k.name,
+    op: k.ops[0] ?? "?",
+    flops: k.flops,
+    bytes: k.bytes,
+    intensity: k.bytes > 0 ? k.flops / k.bytes : Infinity,
+    boundMs: Math.max(flopMs, byteMs),
+    limit: flopMs >= byteMs ? "compute" : "memory",
+  };
+}
+
+/** The roofline of one entry point (default: trainStep, else the first entry). */
+export function roofline(plan: Plan, peak: Peak, entry?: string): Roofline {
+  const e = entry ? plan.entries[entry]! : plan.entries.trainStep ?? Object.values(plan.entries)[0]!;
+  const kernels = e.steps.flatMap((
+    s,
+  ) => (s.kind === "dispatch" ? [kernelBound(plan.kernels[s.kernel]!, peak)] : []));
+  const total = (limit?: "compute" | "memory") =>
+    kernels.filter((k) => !limit || k.limit === limit).reduce((s, k) => s + k.boundMs, 0);
+  return {
+    peak,
+    ridge: (peak.gflops * 1e9) / (peak.gbs * 1e9),
+    kernels,
+    totalMs: total(),
+    computeBoundMs: total("compute"),
+    memoryBoundMs: total("memory"),
+  };
+}
+
+/** Bound time per kernel kind (first op), largest first. */
+export function boundByOp(r: Roofline): [string, number][] {
+  const by = new Map<string, number>();
+  for (const k of r.kernels) by.set(k.op, (by.get(k.op) ?? 0) + k.boundMs);
+  return [...by].sort((a, b) => b[1] - a[1]);
+}
+
+/** The `count` kernels with the largest bounds, largest first. */
+export function dominant(r: Roofline, count: number): KernelBound[] {
+  return [...r.kernels].sort((a, b) => b.boundMs - a.boundMs).slice(0, count);
+}
 
 export interface PlanSummary {
   kernels: number;
@@ -16,10 +110,11 @@ export interface PlanSummary {
   flops_per_step: number;
   bytes_per_step: number;
   entries: Record<string, { dispatches: number; peak_bytes: number; flops: number }>;
+  roofline: { peak: string; peak_gflops: number; peak_gbs: number; bound_ms_per_step: number };
 }
 
 /** Totals for tools; "per step" means one `trainStep` (or the first entry when there is none). */
-export function summarize(plan: Plan): PlanSummary {
+export function summarize(plan: Plan, peak: Peak = PEAKS.cpu): PlanSummary {
   const main = plan.entries.trainStep ?? Object.values(plan.entries)[0]!;
   const dispatches = (e: typeof main) => e.steps.filter((s) => s.kind === "dispatch").length;
   const kernelsOf = (e: typeof main) =>
@@ -36,6 +131,12 @@ export function summarize(plan: Plan): PlanSummary {
         [name, e],
       ) => [name, { dispatches: dispatches(e), peak_bytes: e.peakBytes, flops: e.flops }]),
     ),
+    roofline: {
+      peak: peak.name,
+      peak_gflops: peak.gflops,
+      peak_gbs: peak.gbs,
+      bound_ms_per_step: roofline(plan, peak).totalMs,
+    },
   };
 }
 
@@ -49,7 +150,7 @@ const fmtNum = (n: number) =>
     : `${n}`;
 
 /** The plan as text for a person. */
-export function explainText(plan: Plan): string {
+export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
   const lines: string[] = [`plan for ${plan.model}  dims ${JSON.stringify(plan.dims)}`, ""];
   lines.push("buffers:");
   for (const b of plan.buffers) lines.push(`  ${b.name.padEnd(11)} ${b.role.padEnd(10)} ${fmtNum(b.bytes)}B`);
@@ -74,21 +175,30 @@ export function explainText(plan: Plan): string {
       `  outputs: ${entry.outputs.map((s) => `${s.name} ${s.dtype}[${s.shape.join(", ")}]`).join(", ")}`,
     );
     for (const step of entry.steps) {
-      if (step.kind !== "dispatch") {
+      if (step.kind === "clear") {
         lines.push(`  clear ${step.buffer}[${step.offset}..+${step.words}]`);
+        continue;
+      }
+      if (step.kind === "copy") {
+        const from = `${step.from.buffer}[${step.from.offset}..+${step.words}]`;
+        lines.push(`  copy  ${from} -> ${step.buffer}[${step.offset}..+${step.words}]`);
         continue;
       }
       const k = plan.kernels[step.kernel]!;
       const io = k.bindings.map((b) => `${b.buffer}${b.access === "read" ? "(r)" : "(rw)"}`).join(" ");
+      const b = kernelBound(k, peak);
       lines.push(
-        `  ${k.name.padEnd(22)} ${fmtNum(k.flops).padStart(7)}FLOP ${
-          fmtNum(k.bytes).padStart(7)
-        }B  [${io}]  ops: ${k.ops.join(",")}`,
+        `  ${k.name.padEnd(22)} ${fmtNum(k.flops).padStart(7)}FLOP ${fmtNum(k.bytes).padStart(7)}B ` +
+          `AI ${b.intensity.toFixed(2).padStart(6)} bound ${fmtMs(b.boundMs).padStart(8)} ${
+            b.limit.padEnd(7)
+          } ` +
+          `[${io}]  ops: ${k.ops.join(",")}`,
       );
       lines.push(`      ${k.doc}`);
     }
   }
-  const s = summarize(plan);
+  lines.push("", ...rooflineText(roofline(plan, peak)));
+  const s = summarize(plan, peak);
   lines.push(
     "",
     `summary: ${s.kernels} kernels, ${s.dispatches_per_step} dispatches per step, buffers ${
@@ -97,6 +207,47 @@ export function explainText(plan: Plan): string {
       `peak act ${fmtNum(s.peak_bytes)}B, ${fmtNum(s.flops_per_step)}FLOP per step`,
   );
   return lines.join("\n");
+}
+
+const fmtMs = (ms: number) => (ms >= 1 ? `${ms.toFixed(2)}ms` : `${(ms * 1000).toFixed(1)}us`);
+
+/** The roofline summary: the peaks, the total bound per step and the kernels that dominate it. */
+export function rooflineText(r: Roofline, top = 8): string[] {
+  const share = (ms: number) => `${((100 * ms) / (r.totalMs || 1)).toFixed(1)}%`;
+  return [
+    `roofline at ${r.peak.name}: ${r.peak.gflops} GFLOP/s, ${r.peak.gbs} GB/s, ridge ${
+      r.ridge.toFixed(1)
+    } FLOP/B`,
+    `  bound per step ${fmtMs(r.totalMs)} over ${r.kernels.length} dispatches: compute-bound kernels ` +
+    `${fmtMs(r.computeBoundMs)} (${share(r.computeBoundMs)}), memory-bound ${fmtMs(r.memoryBoundMs)} ` +
+    `(${share(r.memoryBoundMs)})`,
+    `  by kind: ${boundByOp(r).slice(0, 6).map(([op, ms]) => `${op} ${share(ms)}`).join(", ")}`,
+    `  dominant kernels:`,
+    ...dominant(r, top).map((k) =>
+      `    ${k.name.padEnd(24)} ${fmtMs(k.boundMs).padStart(8)} ${share(k.boundMs).padStart(6)}  ` +
+      `AI ${k.intensity.toFixed(2)} (${k.limit})`
+    ),
+  ];
+}
+
+/** The peak from `--peak` and the `--peak-gflops` / `--peak-gbs` overrides. */
+export function peakFrom(name: string, gflops?: string, gbs?: string): Peak {
+  if (!(name in PEAKS)) {
+    throw new UsageError(`--peak must be one of ${Object.keys(PEAKS).join(", ")}, got ${name}`);
+  }
+  const base: Peak = PEAKS[name as keyof typeof PEAKS];
+  const rate = (flag: string, v: string | undefined, fallback: number) => {
+    if (v === undefined) return fallback;
+    const x = Number(v);
+    if (!(x > 0)) throw new UsageError(`${flag} must be a positive number, got ${v}`);
+    return x;
+  };
+  const custom = gflops !== undefined || gbs !== undefined;
+  return {
+    name: custom ? `${base.name.split(" ")[0]} with stated peaks` : base.name,
+    gflops: rate("--peak-gflops", gflops, base.gflops),
+    gbs: rate("--peak-gbs", gbs, base.gbs),
+  };
 }
 
 if (import.meta.main) {
@@ -110,11 +261,18 @@ if (import.meta.main) {
         dim: { type: "string", multiple: true, default: [] },
         set: { type: "string", multiple: true, default: [] },
         adapter: { type: "string", default: "cpu" },
+        peak: { type: "string" },
+        "peak-gflops": { type: "string" },
+        "peak-gbs": { type: "string" },
+        entry: { type: "string", multiple: true, default: [] },
       },
     });
     const path = positionals[0];
     if (!path) {
-      throw new UsageError("usage: deno task explain <spec.ts> [--json] [--batch N] [--set key=value]");
+      throw new UsageError(
+        "usage: deno task explain <spec.ts> [--json] [--batch N] [--set key=value] [--entry NAME] [--peak cpu|h100] " +
+          "[--peak-gflops X] [--peak-gbs Y]",
+      );
     }
     if (values.adapter !== "cpu" && values.adapter !== "gpu") {
       throw new UsageError(`--adapter must be cpu or gpu, got ${values.adapter}`);
@@ -134,7 +292,23 @@ if (import.meta.main) {
       }
       dims.batch = b;
     }
-    const plan = compile(model, { config: parseOverrides(values.set), dims, adapterClass: values.adapter });
-    console.log(values.json ? JSON.stringify(summarize(plan)) : explainText(plan));
+    // The roof defaults to the adapter class's: this machine's lavapipe for cpu, an H100 for gpu.
+    const peak = peakFrom(
+      values.peak ?? (values.adapter === "gpu" ? "h100" : "cpu"),
+      values["peak-gflops"],
+      values["peak-gbs"],
+    );
+    const known = ["trainStep", "forward", ...Object.keys(model.entries ?? {})];
+    const unknown = values.entry.filter((e) => !known.includes(e));
+    if (unknown.length) {
+      throw new UsageError(`--entry ${unknown.join(", ")}: ${path} has the entries ${known.join(", ")}`);
+    }
+    const plan = compile(model, {
+      config: parseOverrides(values.set),
+      dims,
+      adapterClass: values.adapter,
+      ...(values.entry.length ? { entries: values.entry } : {}),
+    });
+    console.log(values.json ? JSON.stringify(summarize(plan, peak)) : explainText(plan, peak));
   });
 }
