@@ -87,10 +87,11 @@ async function main(): Promise<void> {
     classifierDir: values.classifier ?? CLASSIFIER_DIR,
     ...(classifierSteps ? { classifierSteps } : {}),
   };
-  const shipped = values.shipped ?? SHIPPED;
-  if (values.shipped && !(await exists(shipped))) {
-    throw new UsageError(`--shipped ${shipped}: no such directory`);
+  if (values.shipped && !(await exists(values.shipped))) {
+    throw new UsageError(`--shipped ${values.shipped}: no such directory`);
   }
+  // The default shipped checkpoint belongs to the demo spec: a demo of another spec leaves it out.
+  const shipped = values.shipped ?? (await trainedOn(SHIPPED) === specPath ? SHIPPED : undefined);
   const model = await loadSpec(specPath);
   for (const name of OUTPUTS) await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
   await Deno.mkdir(out, { recursive: true });
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
     console.log(`(training and evaluation took ${trainMinutes.toFixed(1)} min)`);
 
     // ---- the shipped checkpoint, when there is one ----
-    if (await exists(shipped)) {
+    if (shipped !== undefined && await exists(shipped)) {
       const run = await loadRun(shipped);
       try {
         console.log(`\nevaluating the shipped checkpoint ${shipped}`);
@@ -226,6 +227,16 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The spec path a run directory's checkpoint was trained on, or undefined when there is none. */
+async function trainedOn(dir: string): Promise<string | undefined> {
+  try {
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/checkpoint/run.json`));
+    return typeof run?.spec?.path === "string" ? run.spec.path : undefined;
+  } catch {
+    return undefined;
   }
 }
 
