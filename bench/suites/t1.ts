@@ -10,8 +10,12 @@ import { describeAdapter, Executor, openDevice } from "../../runtime/mod.ts";
 import { PEAKS, roofline, summarize } from "../../cli/explain.ts";
 import { resolveConfig } from "../../spec/mod.ts";
 import { report, type SuiteResult } from "../main.ts";
+import { jaxT1StepMs } from "../peers/mod.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean", default: false }, "no-peers": { type: "boolean", default: false } },
+});
 const handle = await openDevice();
 const adapter = describeAdapter(handle);
 const runs = values.quick ? 3 : 7;
@@ -20,7 +24,7 @@ const dims = { ...t1.dims };
 const data = t1.data!(config as never, dims);
 
 const rows: SuiteResult["rows"] = [];
-const byMode: Record<string, { ms: number; dispatches: number; peak: number }> = {};
+const byMode: Record<string, { ms: number; dispatches: number; peak: number; flops: number }> = {};
 // Both plans are built and warmed first, then their steps alternate, so a change in the load from
 // other processes during the run falls on both alike (timing one plan after the other did not).
 const modes = [];
@@ -49,7 +53,7 @@ for (let step = 1; step <= runs + 1; step++) {
 for (const { mode, plan, ex, compileMs, firstMs, times } of modes) {
   const ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
   const s = summarize(plan);
-  byMode[mode] = { ms, dispatches: s.dispatches_per_step, peak: s.peak_bytes };
+  byMode[mode] = { ms, dispatches: s.dispatches_per_step, peak: s.peak_bytes, flops: s.flops_per_step };
   rows.push({
     plan: mode,
     "step ms (median)": ms,
@@ -64,6 +68,23 @@ for (const { mode, plan, ex, compileMs, firstMs, times } of modes) {
   });
   ex.destroy();
 }
+// The jax-js peer (bench/peers/t1_jax.ts) in a child process, after ours: same model, same adapter.
+const peers: Record<string, number> = {};
+// The peer's rate in our plan's FLOPs per step: the same model, so the same useful work (its one-hot
+// embedding matmuls do extra arithmetic that is not counted).
+const byFlops = (ms: number) => byMode.fused!.flops / ms / 1e6;
+const peerNotes: string[] = [];
+if (!values["no-peers"]) {
+  for (const device of ["webgpu", "wasm"] as const) {
+    try {
+      const ms = await jaxT1StepMs(device, values.quick ? 2 : 3);
+      peers[device] = ms;
+      rows.push({ plan: `jax-js ${device}`, "step ms (median)": ms, "GFLOP/s": byFlops(ms) });
+    } catch (e) {
+      peerNotes.push(`jax-js ${device}: ${(e as Error).message.slice(0, 200)}`);
+    }
+  }
+}
 report({
   suite: "t1",
   rows,
@@ -71,6 +92,15 @@ report({
     "step time, unfused / fused": byMode.unfused!.ms / byMode.fused!.ms,
     "dispatches, unfused / fused": byMode.unfused!.dispatches / byMode.fused!.dispatches,
     "peak memory, unfused / fused": byMode.unfused!.peak / byMode.fused!.peak,
+    ...Object.fromEntries(
+      Object.entries(peers).map((
+        [device, ms],
+      ) => [`step time, jax-js ${device} / fused`, ms / byMode.fused!.ms]),
+    ),
   },
-  notes: [`adapter: ${adapter.name} (${adapter.adapterClass})`, `T1 batch ${dims.batch}, seq 91`],
+  notes: [
+    `adapter: ${adapter.name} (${adapter.adapterClass})`,
+    `T1 batch ${dims.batch}, seq 91`,
+    ...peerNotes,
+  ],
 });
