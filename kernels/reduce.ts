@@ -12,6 +12,37 @@ const LOWEST: Readonly<Record<ScalarType, string>> = {
 };
 
 /**
+ * What both reduction kernels share: the output and reduced shapes, the identity and combine of
+ * `op`, and `serial`: the WGSL that folds output `o`'s reduced elements into `acc` one by one
+ * (after the `o` indices are unpacked).
+ */
+function reduction(
+  inShape: readonly number[],
+  axes: readonly number[],
+  op: "sum" | "max",
+  type: ScalarType,
+  value: ElementwiseIO["value"],
+) {
+  const outShape = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
+  const outputs = outShape.reduce((p, d) => p * d, 1);
+  const length = redShape.reduce((p, d) => p * d, 1);
+  const init = op === "sum" ? literal(0, type) : LOWEST[type];
+  const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
+  const out = unflatten("o", outShape, "o");
+  const red = unflatten("r", redShape, "r");
+  const idx = inShape.map((_, a) => (axes.includes(a) ? red.idx[a]! : out.idx[a]!));
+  /** The loop over reduced element r from `from` in steps of `step`, folding into `acc`. */
+  const loop = (from: string, step: string) =>
+    `  var acc = ${init};
+  for (var r = ${from}; r < ${length}u; r += ${step}) {
+${red.lets.replaceAll("  let", "    let")}
+    acc = ${combine("acc", value(idx))};
+  }`;
+  return { outputs, length, combine, outLets: out.lets, loop };
+}
+
+/**
  * Sum or max over `axes` of an input read through `io.value` (indices over the input shape).
  * Two shapes of kernel: many outputs get one invocation each with a serial loop; few outputs with
  * long reductions get one workgroup each and a shared-memory tree, so a GPU stays busy.
@@ -25,15 +56,7 @@ export function reduceKernel(
   io: ElementwiseIO,
   meta: KernelMeta,
 ): Kernel {
-  const outShape = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
-  const outputs = outShape.reduce((p, d) => p * d, 1);
-  const length = redShape.reduce((p, d) => p * d, 1);
-  const init = op === "sum" ? literal(0, type) : LOWEST[type];
-  const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
-  const out = unflatten("o", outShape, "o");
-  const red = unflatten("r", redShape, "r");
-  const idx = inShape.map((_, a) => (axes.includes(a) ? red.idx[a]! : out.idx[a]!));
+  const { outputs, length, combine, outLets, loop } = reduction(inShape, axes, op, type, io.value);
   const tree = outputs < 1024 && length >= 256;
   const wg = tree ? 64 : 256;
   let body: string;
@@ -44,12 +67,8 @@ export function reduceKernel(
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = gid.x + gid.y * ${dispatch[0] * wg}u;
   if (o >= ${outputs}u) { return; }
-${out.lets}
-  var acc = ${init};
-  for (var r = 0u; r < ${length}u; r++) {
-${red.lets.replaceAll("  let", "    let")}
-    acc = ${combine("acc", io.value(idx))};
-  }
+${outLets}
+${loop("0u", "1u")}
   ${io.store("o", "acc")}
 }`;
   } else {
@@ -58,12 +77,8 @@ ${red.lets.replaceAll("  let", "    let")}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let o = wid.x + wid.y * ${dispatch[0]}u;
-${out.lets}
-  var acc = ${init};
-  for (var r = lane; r < ${length}u; r += ${wg}u) {
-${red.lets.replaceAll("  let", "    let")}
-    acc = ${combine("acc", io.value(idx))};
-  }
+${outLets}
+${loop("lane", `${wg}u`)}
   partial[lane] = acc;
   workgroupBarrier();
   for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
@@ -108,27 +123,15 @@ export function rowReduceKernel(
   io: RowIO,
   meta: KernelMeta,
 ): Kernel {
-  const outShape = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const redShape = inShape.map((d, i) => (axes.includes(i) ? d : 1));
-  const rows = outShape.reduce((p, d) => p * d, 1);
-  const length = redShape.reduce((p, d) => p * d, 1);
-  const init = op === "sum" ? literal(0, type) : LOWEST[type];
-  const combine = (a: string, b: string) => (op === "sum" ? `${a} + ${b}` : `max(${a}, ${b})`);
-  const out = unflatten("o", outShape, "o");
-  const red = unflatten("r", redShape, "r");
-  const idx = inShape.map((_, a) => (axes.includes(a) ? red.idx[a]! : out.idx[a]!));
+  const { outputs: rows, outLets, loop } = reduction(inShape, axes, op, type, io.value);
   const wg = 64;
   const dispatch = grid(Math.ceil(rows / wg));
   const body = `@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = gid.x + gid.y * ${dispatch[0] * wg}u;
   if (o >= ${rows}u) { return; }
-${out.lets}
-  var acc = ${init};
-  for (var r = 0u; r < ${length}u; r++) {
-${red.lets.replaceAll("  let", "    let")}
-    acc = ${combine("acc", io.value(idx))};
-  }
+${outLets}
+${loop("0u", "1u")}
   let stat = ${io.finish("acc", "o")};
   ${io.keep ? io.keep("o", "stat") : ""}
   for (var c = 0u; c < ${rowLength}u; c++) {

@@ -4,7 +4,7 @@ import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
 import { scatterAddKernel } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape } from "../../kernels/matmul.ts";
-import { libraryFor, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import { libraryFor, type ScalarType, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { Ix } from "./index.ts";
 import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
@@ -38,6 +38,16 @@ export function emitKernel(
   const n = task.node;
   const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
   const fns = new FunctionWriter(location, used, task.fused);
+  /** A WGSL function `value_at(a0, a1, ...)` reading a reduction's input at per-axis indices. */
+  const valueAt = (src: Node, accType: ScalarType) => {
+    const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
+    return fns.define(
+      "value_at",
+      params,
+      accType,
+      (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
+    );
+  };
   const type = scalarType(n.dtype);
   const store = (flat: string, value: string) =>
     storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
@@ -86,13 +96,7 @@ export function emitKernel(
       const src = r.src[0]!;
       const axes = (r.arg as { axes: readonly number[] }).axes;
       const accType = scalarType(r.dtype);
-      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
-      const f = fns.define(
-        "value_at",
-        params,
-        accType,
-        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
-      );
+      const f = valueAt(src, accType);
       const op = r.op === "sum" ? "sum" : "max";
       const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
       // An epilogue (a norm's rsqrt(mean + eps), say) turns the reduced value into `n` before the store.
@@ -123,13 +127,7 @@ export function emitKernel(
       const src = reduce.src[0]!;
       const accType = scalarType(reduce.dtype);
       const statType = scalarType(result.dtype);
-      const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
-      const f = fns.define(
-        "value_at",
-        params,
-        accType,
-        (ctx) => ctx.at(src, Ix.axes(src.shape, params.map((p) => p[0]))),
-      );
+      const f = valueAt(src, accType);
       // The row statistic: the reduction's epilogue chain (if any) applied to the accumulator.
       // Computed by its rule, not loaded: a kept statistic has a location but is written here.
       const statRule = LOWERING[result.op].value as ValueRule | null;
