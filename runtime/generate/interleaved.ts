@@ -48,6 +48,11 @@ export interface GeneratedRow {
   readonly finish: FinishReason;
 }
 
+/** The sampler a model's schedule calls for when none is named: DDIM for DDPM models, Euler for flow. */
+export function defaultMethod(config: TransfusionConfig): SamplerMethod {
+  return config.diffusion.schedule === "flow" ? "euler" : "ddim";
+}
+
 export function noiseProcess(config: TransfusionConfig): NoiseProcess {
   const schedule = diffusionSchedule(config.diffusion);
   return schedule.kind === "flow" ? { kind: "flow" } : { kind: "ddpm", alphaBar: schedule.alphaBar };
@@ -176,7 +181,7 @@ async function drawImages(
   const sampler = diffusionSampler({
     process: noiseProcess(model.config),
     target: model.config.diffusion.target as PredictionTarget,
-    method: request.image.method ?? (model.config.diffusion.schedule === "flow" ? "euler" : "ddim"),
+    method: request.image.method ?? defaultMethod(model.config),
     steps: request.image.steps,
     cfg,
     seed: request.seed,

@@ -5,23 +5,16 @@
  */
 import { captionBatch, promptBatch, sequenceGeometry } from "../../spec/transfusion/sequence.ts";
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
-import { diffusionSchedule } from "../../spec/transfusion/schedule.ts";
 import type { DataSource } from "../../spec/data.ts";
 import type { Executor } from "../executor.ts";
 import { greedyDecode } from "./greedy.ts";
-import { type NoiseProcess, type PredictionTarget, usesGuidance } from "./prediction.ts";
+import { type PredictionTarget, usesGuidance } from "./prediction.ts";
+import { defaultMethod, noiseProcess } from "./interleaved.ts";
 import { type Denoiser, diffusionSampler, type SampleProgress, type SamplerMethod } from "./sampler.ts";
 import type { ModelSession } from "./run.ts";
 
-export function noiseProcess(config: TransfusionConfig): NoiseProcess {
-  const schedule = diffusionSchedule(config.diffusion);
-  return schedule.kind === "flow" ? { kind: "flow" } : { kind: "ddpm", alphaBar: schedule.alphaBar };
-}
-
-/** The sampler a model's schedule calls for when none is named: DDIM for DDPM models, Euler for flow. */
-export function defaultMethod(config: TransfusionConfig): SamplerMethod {
-  return config.diffusion.schedule === "flow" ? "euler" : "ddim";
-}
+// Shared with the interleaved loop, which the generated module bundles (it must not import run.ts).
+export { defaultMethod, noiseProcess };
 
 export interface GenerateOptions {
   readonly method?: SamplerMethod;
