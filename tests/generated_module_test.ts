@@ -10,16 +10,7 @@ import { compile } from "../compiler/compile.ts";
 import { compileModule, randomWeights } from "../cli/compile.ts";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "../runtime/safetensors.ts";
 import type { GeneratedModule } from "../runtime/standalone/api.ts";
-
-/** A small demo model: one narrow layer, a short schedule. */
-const SMALL_DEMO = {
-  "backbone.dim": 16,
-  "backbone.depth": 1,
-  "backbone.hidden": 32,
-  "backbone.heads": 2,
-  "diffusion.T": 50,
-  "diffusion.noiseLimit": 25,
-};
+import { SMALL_DEMO } from "./fixtures/small_demo.ts";
 
 /** Files of bundled modules: `deno bundle` heads each module's code with a `// path` comment. */
 function bundledModules(code: string): string[] {

@@ -7,15 +7,7 @@ import assert from "node:assert/strict";
 import { unzlibSync } from "fflate";
 import demo from "../examples/transfusion_demo.ts";
 import { compileModule, randomWeights } from "../cli/compile.ts";
-
-const SMALL_DEMO = {
-  "backbone.dim": 16,
-  "backbone.depth": 1,
-  "backbone.hidden": 32,
-  "backbone.heads": 2,
-  "diffusion.T": 50,
-  "diffusion.noiseLimit": 25,
-};
+import { SMALL_DEMO } from "./fixtures/small_demo.ts";
 
 /** Width, height, color type and the inflated scanline bytes of a PNG. */
 function readPng(bytes: Uint8Array): { width: number; height: number; colorType: number; raw: Uint8Array } {
