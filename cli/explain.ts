@@ -107,9 +107,14 @@ export interface PlanSummary {
   dispatches_per_step: number;
   buffer_bytes: number;
   peak_bytes: number;
+  /** Of `peak_bytes`, the f16 half arenas' share (2 bytes per element); only with f16 storage. */
+  peak_half_bytes?: number;
   flops_per_step: number;
   bytes_per_step: number;
-  entries: Record<string, { dispatches: number; peak_bytes: number; flops: number }>;
+  entries: Record<
+    string,
+    { dispatches: number; peak_bytes: number; peak_half_bytes?: number; flops: number }
+  >;
   roofline: { peak: string; peak_gflops: number; peak_gbs: number; bound_ms_per_step: number };
 }
 
@@ -124,12 +129,18 @@ export function summarize(plan: Plan, peak: Peak = PEAKS.cpu): PlanSummary {
     dispatches_per_step: dispatches(main),
     buffer_bytes: plan.buffers.reduce((s, b) => s + b.bytes, 0),
     peak_bytes: main.peakBytes,
+    ...(main.halfPeakBytes === undefined ? {} : { peak_half_bytes: main.halfPeakBytes }),
     flops_per_step: main.flops,
     bytes_per_step: kernelsOf(main).reduce((s, k) => s + k.bytes, 0),
     entries: Object.fromEntries(
       Object.entries(plan.entries).map((
         [name, e],
-      ) => [name, { dispatches: dispatches(e), peak_bytes: e.peakBytes, flops: e.flops }]),
+      ) => [name, {
+        dispatches: dispatches(e),
+        peak_bytes: e.peakBytes,
+        ...(e.halfPeakBytes === undefined ? {} : { peak_half_bytes: e.halfPeakBytes }),
+        flops: e.flops,
+      }]),
     ),
     roofline: {
       peak: peak.name,
@@ -149,6 +160,12 @@ const fmtNum = (n: number) =>
     ? `${(n / 1e3).toFixed(1)}k`
     : `${n}`;
 
+/** Peak activation bytes; with f16 storage split by arena kind (f32 words, f16 halves). */
+const peakText = (total: number, half: number | undefined) =>
+  half === undefined
+    ? `${fmtNum(total)}B`
+    : `${fmtNum(total)}B (act f32 ${fmtNum(total - half)}B + half f16 ${fmtNum(half)}B)`;
+
 /** The plan as text for a person. */
 export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
   const lines: string[] = [`plan for ${plan.model}  dims ${JSON.stringify(plan.dims)}`, ""];
@@ -162,9 +179,9 @@ export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
   for (const [name, entry] of Object.entries(plan.entries)) {
     lines.push(
       "",
-      `entry ${name}: ${entry.steps.length} steps, peak act ${fmtNum(entry.peakBytes)}B, ${
-        fmtNum(entry.flops)
-      }FLOP`,
+      `entry ${name}: ${entry.steps.length} steps, peak act ${
+        peakText(entry.peakBytes, entry.halfPeakBytes)
+      }, ${fmtNum(entry.flops)}FLOP`,
     );
     lines.push(
       `  inputs:  ${
@@ -204,7 +221,7 @@ export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
     `summary: ${s.kernels} kernels, ${s.dispatches_per_step} dispatches per step, buffers ${
       fmtNum(s.buffer_bytes)
     }B, ` +
-      `peak act ${fmtNum(s.peak_bytes)}B, ${fmtNum(s.flops_per_step)}FLOP per step`,
+      `peak act ${peakText(s.peak_bytes, s.peak_half_bytes)}, ${fmtNum(s.flops_per_step)}FLOP per step`,
   );
   return lines.join("\n");
 }

@@ -4,7 +4,7 @@ import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
 import { simplify } from "./passes/simplify.ts";
 import { type Location, lowerEntry } from "./lower/lower.ts";
-import { arenaName } from "./lower/memory.ts";
+import { arenaName, halfArenaName } from "./lower/memory.ts";
 import type { BufferSpec, EntryPlan, OptimizerSpec, ParamLayout, Plan, Step, TensorSlot } from "./plan.ts";
 import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
@@ -40,6 +40,9 @@ export interface CompileOptions {
   maxBindingBytes?: number;
 }
 
+/** What a plan that stores activations in f16 needs of the device. */
+export const F16_FEATURES: readonly string[] = ["shader-f16"];
+
 /** WebGPU's default maxStorageBufferBindingSize: plans that respect it run on every adapter. */
 export const DEFAULT_BINDING_BYTES = 134217728;
 
@@ -73,6 +76,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
     fuse: opts.fuse ?? true,
     arenaWords: Math.floor((opts.maxBindingBytes ?? DEFAULT_BINDING_BYTES) / 4),
+    storage: traced.precision.storage,
   };
   // Simplify the named outputs (and gradients), keeping their names: trace -> grad -> simplify -> lower.
   const prepare = (named: readonly { name: string; node: Node }[], extra: readonly Node[]) => {
@@ -155,6 +159,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     ...(state.slots.length ? { state: state.slots } : {}),
     scalars: { ...SCALARS },
     optimizer,
+    ...builder.features(),
   };
 }
 
@@ -170,6 +175,8 @@ export function compileGraph(
     matmulVariant?: (s: MatmulShape) => MatmulVariant;
     grads?: boolean;
     fuse?: boolean;
+    /** Activation storage precision (ModelDef.precision); default f32. */
+    storage?: "f32" | "f16";
   } = {},
 ): Plan {
   const all = toposort(Object.values(outputs));
@@ -196,6 +203,7 @@ export function compileGraph(
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
     fuse: opts.fuse ?? true,
     arenaWords: Math.floor(DEFAULT_BINDING_BYTES / 4),
+    storage: opts.storage ?? "f32",
   };
   const outs = Object.entries(outputs).map(([name, node]) => ({ name, node }));
   const builder = new PlanBuilder();
@@ -222,6 +230,7 @@ export function compileGraph(
     params,
     entries: builder.entries,
     scalars: { ...SCALARS },
+    ...builder.features(),
   };
 }
 
@@ -230,6 +239,7 @@ class PlanBuilder {
   readonly kernels: Kernel[] = [];
   readonly entries: Record<string, EntryPlan> = {};
   readonly #arenaWords: number[] = [];
+  readonly #halfWords: number[] = [];
 
   add(
     name: string,
@@ -247,15 +257,36 @@ class PlanBuilder {
       outputs: lowered.outputs.filter((o) => !stateNames.has(o.name)),
       steps: [...steps, ...state?.copies ?? []],
       ...(state ? { state: state.names } : {}),
-      peakBytes: 4 * lowered.arenaWords.reduce((a, b) => a + b, 0),
+      peakBytes: 4 * [...lowered.arenaWords, ...lowered.halfWords].reduce((a, b) => a + b, 0),
+      ...(lowered.halfWords.length
+        ? { halfPeakBytes: 4 * lowered.halfWords.reduce((a, b) => a + b, 0) }
+        : {}),
       flops: all.reduce((s, k) => s + k.flops, 0),
     };
     lowered.arenaWords.forEach((w, i) => (this.#arenaWords[i] = Math.max(this.#arenaWords[i] ?? 0, w)));
+    lowered.halfWords.forEach((w, i) => (this.#halfWords[i] = Math.max(this.#halfWords[i] ?? 0, w)));
   }
 
+  /** The act arenas, then the half arenas (bytes: 2 per f16 element, in whole 4-byte words). */
   arenas(): BufferSpec[] {
     const words = this.#arenaWords.length ? this.#arenaWords : [0];
-    return words.map((w, i) => ({ name: arenaName(i), role: "activation", bytes: 4 * Math.max(w, 1) }));
+    return [
+      ...words.map((w, i): BufferSpec => ({
+        name: arenaName(i),
+        role: "activation",
+        bytes: 4 * Math.max(w, 1),
+      })),
+      ...this.#halfWords.map((w, i): BufferSpec => ({
+        name: halfArenaName(i),
+        role: "activation",
+        bytes: 4 * Math.max(w, 1),
+      })),
+    ];
+  }
+
+  /** The device features the plan's kernels need (absent when none). */
+  features(): { features?: readonly string[] } {
+    return this.#halfWords.length ? { features: F16_FEATURES } : {};
   }
 }
 

@@ -24,6 +24,11 @@ export interface Plan {
   /** Index of each per-step scalar in the `scalars` buffer. */
   readonly scalars: Readonly<Record<string, number>>;
   readonly optimizer?: OptimizerSpec;
+  /**
+   * WebGPU features the kernels need; the executor refuses a device without them. "shader-f16":
+   * activations stored in f16 (ModelDef.precision). Absent: none.
+   */
+  readonly features?: readonly string[];
 }
 
 export type BufferRole =
@@ -36,7 +41,10 @@ export type BufferRole =
   | "state";
 
 export interface BufferSpec {
-  /** The WGSL variable name kernels use: params, grads, adam_m, adam_v, act, scalars, decay_mask. */
+  /**
+   * The WGSL variable name kernels use: params, grads, adam_m, adam_v, act, scalars, decay_mask;
+   * `half`, `half1`, ... are activation arenas of f16 elements (role "activation").
+   */
   readonly name: string;
   readonly role: BufferRole;
   /** Size in bytes (a multiple of 4). */
@@ -96,8 +104,10 @@ export interface EntryPlan {
   readonly steps: readonly Step[];
   /** Names of the `Plan.state` slots this entry reads and writes (absent: none). */
   readonly state?: readonly string[];
-  /** Bytes of the `act` arena this entry needs at its peak (the memory plan). */
+  /** Bytes of the activation arenas (act and half) this entry needs at its peak (the memory plan). */
   readonly peakBytes: number;
+  /** Of `peakBytes`, the half arenas' share (2 bytes per f16 element); absent with f32 storage. */
+  readonly halfPeakBytes?: number;
   readonly flops: number;
 }
 

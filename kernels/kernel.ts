@@ -1,3 +1,5 @@
+import { isHalfArena } from "./wgsl.ts";
+
 /**
  * A compute kernel as plain data: WGSL text, what it binds, how it is dispatched, and what it
  * costs. Kernel generators return these; the compiler puts them in the plan; the runtime only
@@ -8,6 +10,8 @@
  *   params, grads, adam_m, adam_v : array<f32>   (every parameter at its offset, one flat vector)
  *   act, act1, ...                : array<u32>   (inputs, activations, outputs; f32 via bitcast;
  *                                                  more arenas when one binding cannot hold them)
+ *   half, half1, ...              : array<f16>   (f16 activation storage; loads widen to f32,
+ *                                                  stores narrow; needs `enable f16;`)
  *   scalars                       : array<f32>   (per-step values the runtime writes: lr, ...)
  *   decay_mask                    : array<u32>   (one bit per parameter element)
  */
@@ -36,8 +40,14 @@ export interface Kernel {
 
 /** WGSL declaration of one binding in group 0. */
 export function bindingDecl(b: KernelBinding): string {
-  const type = ELEMENT[b.buffer] ?? (/^act\d*$/.test(b.buffer) ? "u32" : "f32");
+  const type = ELEMENT[b.buffer] ??
+    (/^act\d*$/.test(b.buffer) ? "u32" : isHalfArena(b.buffer) ? "f16" : "f32");
   return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<${type}>;`;
+}
+
+/** The directive a kernel binding a half arena must start with (WGSL `enable` comes first). */
+export function enableDirective(bindings: readonly KernelBinding[]): string {
+  return bindings.some((b) => isHalfArena(b.buffer)) ? "enable f16;\n\n" : "";
 }
 
 const ELEMENT: Record<string, string> = {

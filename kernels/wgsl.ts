@@ -1,7 +1,8 @@
 /**
  * WGSL text helpers shared by the generators: scalar types, literals, and arena loads/stores.
  * The `act` arena holds 32-bit words; values are bit-cast on the way in and out so that integer
- * patterns (such as -1 padding indices) survive untouched.
+ * patterns (such as -1 padding indices) survive untouched. The `half` arenas (f16 activation
+ * storage) hold f16 elements: loads widen to f32 and stores narrow, so kernels compute in f32.
  */
 export type ScalarType = "f32" | "i32" | "u32" | "bool";
 
@@ -50,8 +51,14 @@ export function isWordArena(buffer: string): boolean {
   return /^act\d*$/.test(buffer);
 }
 
+/** Half arenas (`half`, `half1`, ...) hold f16 activations (only floats are placed there). */
+export function isHalfArena(buffer: string): boolean {
+  return /^half\d*$/.test(buffer);
+}
+
 /** A value of `type` read from arena word `index` of `buffer`. */
 export function loadWord(buffer: string, index: string, type: ScalarType): string {
+  if (isHalfArena(buffer)) return `f32(${buffer}[${index}])`;
   if (!isWordArena(buffer)) return type === "f32" ? `${buffer}[${index}]` : `${type}(${buffer}[${index}])`;
   const word = `${buffer}[${index}]`;
   switch (type) {
@@ -68,6 +75,7 @@ export function loadWord(buffer: string, index: string, type: ScalarType): strin
 
 /** A statement storing `value` of `type` at word `index` of `buffer`. */
 export function storeWord(buffer: string, index: string, value: string, type: ScalarType): string {
+  if (isHalfArena(buffer)) return `${buffer}[${index}] = f16(${value});`;
   if (!isWordArena(buffer)) return `${buffer}[${index}] = ${type === "f32" ? value : `f32(${value})`};`;
   const word = `${buffer}[${index}]`;
   switch (type) {

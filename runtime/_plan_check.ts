@@ -2,10 +2,16 @@
 import type { Plan } from "../compiler/plan.ts";
 import type { KernelBinding } from "../kernels/kernel.ts";
 import { describe, slotWords } from "./_slots.ts";
+import { DeviceError } from "./device.ts";
 
 /** Structural checks, so a bad plan fails in `create` with a message naming the part at fault. */
 export function checkPlan(plan: Plan): void {
   const where = `plan "${plan.model}"`;
+  for (const f of plan.features ?? []) {
+    if (typeof f !== "string") {
+      throw new Error(`${where}: features lists ${JSON.stringify(f)}; expected names`);
+    }
+  }
   const words = new Map<string, number>();
   for (const b of plan.buffers) {
     if (words.has(b.name)) throw new Error(`${where}: buffer "${b.name}" is declared twice`);
@@ -64,6 +70,21 @@ export function checkPlan(plan: Plan): void {
       range(`entry "${name}" slot ${describe(slot)}`, slot.buffer, slot.offset, slotWords(slot));
     }
   }
+}
+
+/**
+ * The device features the plan's kernels need (f16 activation storage needs "shader-f16"), checked
+ * before any kernel is built so the message names the feature and the adapter, not a WGSL error.
+ */
+export function checkFeatures(plan: Plan, features: ReadonlySet<string>, adapter: string): void {
+  const missing = (plan.features ?? []).filter((f) => !features.has(f));
+  if (missing.length === 0) return;
+  const list = missing.map((f) => `"${f}"`).join(", ");
+  throw new DeviceError(
+    `plan "${plan.model}" needs WebGPU feature${missing.length > 1 ? "s" : ""} ${list}, but adapter ` +
+      `"${adapter}" does not offer ${missing.length > 1 ? "them" : "it"} ` +
+      `(it offers: ${[...features].sort().join(", ") || "none"}); compile with precision.storage = "f32"`,
+  );
 }
 
 /** The device limits the plan runs into, checked here so the message names the plan's numbers. */

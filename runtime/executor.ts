@@ -6,9 +6,9 @@
 import type { EntryPlan, ParamLayout, Plan, TensorSlot } from "../compiler/plan.ts";
 import { decayMaskWords, SCALARS } from "../kernels/optimizer.ts";
 import { buildKernels, type BuiltKernel, CountingDevice, type ExecutorStats } from "./_gpu_objects.ts";
-import { checkLimits, checkPlan } from "./_plan_check.ts";
+import { checkFeatures, checkLimits, checkPlan } from "./_plan_check.ts";
 import { DECODE, elements, encode, encodeInputs, type HostArray, slotWords } from "./_slots.ts";
-import { type DeviceHandle, openDevice } from "./device.ts";
+import { adapterName, type DeviceHandle, openDevice } from "./device.ts";
 import { initParams } from "./init.ts";
 
 export type { ExecutorStats, HostArray };
@@ -62,7 +62,8 @@ export class Executor {
 
   static async create(plan: Plan, opts: ExecutorOptions = {}): Promise<Executor> {
     checkPlan(plan);
-    const { device } = opts.handle ?? await openDevice();
+    const { adapter, device } = opts.handle ?? await openDevice();
+    checkFeatures(plan, new Set(device.features), adapterName(adapter.info));
     checkLimits(plan, device);
     const gpu = new CountingDevice(device);
     const seed = (opts.seed ?? 0) >>> 0;

@@ -58,7 +58,21 @@ export interface ModelDef<C, P extends ParamTree, I extends InputTree> {
   data?: (c: C, dims: Readonly<Record<string, number>>) => DataSource;
   /** Training defaults (the CLI's flags override them). */
   training?: TrainingDefaults;
+  /**
+   * Numeric precision of the lowered plan, fixed or from the config (default: f32 storage).
+   * `storage: "f16"` stores intermediate float activations in f16 while every kernel computes and
+   * accumulates in f32 (mixed precision); parameters, gradients, optimizer state, entry inputs,
+   * outputs and state stay f32. The plan then needs the WebGPU feature "shader-f16".
+   */
+  precision?: Precision | ((c: C) => Precision);
 }
+
+/** How a plan stores its activations; the IR and every computation stay f32 either way. */
+export interface Precision {
+  readonly storage: "f32" | "f16";
+}
+
+export const DEFAULT_PRECISION: Precision = { storage: "f32" };
 
 /** Optimizer and schedule defaults a spec recommends; every field optional. */
 export interface TrainingDefaults {
@@ -105,6 +119,7 @@ export interface AnyModel {
   }>;
   readonly data?: (c: never, dims: Readonly<Record<string, number>>) => DataSource;
   readonly training?: TrainingDefaults;
+  readonly precision?: Precision | ((c: never) => Precision);
 }
 
 export function isModel(x: unknown): x is AnyModel {
@@ -132,6 +147,8 @@ export interface TracedModel {
   readonly outputs: Readonly<Record<string, Node>>;
   /** Persistent state: the value read (an `input` node named like the state) and the new value. */
   readonly state: readonly TracedState[];
+  /** The model's precision for this config (a lowering policy: the graph above is f32). */
+  readonly precision: Precision;
 }
 
 export interface TracedState {
@@ -194,8 +211,21 @@ export function trace(m: AnyModel, opts: TraceOptions = {}): TracedModel {
         ...e,
         node: node("param", [], { path: e.path, shape: e.decl.shape, dtype: e.decl.dtype }),
       }));
-      return { name: m.name, entry, config, dims, params, inputs, outputs, state };
+      const precision = resolvePrecision(m, config);
+      return { name: m.name, entry, config, dims, params, inputs, outputs, state, precision };
     }));
+}
+
+function resolvePrecision(m: AnyModel, config: never): Precision {
+  const p = typeof m.precision === "function" ? m.precision(config) : m.precision ?? DEFAULT_PRECISION;
+  if (p.storage !== "f32" && p.storage !== "f16") {
+    throw new SpecError(
+      "precision",
+      `model "${m.name}": precision.storage = ${JSON.stringify(p.storage)}; expected "f32" or "f16"`,
+      m.site,
+    );
+  }
+  return p;
 }
 
 /** Removes state `name`'s new value from `outputs`, checking that it is there and matches the state. */

@@ -1,10 +1,17 @@
 import { fmtShape, type Node, OPS, size } from "../ir/mod.ts";
-import { bindingDecl, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
+import { bindingDecl, enableDirective, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
 import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
 import { scatterAddKernel } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape } from "../../kernels/matmul.ts";
-import { libraryFor, type ScalarType, scalarType, storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import {
+  isHalfArena,
+  libraryFor,
+  type ScalarType,
+  scalarType,
+  storeWord,
+  sumIndex,
+} from "../../kernels/wgsl.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { Ix } from "./index.ts";
 import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
@@ -63,10 +70,12 @@ export function emitKernel(
     const header = [bindings.map(bindingDecl).join("\n"), library, ...fns.functions].filter(Boolean).join(
       "\n\n",
     );
-    return { ...k, wgsl: `${header}\n\n${k.wgsl.trimStart()}`, bindings };
+    return { ...k, wgsl: `${enableDirective(bindings)}${header}\n\n${k.wgsl.trimStart()}`, bindings };
   };
   const io = { declarations: "", bindings: [] as KernelBinding[], store };
-  const readBytes = task.reads.reduce((s, r) => s + 4 * size(r.shape), 0);
+  // Bytes per element where a tensor lives: 2 in a half arena (f16 storage), else 4.
+  const width = (at: Location | undefined) => (at && isHalfArena(at.buffer) ? 2 : 4);
+  const readBytes = task.reads.reduce((s, r) => s + width(location.get(r.id)) * size(r.shape), 0);
   const meta = (flops: number): KernelMeta => ({
     doc: describe(n),
     ops: task.copy
@@ -75,7 +84,7 @@ export function emitKernel(
       ? inlineOps(n, location)
       : [n.op],
     flops,
-    bytes: readBytes + 4 * size(n.shape),
+    bytes: readBytes + width(out) * size(n.shape),
   });
   // A copy reads the node where it is stored (or computes it inline); a kernel computes its own op.
   const self = (ctx: ValueContext, ix: Ix) => {

@@ -3,7 +3,7 @@ import type { Kernel } from "../../kernels/kernel.ts";
 import type { MatmulShape, MatmulVariant } from "../../kernels/matmul.ts";
 import type { AttentionShape, AttentionVariant } from "../../kernels/flash_attention.ts";
 import type { Step, TensorSlot } from "../plan.ts";
-import { arenaName, planMemory } from "./memory.ts";
+import { arenaName, halfArenaName, type Lifetime, planMemory } from "./memory.ts";
 import { LOWERING } from "./values.ts";
 import type { Location } from "./functions.ts";
 import { emitKernel, type Task } from "./emit.ts";
@@ -38,6 +38,8 @@ export interface LowerOptions {
   readonly arenaWords?: number;
   /** Let elementwise kernels write over an input that dies with them (default: with `fuse`). */
   readonly inPlace?: boolean;
+  /** Activation storage precision (default f32); "f16": see the f16 policy in `lowerEntry`. */
+  readonly storage?: "f32" | "f16";
 }
 
 export interface LoweredEntry {
@@ -47,7 +49,15 @@ export interface LoweredEntry {
   readonly outputs: TensorSlot[];
   /** Words each activation arena (`act`, `act1`, ...) needs at the peak. */
   readonly arenaWords: readonly number[];
+  /** Words (two f16 elements each) each half arena (`half`, `half1`, ...) needs; empty with f32 storage. */
+  readonly halfWords: readonly number[];
 }
+
+/**
+ * Below this many elements a float activation stays f32 under f16 storage: losses, metrics and
+ * other tiny tensors cost nothing to keep exact, and they are the values a person reads.
+ */
+export const HALF_MIN_ELEMENTS = 64;
 
 const TASK_ID = 1 << 30;
 const STAT_ID = 3 << 29;
@@ -209,8 +219,34 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
         : []
     ),
   ];
-  const memory = planMemory(lifetimes, opts.reservedWords ?? 0, opts.arenaWords ?? Infinity);
+  // f16 storage: the float kernel results (split slices included) that are not entry outputs go to
+  // the half arenas, planned by the same planner in words of two elements. Entry inputs and outputs
+  // stay f32 words in `act` (the host reads and writes them); so do integer and bool tensors, row
+  // statistics (one per row, they rescale whole rows in the backward pass) and tiny tensors.
+  const halfIds = new Set<number>();
+  if (opts.storage === "f16") {
+    const half = (n: Node) => (n.dtype === "f32" || n.dtype === "f16") && size(n.shape) >= HALF_MIN_ELEMENTS;
+    tasks.forEach((t, k) => {
+      for (const p of t.parts ?? []) if (half(p)) halfIds.add(p.id);
+      if (t.at === undefined && !t.parts && !pinned.has(t) && half(t.node)) halfIds.add(TASK_ID + k);
+    });
+  }
+  // An in-place alias holds only between tensors of one kind of arena.
+  const sameKind = (l: Lifetime): Lifetime => {
+    if (l.alias === undefined || halfIds.has(l.alias) === halfIds.has(l.id)) return l;
+    const { alias: _, ...rest } = l;
+    return rest;
+  };
+  const words = lifetimes.filter((l) => !halfIds.has(l.id)).map(sameKind);
+  const halves = lifetimes.filter((l) => halfIds.has(l.id)).map((l) => ({
+    ...sameKind(l),
+    words: Math.ceil(l.words / 2),
+  }));
+  const memory = planMemory(words, opts.reservedWords ?? 0, opts.arenaWords ?? Infinity);
+  const halfMemory = planMemory(halves, 0, opts.arenaWords ?? Infinity);
   const arenaLocation = (id: number): Location => {
+    const half = halfMemory.offsets.get(id);
+    if (half) return { buffer: halfArenaName(half.arena), offset: 2 * half.offset };
     const at = memory.offsets.get(id)!;
     return { buffer: arenaName(at.arena), offset: at.offset };
   };
@@ -243,6 +279,7 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
       "op" in t ? slot(name, t, location.get(t.id)!) : slot(name, t.node, target(tasks.indexOf(t)))
     ),
     arenaWords: memory.arenaWords,
+    halfWords: halves.length ? halfMemory.arenaWords : [],
   };
 }
 

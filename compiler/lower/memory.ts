@@ -34,6 +34,9 @@ const align = (w: number) => Math.ceil(w / ALIGN) * ALIGN;
 /** The WGSL buffer name of arena `i`. */
 export const arenaName = (i: number) => (i === 0 ? "act" : `act${i}`);
 
+/** The WGSL buffer name of half (f16 storage) arena `i`; planned in words of two f16 elements. */
+export const halfArenaName = (i: number) => (i === 0 ? "half" : `half${i}`);
+
 class Arena {
   free: { offset: number; words: number }[] = [];
   live: { end: number; offset: number; words: number }[] = [];

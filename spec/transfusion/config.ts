@@ -67,12 +67,22 @@ export interface LossConfig {
   readonly boiTarget: boolean;
 }
 
+/** Activation storage (ModelDef.precision): "f16" stores intermediates in f16, computing in f32. */
+export interface PrecisionConfig {
+  readonly storage: "f32" | "f16";
+}
+
 export interface TransfusionConfig {
   readonly backbone: BackboneConfig;
   readonly text: TextConfig;
   readonly image: ImageConfig;
   readonly diffusion: DiffusionConfig;
   readonly loss: LossConfig;
+  /**
+   * Absent means f32 storage: the key appears only when given (`--set precision.storage=f16`), so
+   * the configs, plans and checkpoints of f32 runs stay what they were before the key existed.
+   */
+  readonly precision?: PrecisionConfig | undefined;
   /** Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per image). */
   readonly seq: number;
 }
@@ -134,7 +144,7 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 /** The schema of a full config whose every key defaults to `d`'s value. */
 export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig> {
   const group = <S extends z.ZodRawShape>(shape: S) => z.strictObject(shape).prefault({} as never);
-  const b = d.backbone, t = d.text, i = d.image, f = d.diffusion, l = d.loss;
+  const b = d.backbone, t = d.text, i = d.image, f = d.diffusion, l = d.loss, p = d.precision;
   const full = z.strictObject({
     backbone: group({
       dim: int(4, 65536).default(b.dim),
@@ -176,6 +186,9 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       averaging: oneOf(["per-image"]).default(l.averaging),
       boiTarget: z.boolean({ error: "must be true or false" }).default(l.boiTarget),
     }),
+    precision: p
+      ? group({ storage: oneOf(["f32", "f16"]).default(p.storage) })
+      : z.strictObject({ storage: oneOf(["f32", "f16"]).default("f32") }).optional(),
     seq: int(1, 1 << 20).default(d.seq),
   }).superRefine(crossChecks);
   return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;

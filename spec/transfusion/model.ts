@@ -160,6 +160,7 @@ export function transfusion(options: TransfusionOptions = {}) {
     name: options.name ?? "transfusion",
     config: schema,
     dims: { batch: options.batch ?? options.training?.batch ?? 32, seq: config.seq },
+    precision: (c) => c.precision ?? { storage: "f32" },
     params,
     inputs: (c) => entryInputs(c).loss,
     loss: (p, x, c) => {
