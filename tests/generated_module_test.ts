@@ -11,6 +11,7 @@ import { compileModule, randomWeights } from "../cli/compile.ts";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "../runtime/safetensors.ts";
 import type { GeneratedModule } from "../runtime/standalone/api.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
+import { resolveConfig } from "../spec/mod.ts";
 
 /** Files of bundled modules: `deno bundle` heads each module's code with a `// path` comment. */
 function bundledModules(code: string): string[] {
@@ -121,17 +122,21 @@ Deno.test("generated module", async (t) => {
       try {
         assert.equal(model.info.name, "transfusion_demo");
         assert.equal(model.info.batch, 2);
-        assert.equal(model.info.imageSize, 8);
+        const spec = resolveConfig(demo.config, SMALL_DEMO, "generated_module_test") as {
+          image: { size: number };
+        };
+        assert.equal(model.info.imageSize, spec.image.size);
         assert.equal(model.info.generation, "cached");
         const request = { prompt: "a handwritten digit 3", steps: 2, maxTokens: 0, seed: 5 };
         const first = await model.generate(request);
         assert.equal(first.images.length, 1);
         const image = first.images[0]!;
+        const side = model.info.imageSize; // the demo spec's image.size, through the module's info
         assert.deepEqual([image.width, image.height, image.rgba.length, image.values.length], [
-          8,
-          8,
-          256,
-          64,
+          side,
+          side,
+          4 * side * side,
+          side * side,
         ]);
         assert.ok(image.values.every(Number.isFinite));
         for (let i = 0; i < 64; i++) {
@@ -166,14 +171,14 @@ Deno.test("generated module", async (t) => {
         const png = mod.toPng(image, { scale: 3 });
         assert.deepEqual([...png.subarray(1, 4)], [80, 78, 71]); // "PNG"
         const view = new DataView(png.buffer, png.byteOffset);
-        assert.deepEqual([view.getUint32(16), view.getUint32(20)], [24, 24]);
+        assert.deepEqual([view.getUint32(16), view.getUint32(20)], [3 * side, 3 * side]);
 
         const caption = await model.caption(image);
         assert.equal(typeof caption, "string");
         assert.equal(await model.caption(image), caption, "greedy captions repeat");
         await assert.rejects(
           () => model.caption({ width: 4, height: 4, rgba: new Uint8ClampedArray(64) }),
-          /8x8/,
+          new RegExp(`${side}x${side}`),
         );
       } finally {
         model.close();

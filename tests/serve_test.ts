@@ -8,6 +8,12 @@ import { unzlibSync } from "fflate";
 import demo from "../examples/transfusion_demo.ts";
 import { compileModule, randomWeights } from "../cli/compile.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
+import { resolveConfig } from "../spec/mod.ts";
+
+/** The demo spec's image side, as the server's model sees it. */
+const demoImageSize =
+  (resolveConfig(demo.config, SMALL_DEMO, "serve_test") as { image: { size: number } }).image
+    .size;
 
 /** Width, height, color type and the inflated scanline bytes of a PNG. */
 function readPng(bytes: Uint8Array): { width: number; height: number; colorType: number; raw: Uint8Array } {
@@ -73,15 +79,16 @@ Deno.test("serve: GET /generate returns a PNG of the prompt's image", async (t) 
       assert.equal(response.status, 200, await response.clone().text());
       assert.equal(response.headers.get("content-type"), "image/png");
       const png = readPng(new Uint8Array(await response.arrayBuffer()));
-      assert.deepEqual([png.width, png.height, png.colorType], [32, 32, 6]); // 8x8 model image, x4, RGBA
-      assert.equal(png.raw.length, 32 * (1 + 32 * 4), "one filter byte + RGBA per row");
+      const side = 4 * demoImageSize; // the model image, x4
+      assert.deepEqual([png.width, png.height, png.colorType], [side, side, 6]); // RGBA
+      assert.equal(png.raw.length, side * (1 + side * 4), "one filter byte + RGBA per row");
     });
 
     await t.step("the same seed gives the same bytes", async () => {
       const url = `${base}generate?prompt=three&steps=2&seed=9&scale=1`;
       const [a, b] = [await (await fetch(url)).arrayBuffer(), await (await fetch(url)).arrayBuffer()];
       assert.deepEqual(new Uint8Array(a), new Uint8Array(b));
-      assert.deepEqual([readPng(new Uint8Array(a)).width], [8]);
+      assert.deepEqual([readPng(new Uint8Array(a)).width], [demoImageSize]);
     });
 
     await t.step("bad requests are 400s with the reason", async () => {
