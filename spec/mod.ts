@@ -42,6 +42,7 @@ export {
   isModel,
   type Model,
   model,
+  type Precision,
   type Scalar,
   trace,
   type TracedModel,

@@ -1,7 +1,9 @@
 /**
  * T1 (../shared/benchmarks/T1.md) training step: the fused plan against the first (unfused)
  * lowering of the same spec, on the same adapter in the same process: median step ms, dispatches
- * per step, peak activation memory. The jax-js peer runs in bench/peers when available.
+ * per step, peak activation memory. Where the adapter has shader-f16, the fused plan with f16
+ * activation storage (precision.storage) runs beside them. The jax-js peer runs in bench/peers when
+ * available.
  */
 import { parseArgs } from "node:util";
 import t1 from "../../examples/t1.ts";
@@ -28,10 +30,18 @@ const byMode: Record<string, { ms: number; dispatches: number; peak: number; flo
 // Both plans are built and warmed first, then their steps alternate, so a change in the load from
 // other processes during the run falls on both alike (timing one plan after the other did not).
 const modes = [];
-for (const fuse of [true, false]) {
+const plans = [
+  { mode: "fused", fuse: true, config: {} },
+  { mode: "unfused", fuse: false, config: {} },
+  ...(adapter.features.shaderF16
+    ? [{ mode: "fused f16", fuse: true, config: { "precision.storage": "f16" } }]
+    : []),
+];
+for (const { mode, fuse, config } of plans) {
   const t0 = performance.now();
   const plan = compile(t1, {
     fuse,
+    config,
     adapterClass: adapter.adapterClass,
     adapterKey: adapter.cacheKey,
     entries: ["trainStep"],
@@ -41,7 +51,7 @@ for (const fuse of [true, false]) {
   const t1Start = performance.now();
   await ex.run("trainStep", data.batch(0, 1), { lr: 3e-4 }); // first run builds every pipeline
   const firstMs = performance.now() - t1Start;
-  modes.push({ mode: fuse ? "fused" : "unfused", plan, ex, compileMs, firstMs, times: [] as number[] });
+  modes.push({ mode, plan, ex, compileMs, firstMs, times: [] as number[] });
 }
 for (let step = 1; step <= runs + 1; step++) {
   for (const m of modes) {
@@ -92,6 +102,12 @@ report({
     "step time, unfused / fused": byMode.unfused!.ms / byMode.fused!.ms,
     "dispatches, unfused / fused": byMode.unfused!.dispatches / byMode.fused!.dispatches,
     "peak memory, unfused / fused": byMode.unfused!.peak / byMode.fused!.peak,
+    ...(byMode["fused f16"]
+      ? {
+        "step time, fused f16 / fused": byMode["fused f16"].ms / byMode.fused!.ms,
+        "peak memory, fused / fused f16": byMode.fused!.peak / byMode["fused f16"].peak,
+      }
+      : {}),
     ...Object.fromEntries(
       Object.entries(peers).map((
         [device, ms],
