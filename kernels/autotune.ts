@@ -53,13 +53,14 @@ export function cachedVariant(
 /**
  * Measures every candidate on `device` (median of `samples` timed batches after warm-up) and caches
  * the fastest for (adapterKey, shape). Returns the cached choice without measuring unless `retune`.
- * `io` defaults to plain buffers of the right sizes: speed depends on the shape, not on the operands.
+ * `io` defaults to plain buffers of the right sizes (vec4 arrays for the vector kind): speed depends
+ * on the shape, not on the operands.
  */
 export async function tuneMatmul(
   device: GPUDevice,
   adapterKey: string,
   shape: MatmulShape,
-  io: SizedMatmulIO = plainMatmulIO(shape),
+  io: SizedMatmulIO | undefined,
   candidates: readonly MatmulVariant[],
   options: TuneOptions = {},
 ): Promise<MatmulVariant> {
@@ -68,11 +69,13 @@ export async function tuneMatmul(
   if (cached) return cached;
   if (candidates.length === 0) throw new Error(`tuneMatmul ${shapeKey(shape)}: no candidate variants given`);
 
-  const buffers = createBuffers(device, io.bufferBytes);
+  // Plain buffers by default, declared as vec4 arrays for the vector kind (its loads need them).
+  const ioFor = (v: MatmulVariant) => io ?? plainMatmulIO(shape, { vector: v.kind === "vector" });
+  const buffers = createBuffers(device, (io ?? plainMatmulIO(shape, { vector: true })).bufferBytes);
   let best: CacheEntry | undefined;
   try {
     for (const variant of candidates) {
-      const kernel = matmulKernel(`tune_${shapeKey(shape)}`, shape, io, variant);
+      const kernel = matmulKernel(`tune_${shapeKey(shape)}`, shape, ioFor(variant), variant);
       const prepared = await prepareKernel(device, kernel, buffers).catch((e: Error) => {
         console.warn(`matmul tuning: skipping ${variantName(variant)}, which fails to build: ${e.message}`);
       });
@@ -150,10 +153,14 @@ function isCacheFile(x: unknown): x is CacheFile {
   );
 }
 
-const VARIANT_FIELDS = { register: ["tm", "tn", "wgX", "wgY"], shared: ["tile", "tm", "tn", "tk"] } as const;
+const VARIANT_FIELDS = {
+  register: ["tm", "tn", "wgX", "wgY"],
+  vector: ["tm", "tn", "wgX", "wgY"],
+  shared: ["tile", "tm", "tn", "tk"],
+} as const;
 
 function isVariant(x: unknown): x is MatmulVariant {
-  if (!isRecord(x) || (x.kind !== "register" && x.kind !== "shared")) return false;
+  if (!isRecord(x) || (x.kind !== "register" && x.kind !== "vector" && x.kind !== "shared")) return false;
   return VARIANT_FIELDS[x.kind].every((f) => Number.isInteger(x[f]) && (x[f] as number) > 0);
 }
 

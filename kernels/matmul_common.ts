@@ -22,6 +22,24 @@ export interface MatmulIO {
   /** A WGSL statement storing f32 `value` at C[b, i, j] (i < m, j < n guaranteed by the kernel). */
   readonly store: (b: string, i: string, j: string, value: string) => string;
   readonly bindings: readonly KernelBinding[];
+  /** Four consecutive operand values in one load, where both operands' layouts allow it. */
+  readonly vector?: MatmulVectorIO;
+}
+
+/**
+ * Vector loads for the `vector` variant: each returns a `vec4<f32>` WGSL expression of four operand
+ * values that are consecutive in memory (so one 16-byte load reads them). The kernel calls them only
+ * with the vectorized index a multiple of 4 and all four values in range:
+ *   a "k": loadA4(b, i, kk) = A[b, i, kk .. kk+3]     a "m": loadA4(b, i, kk) = A[b, i .. i+3, kk]
+ *   b "n": loadB4(b, kk, j) = B[b, kk, j .. j+3]      b "k": loadB4(b, kk, j) = B[b, kk .. kk+3, j]
+ * A row-major operand is "k" / "n"; one read transposed in place (a weight gradient's X^T, a
+ * backward product's W^T) is "m" / "k".
+ */
+export interface MatmulVectorIO {
+  readonly a: "k" | "m";
+  readonly b: "n" | "k";
+  readonly loadA4: (b: string, i: string, kk: string) => string;
+  readonly loadB4: (b: string, kk: string, j: string) => string;
 }
 
 /**
@@ -30,12 +48,24 @@ export interface MatmulIO {
  * neighbouring invocations read neighbouring columns of B. Best on CPU adapters (lavapipe), where
  * invocations are SIMD lanes and barriers are expensive.
  *
+ * `vector`: the register kernel reading operands four values per load (MatmulVectorIO) where the IO
+ * offers it and the vectorized dims are multiples of 4, else exactly the `register` kernel of the same
+ * tiles. On lavapipe a load is a loop over the SIMD lanes whatever its width, so a vec4 load costs
+ * about what a scalar one does: a quarter of the load loops per FMA.
+ *
  * `shared`: a tile x tile block of C per workgroup, tk-deep slices of A and B staged in workgroup
  * memory, (tile / tn) x (tile / tm) threads each computing tm x tn interleaved outputs. Best on GPUs.
  */
 export type MatmulVariant =
   | {
     readonly kind: "register";
+    readonly tm: number;
+    readonly tn: number;
+    readonly wgX: number;
+    readonly wgY: number;
+  }
+  | {
+    readonly kind: "vector";
     readonly tm: number;
     readonly tn: number;
     readonly wgX: number;
@@ -107,7 +137,7 @@ export function costOf(shape: MatmulShape): { flops: number; bytes: number } {
 }
 
 export function variantName(v: MatmulVariant): string {
-  return v.kind === "register"
-    ? `register ${v.tm}x${v.tn} wg ${v.wgX}x${v.wgY}`
+  return v.kind !== "shared"
+    ? `${v.kind} ${v.tm}x${v.tn} wg ${v.wgX}x${v.wgY}`
     : `shared tile ${v.tile} ${v.tm}x${v.tn} tk ${v.tk}`;
 }

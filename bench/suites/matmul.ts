@@ -25,7 +25,7 @@ const shapes = values.quick
 /** Ours, wall clock with a readback of C, like the peers' protocol. */
 async function oursGflops(shape: MatmulShape): Promise<{ wall: number; kernel: number; variant: string }> {
   const variant = cachedVariant(adapter.cacheKey, shape) ?? defaultVariant(adapter.adapterClass, shape);
-  const io = plainMatmulIO(shape);
+  const io = plainMatmulIO(shape, { vector: variant.kind === "vector" });
   const buffers = createBuffers(device, io.bufferBytes);
   const prepared = await prepareKernel(device, matmulKernel("bench", shape, io, variant), buffers);
   const flops = 2 * shape.batch * shape.m * shape.n * shape.k;
