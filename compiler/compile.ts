@@ -64,7 +64,7 @@ export const DEFAULT_OPTIMIZER: OptimizerSpec = {
 export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
   const traced = trace(model, { config: opts.config ?? {}, dims: opts.dims ?? {} });
   const params = layoutParams(traced);
-  const count = params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const count = paramCount(params);
   const leaves = new Map<number, Location>(
     traced.params.map((p, i) => [p.node.id, at("params", params[i]!)]),
   );
@@ -193,7 +193,7 @@ export function compileGraph(
       decay: false,
       frozen: false,
     };
-    offset += size(n.shape);
+    offset = alignParam(offset + size(n.shape));
     return layout;
   });
   const leaves = new Map<number, Location>(paramNodes.map((n, i) => [n.id, at("params", params[i]!)]));
@@ -365,7 +365,20 @@ function at(buffer: string, p: ParamLayout): Location {
   return { buffer, offset: p.offset };
 }
 
-/** Parameters packed in tree order into one flat vector (the AdamW kernel runs over all of it). */
+/**
+ * Every parameter starts at a multiple of this many elements, so a matmul can read it as vec4s
+ * (compiler/lower/matmul_vector_io.ts). The padding between parameters stays zero: no kernel writes
+ * it, its gradient is zero, and AdamW (decay mask bit clear) leaves it zero.
+ */
+const PARAM_ALIGN = 4;
+const alignParam = (elements: number) => Math.ceil(elements / PARAM_ALIGN) * PARAM_ALIGN;
+
+/** Elements of the flat parameter vector: up to the last parameter's end, in whole vec4s. */
+function paramCount(params: readonly ParamLayout[]): number {
+  return alignParam(params.reduce((end, p) => Math.max(end, p.offset + size(p.shape)), 0));
+}
+
+/** Parameters in tree order in one flat vector (the AdamW kernel runs over all of it), vec4-aligned. */
 function layoutParams(traced: TracedModel): ParamLayout[] {
   let offset = 0;
   return traced.params.map((p) => {
@@ -379,7 +392,7 @@ function layoutParams(traced: TracedModel): ParamLayout[] {
       decay: p.decl.decay,
       frozen: p.decl.frozen,
     };
-    offset += n;
+    offset = alignParam(offset + n);
     return layout;
   });
 }

@@ -40,9 +40,21 @@ export interface Kernel {
 
 /** WGSL declaration of one binding in group 0. */
 export function bindingDecl(b: KernelBinding): string {
-  const type = ELEMENT[b.buffer] ??
-    (/^act\d*$/.test(b.buffer) ? "u32" : isHalfArena(b.buffer) ? "f16" : "f32");
-  return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<${type}>;`;
+  return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<${elementType(b)}>;`;
+}
+
+/**
+ * The same binding as an array of vec4s of its element type, for a kernel that loads four elements
+ * at once; every access of it in that kernel must then index as wgsl.ts `element` does.
+ */
+export function vectorBindingDecl(b: KernelBinding): string {
+  return `@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.buffer}: array<vec4<${
+    elementType(b)
+  }>>;`;
+}
+
+function elementType(b: KernelBinding): string {
+  return ELEMENT[b.buffer] ?? (/^act\d*$/.test(b.buffer) ? "u32" : isHalfArena(b.buffer) ? "f16" : "f32");
 }
 
 /** The directive a kernel binding a half arena must start with (WGSL `enable` comes first). */

@@ -3,6 +3,8 @@
  * The `act` arena holds 32-bit words; values are bit-cast on the way in and out so that integer
  * patterns (such as -1 padding indices) survive untouched. The `half` arenas (f16 activation
  * storage) hold f16 elements: loads widen to f32 and stores narrow, so kernels compute in f32.
+ * A kernel that reads a buffer four elements at a time declares it as an array of vec4s; every
+ * access of that buffer in that kernel then goes through `element` / `loadVec4` (`vector` = true).
  */
 export type ScalarType = "f32" | "i32" | "u32" | "bool";
 
@@ -56,11 +58,19 @@ export function isHalfArena(buffer: string): boolean {
   return /^half\d*$/.test(buffer);
 }
 
-/** A value of `type` read from arena word `index` of `buffer`. */
-export function loadWord(buffer: string, index: string, type: ScalarType): string {
-  if (isHalfArena(buffer)) return `f32(${buffer}[${index}])`;
-  if (!isWordArena(buffer)) return type === "f32" ? `${buffer}[${index}]` : `${type}(${buffer}[${index}])`;
-  const word = `${buffer}[${index}]`;
+/**
+ * Element `index` of `buffer` as a WGSL reference. A buffer declared as an array of vec4 (`vector`,
+ * see bindingDecl) holds element i in component i % 4 of vector i / 4.
+ */
+export function element(buffer: string, index: string, vector = false): string {
+  return vector ? `${buffer}[(${index}) >> 2u][(${index}) & 3u]` : `${buffer}[${index}]`;
+}
+
+/** A value of `type` read from arena word `index` of `buffer` (declared as vec4s when `vector`). */
+export function loadWord(buffer: string, index: string, type: ScalarType, vector = false): string {
+  const word = element(buffer, index, vector);
+  if (isHalfArena(buffer)) return `f32(${word})`;
+  if (!isWordArena(buffer)) return type === "f32" ? word : `${type}(${word})`;
   switch (type) {
     case "f32":
       return `bitcast<f32>(${word})`;
@@ -73,11 +83,27 @@ export function loadWord(buffer: string, index: string, type: ScalarType): strin
   }
 }
 
-/** A statement storing `value` of `type` at word `index` of `buffer`. */
-export function storeWord(buffer: string, index: string, value: string, type: ScalarType): string {
-  if (isHalfArena(buffer)) return `${buffer}[${index}] = f16(${value});`;
-  if (!isWordArena(buffer)) return `${buffer}[${index}] = ${type === "f32" ? value : `f32(${value})`};`;
-  const word = `${buffer}[${index}]`;
+/**
+ * The four floats at elements `index` .. `index` + 3 of a buffer declared as vec4s, as one
+ * `vec4<f32>` load; `index` must be a multiple of 4.
+ */
+export function loadVec4(buffer: string, index: string): string {
+  const v = `${buffer}[(${index}) >> 2u]`;
+  if (isHalfArena(buffer)) return `vec4<f32>(${v})`;
+  return isWordArena(buffer) ? `bitcast<vec4<f32>>(${v})` : v;
+}
+
+/** A statement storing `value` of `type` at word `index` of `buffer` (declared as vec4s when `vector`). */
+export function storeWord(
+  buffer: string,
+  index: string,
+  value: string,
+  type: ScalarType,
+  vector = false,
+): string {
+  const word = element(buffer, index, vector);
+  if (isHalfArena(buffer)) return `${word} = f16(${value});`;
+  if (!isWordArena(buffer)) return `${word} = ${type === "f32" ? value : `f32(${value})`};`;
   switch (type) {
     case "f32":
     case "i32":

@@ -117,7 +117,8 @@ const configOf = (m: AnyModel, dims: Record<string, number> = {}) =>
 /** Deterministic initial parameters by path, as the executor would make them (seeded init). */
 function initialParams(m: AnyModel, dims: Record<string, number>, seed = 1): Record<string, Float32Array> {
   const plan = compile(m, { dims, entries: [] });
-  const count = plan.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  // Offsets are aligned (to vec4s), so the vector ends past the last parameter, not at the sum of sizes.
+  const count = Math.max(...plan.params.map((p) => p.offset + p.shape.reduce((a, b) => a * b, 1)));
   const flat = initParams(plan.params, count, seed);
   return Object.fromEntries(
     plan.params.map((p) => [p.path, flat.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1))]),

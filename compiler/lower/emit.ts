@@ -1,9 +1,16 @@
 import { fmtShape, type Node, OPS, size } from "../ir/mod.ts";
-import { bindingDecl, enableDirective, type Kernel, type KernelBinding } from "../../kernels/kernel.ts";
+import {
+  bindingDecl,
+  enableDirective,
+  type Kernel,
+  type KernelBinding,
+  vectorBindingDecl,
+} from "../../kernels/kernel.ts";
 import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
 import { scatterAddKernel } from "../../kernels/scatter.ts";
-import { matmulKernel, type MatmulShape } from "../../kernels/matmul.ts";
+import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
+import { vectorBlocker } from "../../kernels/matmul_vector.ts";
 import {
   isHalfArena,
   libraryFor,
@@ -14,6 +21,7 @@ import {
 } from "../../kernels/wgsl.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { Ix } from "./index.ts";
+import { matmulVectorOperands, type VectorOperands } from "./matmul_vector_io.ts";
 import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
 import { FunctionWriter, type Location, type ValueRule } from "./functions.ts";
 import { emitAttention } from "./attention.ts";
@@ -44,7 +52,10 @@ export function emitKernel(
 ): Kernel {
   const n = task.node;
   const used = new Map<string, "read" | "read_write">([[out.buffer, "read_write"]]);
-  const fns = new FunctionWriter(location, used, task.fused);
+  // A matmul whose operands can be read four values per load declares their buffers as vec4 arrays.
+  const product = task.kind === "matmul" ? matmulProduct(task, location, opts) : undefined;
+  const vectors = new Set(product?.vector ? [...product.vector.a.buffers, ...product.vector.b.buffers] : []);
+  const fns = new FunctionWriter(location, used, task.fused, vectors);
   /** A WGSL function `value_at(a0, a1, ...)` reading a reduction's input at per-axis indices. */
   const valueAt = (src: Node, accType: ScalarType) => {
     const params = src.shape.map((_, i) => [`a${i}`, "u32"] as [string, string]);
@@ -57,7 +68,7 @@ export function emitKernel(
   };
   const type = scalarType(n.dtype);
   const store = (flat: string, value: string) =>
-    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type);
+    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type, vectors.has(out.buffer));
   // Generate the body first (it records the buffers used), then the bindings.
   const finish = (k: Kernel): Kernel => {
     const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
@@ -67,9 +78,8 @@ export function emitKernel(
     }));
     // Library functions (erf, philox, ...) are called from the helper functions, so add them here.
     const library = libraryFor(fns.functions.join("\n"));
-    const header = [bindings.map(bindingDecl).join("\n"), library, ...fns.functions].filter(Boolean).join(
-      "\n\n",
-    );
+    const decls = bindings.map((b) => (vectors.has(b.buffer) ? vectorBindingDecl(b) : bindingDecl(b)));
+    const header = [decls.join("\n"), library, ...fns.functions].filter(Boolean).join("\n\n");
     return { ...k, wgsl: `${enableDirective(bindings)}${header}\n\n${k.wgsl.trimStart()}`, bindings };
   };
   const io = { declarations: "", bindings: [] as KernelBinding[], store };
@@ -182,16 +192,10 @@ export function emitKernel(
       return finish({ ...k, ops, doc: `row: ${describe(reduce)}, then ${describe(n)}` });
     }
     case "matmul": {
-      const mm = task.fused ?? n;
+      const { mm, shape, variant, vector } = product!;
       const [a, b] = [mm.src[0]!, mm.src[1]!];
       const r = mm.shape.length;
       const batchShape = mm.shape.slice(0, r - 2);
-      const shape: MatmulShape = {
-        batch: size(batchShape),
-        m: mm.shape[r - 2]!,
-        n: mm.shape[r - 1]!,
-        k: a.shape[r - 1]!,
-      };
       const batchAxes = (bi: string) => Ix.flat(batchShape, bi).axes();
       const ijk: [string, string][] = [["bi", "u32"], ["i", "u32"], ["j", "u32"]];
       const loadA = fns.define(
@@ -229,12 +233,34 @@ export function emitKernel(
           ]);
           const inside = start ? `${j} >= ${start}u && ${j} < ${start + width}u` : `${j} < ${width}u`;
           return `${x ? "else " : ""}if (${inside}) { ${
-            storeWord(at.buffer, sumIndex([`${at.offset}u`, flat]), v, scalarType(p.dtype))
+            storeWord(
+              at.buffer,
+              sumIndex([`${at.offset}u`, flat]),
+              v,
+              scalarType(p.dtype),
+              vectors.has(at.buffer),
+            )
           } }`;
         }).join(" ");
+      // Four operand values in one load (MatmulVectorIO).
+      const load4 = (fn: string, op: VectorOperands["a"] | VectorOperands["b"]) => {
+        for (const buffer of op.buffers) if (!used.has(buffer)) used.set(buffer, "read");
+        fns.raw(`fn ${fn}(bi: u32, i: u32, j: u32) -> vec4<f32> {\n${op.body("bi", "i", "j")}\n}`);
+        return (bi: string, i: string, j: string) => `${fn}(${bi}, ${i}, ${j})`;
+      };
       const k = matmulKernel(name, shape, {
         declarations: "",
         bindings: [],
+        ...(vector
+          ? {
+            vector: {
+              a: vector.a.mode,
+              b: vector.b.mode,
+              loadA4: load4("load_a4", vector.a),
+              loadB4: load4("load_b4", vector.b),
+            },
+          }
+          : {}),
         loadA: (bi, i, kk) => `${loadA}(${bi}, ${i}, ${kk})`,
         loadB: (bi, kk, j) => `${loadB}(${bi}, ${kk}, ${j})`,
         store: (bi, i, j, v) => {
@@ -242,7 +268,7 @@ export function emitKernel(
           const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
           return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
         },
-      }, opts.matmulVariant(shape));
+      }, variant);
       const ops = task.fused
         ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
         : ["matmul"];
@@ -279,6 +305,39 @@ export function emitKernel(
       return finish(emitAttention(name, n, task.kind, out, fns, opts.attentionVariant));
   }
 }
+
+/** The product a matmul kernel computes, its variant, and (vector variant only) its vec4 operands. */
+function matmulProduct(task: Task, location: ReadonlyMap<number, Location>, opts: LowerOptions): {
+  mm: Node;
+  shape: MatmulShape;
+  variant: MatmulVariant;
+  vector: VectorOperands | undefined;
+} {
+  const mm = task.fused ?? task.node;
+  const r = mm.shape.length;
+  const shape: MatmulShape = {
+    batch: size(mm.shape.slice(0, r - 2)),
+    m: mm.shape[r - 2]!,
+    n: mm.shape[r - 1]!,
+    k: mm.src[0]!.shape[r - 1]!,
+  };
+  const variant = opts.matmulVariant(shape);
+  const vector = variant.kind === "vector" ? matmulVectorOperands(mm, location) : undefined;
+  // Where the kernel would fall back to scalar loads anyway (its tiles), keep the scalar declarations.
+  const modes = vector && { a: vector.a.mode, b: vector.b.mode, loadA4: unused, loadB4: unused };
+  const runs = variant.kind === "vector" && modes &&
+    !vectorBlocker(shape, {
+      declarations: "",
+      bindings: [],
+      loadA: unused,
+      loadB: unused,
+      store: unused,
+      vector: modes,
+    }, variant);
+  return { mm, shape, variant, vector: runs ? vector : undefined };
+}
+
+const unused = () => "";
 
 function describe(n: Node): string {
   const srcs = n.src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(", ");

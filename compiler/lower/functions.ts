@@ -24,7 +24,13 @@ export class FunctionWriter {
     private readonly used: Map<string, "read" | "read_write">,
     /** The matmul whose value is the epilogue's `acc` parameter. */
     private readonly accumulator: Node | undefined,
+    /** Buffers this kernel declares as arrays of vec4s (kernels/kernel.ts vectorBindingDecl). */
+    readonly vectors: ReadonlySet<string> = new Set(),
   ) {}
+
+  #load(buffer: string, index: string, m: Node): string {
+    return loadWord(buffer, index, scalarType(m.dtype), this.vectors.has(buffer));
+  }
 
   /** Adds a function written by hand (one that loops, for instance). */
   raw(text: string): void {
@@ -59,7 +65,7 @@ export class FunctionWriter {
         const at = this.location.get(m.id);
         if (at) {
           if (!this.used.has(at.buffer)) this.used.set(at.buffer, "read");
-          return bind(key, loadWord(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), scalarType(m.dtype)));
+          return bind(key, this.#load(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), m));
         }
         const rule = LOWERING[m.op].value as ValueRule | null;
         if (!rule) {
@@ -96,7 +102,7 @@ export class FunctionWriter {
       },
       load: (at, m) => {
         if (!this.used.has(at.buffer)) this.used.set(at.buffer, "read");
-        return bind(`${at.buffer}@${at.index}`, loadWord(at.buffer, at.index, scalarType(m.dtype)));
+        return bind(`${at.buffer}@${at.index}`, this.#load(at.buffer, at.index, m));
       },
       choose: (type, cases) => {
         const out = `v${count++}`;
