@@ -6,9 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { compile, compileGraph } from "../compiler/compile.ts";
-import { grad } from "../compiler/autodiff.ts";
-import { interpret } from "../compiler/interpreter.ts";
-import { type Node, node, toposort } from "../compiler/ir/mod.ts";
+import { type Node, node } from "../compiler/ir/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { isHalfArena } from "../kernels/wgsl.ts";
 import { Executor } from "../runtime/executor.ts";
@@ -19,6 +17,7 @@ import { type AnyModel, input, linear, model } from "../spec/mod.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import demo from "../examples/transfusion_demo.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
+import { gradientsBesideInterpreter } from "./fixtures/gpu_gradients.ts";
 import { Fixture, seeded, uniform } from "./conformance_cases.ts";
 
 /** A three-layer MLP regression; wide enough that its activations pass the small-tensor rule. */
@@ -191,33 +190,16 @@ Deno.test("f16 storage: forward and gradients on WebGPU match the interpreter", 
   const loss = sumAll(ap("mul", out, f.input(out.shape, "f32", uniform(-1, 1))));
   const plan = compileGraph({ out, loss }, { grads: true, storage: "f16" });
   checkHalfPlan(plan);
-  const executor = await Executor.create(plan);
-  try {
-    for (const p of plan.params) await executor.setParam(p.path, f.params[p.path]!);
-    const inputs = Object.fromEntries(plan.entries.gradients!.inputs.map((s) => [s.name, f.inputs[s.name]!]));
-    const got = await executor.run("gradients", inputs);
-    const env = { params: f.params, inputs: f.inputs };
-    const [refOut, refLoss] = interpret([out, loss], env);
-    const errors: Record<string, number> = {
-      out: scaledError(got.out!, refOut!.data),
-      loss: scaledError(got.loss!, refLoss!.data),
-    };
-    const params = toposort([loss]).filter((n): n is Node<"param"> => n.op === "param");
-    const refs = interpret(grad(loss, params), env);
-    for (const [i, p] of params.entries()) {
-      errors[`d/d ${p.arg.path}`] = scaledError(await executor.getGradient(p.arg.path), refs[i]!.data);
-    }
-    for (const [what, err] of Object.entries(errors)) {
-      assert.ok(err <= F16_TOL, `${what}: scaled error ${err.toExponential(2)} > ${F16_TOL}`);
-    }
-    console.log(
-      `f16 scaled errors: ${Object.entries(errors).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(", ")}`,
-    );
-    // The intermediates really were rounded to f16: some value is off by more than f32 rounding.
-    assert.ok(Math.max(...Object.values(errors)) > 1e-5, `errors ${JSON.stringify(errors)}`);
-  } finally {
-    executor.destroy();
+  const compared = await gradientsBesideInterpreter(plan, f, out, loss);
+  const errors = Object.fromEntries(compared.map((c) => [c.what, scaledError(c.got, c.want)]));
+  for (const [what, err] of Object.entries(errors)) {
+    assert.ok(err <= F16_TOL, `${what}: scaled error ${err.toExponential(2)} > ${F16_TOL}`);
   }
+  console.log(
+    `f16 scaled errors: ${Object.entries(errors).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(", ")}`,
+  );
+  // The intermediates really were rounded to f16: some value is off by more than f32 rounding.
+  assert.ok(Math.max(...Object.values(errors)) > 1e-5, `errors ${JSON.stringify(errors)}`);
 });
 
 // ---- a short training run ----

@@ -4,10 +4,8 @@
  * reference interpreter, forward and gradients (X^T @ dY and dY @ W^T read transposed in place).
  */
 import assert from "node:assert/strict";
-import { grad } from "../compiler/autodiff.ts";
 import { compile, compileGraph } from "../compiler/compile.ts";
-import { interpret } from "../compiler/interpreter.ts";
-import { type Node, node, toposort } from "../compiler/ir/mod.ts";
+import { type Node, node } from "../compiler/ir/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { matmulVectorOperands } from "../compiler/lower/matmul_vector_io.ts";
 import type { Kernel } from "../kernels/kernel.ts";
@@ -16,6 +14,7 @@ import { Executor } from "../runtime/executor.ts";
 import type { AnyModel } from "../spec/mod.ts";
 import demo from "../examples/transfusion_demo.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
+import { gradientsBesideInterpreter } from "./fixtures/gpu_gradients.ts";
 import { Fixture, seeded, uniform } from "./conformance_cases.ts";
 
 const VECTOR: MatmulVariant = { kind: "vector", tm: 8, tn: 16, wgX: 8, wgY: 8 };
@@ -64,22 +63,8 @@ async function checkVector(
   const loss = sumAll(ap("mul", out, f.input(out.shape, "f32", uniform(-1, 1))));
   const plan = compileGraph({ out, loss }, { grads: true, matmulVariant: () => VECTOR, ...opts });
   const tol = opts.tol ?? 2e-5;
-  const executor = await Executor.create(plan);
-  try {
-    for (const p of plan.params) await executor.setParam(p.path, f.params[p.path]!);
-    const inputs = Object.fromEntries(plan.entries.gradients!.inputs.map((s) => [s.name, f.inputs[s.name]!]));
-    const got = await executor.run("gradients", inputs);
-    const env = { params: f.params, inputs: f.inputs };
-    const [refOut, refLoss] = interpret([out, loss], env);
-    closeEnough("out", got.out!, refOut!.data, tol);
-    closeEnough("loss", got.loss!, refLoss!.data, tol);
-    const params = toposort([loss]).filter((n): n is Node<"param"> => n.op === "param");
-    const refs = interpret(grad(loss, params), env);
-    for (const [i, p] of params.entries()) {
-      closeEnough(`d loss / d ${p.arg.path}`, await executor.getGradient(p.arg.path), refs[i]!.data, tol);
-    }
-  } finally {
-    executor.destroy();
+  for (const { what, got, want } of await gradientsBesideInterpreter(plan, f, out, loss)) {
+    closeEnough(what, got, want, tol);
   }
   return plan;
 }
