@@ -1,4 +1,4 @@
-import { grid, type KernelBinding } from "./kernel.ts";
+import { grid, type Kernel, type KernelBinding } from "./kernel.ts";
 
 /** C[b] = A[b] @ B[b] with A: [batch, m, k], B: [batch, k, n], C: [batch, m, n]. */
 export interface MatmulShape {
@@ -129,6 +129,28 @@ export function validateShape(shape: MatmulShape): void {
       );
     }
   }
+}
+
+/** The Kernel every matmul generator returns; `how` ends its doc (variant and method). */
+export function matmulResult(
+  name: string,
+  shape: MatmulShape,
+  io: MatmulIO,
+  g: TileGrid,
+  workgroupSize: readonly [number, number, number],
+  wgsl: string,
+  how: string,
+): Kernel {
+  return {
+    name,
+    doc: `matmul [${shape.batch}, ${shape.m}, ${shape.k}] x [${shape.k}, ${shape.n}], ${how}`,
+    ops: ["matmul"],
+    wgsl,
+    workgroupSize,
+    dispatch: g.dispatch,
+    bindings: io.bindings,
+    ...costOf(shape),
+  };
 }
 
 export function costOf(shape: MatmulShape): { flops: number; bytes: number } {

@@ -1,8 +1,8 @@
 import type { Kernel } from "./kernel.ts";
 import {
-  costOf,
   entryHeader,
   type MatmulIO,
+  matmulResult,
   type MatmulShape,
   type MatmulVariant,
   P,
@@ -67,14 +67,5 @@ ${
   }
 }
 `;
-  return {
-    name,
-    doc: `matmul [${shape.batch}, ${m}, ${k}] x [${k}, ${n}], ${variantName(v)}, no barriers`,
-    ops: ["matmul"],
-    wgsl,
-    workgroupSize: [v.wgX, v.wgY, 1],
-    dispatch: g.dispatch,
-    bindings: io.bindings,
-    ...costOf(shape),
-  };
+  return matmulResult(name, shape, io, g, [v.wgX, v.wgY, 1], wgsl, `${variantName(v)}, no barriers`);
 }

@@ -1,8 +1,8 @@
 import type { Kernel } from "./kernel.ts";
 import {
-  costOf,
   entryHeader,
   type MatmulIO,
+  matmulResult,
   type MatmulShape,
   type MatmulVariant,
   P,
@@ -104,14 +104,5 @@ ${
   }
 }
 `;
-  return {
-    name,
-    doc: `matmul [${shape.batch}, ${m}, ${k}] x [${k}, ${n}], ${variantName(v)}, workgroup-shared tiles`,
-    ops: ["matmul"],
-    wgsl,
-    workgroupSize: [tx, ty, 1],
-    dispatch: g.dispatch,
-    bindings: io.bindings,
-    ...costOf(shape),
-  };
+  return matmulResult(name, shape, io, g, [tx, ty, 1], wgsl, `${variantName(v)}, workgroup-shared tiles`);
 }

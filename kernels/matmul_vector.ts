@@ -1,8 +1,8 @@
 import type { Kernel } from "./kernel.ts";
 import {
-  costOf,
   entryHeader,
   type MatmulIO,
+  matmulResult,
   type MatmulShape,
   type MatmulVariant,
   type MatmulVectorIO,
@@ -124,16 +124,13 @@ ${[...loads, ...fmas].map((s) => `    ${s}`).join("\n")}
 ${stores.join("\n")}
 }
 `;
-  return {
+  return matmulResult(
     name,
-    doc: `matmul [${shape.batch}, ${m}, ${k}] x [${k}, ${n}], ${
-      variantName(v)
-    } (a ${vec.a}, b ${vec.b}), no barriers`,
-    ops: ["matmul"],
+    shape,
+    io,
+    g,
+    [v.wgX, v.wgY, 1],
     wgsl,
-    workgroupSize: [v.wgX, v.wgY, 1],
-    dispatch: g.dispatch,
-    bindings: io.bindings,
-    ...costOf(shape),
-  };
+    `${variantName(v)} (a ${vec.a}, b ${vec.b}), no barriers`,
+  );
 }
