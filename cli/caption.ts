@@ -1,12 +1,13 @@
 /**
- * `deno task caption <DIR> --image digit.png [--image more.png]...`
+ * `deno task caption <DIR> --image digit.png [--image more.png]... [--weights ema|raw]`
  *
  * Prints the run's greedy caption of each image. Any 8-bit PNG (gray, RGB, with or without alpha)
  * is accepted and brought to MNIST's form first: luminance (alpha over black), inverted when the
  * picture is mostly light (dark ink on paper becomes light on dark), then scaled to fit 28x28 with
  * its aspect ratio kept (box filter, black margins). Every image is read and checked before the run
  * is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
- * are printed as escapes (\n), so each caption is one line.
+ * are printed as escapes (\n), so each caption is one line. The moving-average weights are used when
+ * the run kept them (`--weights raw`: the last step's).
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import { digitImage } from "../data/mnist_captions.ts";
@@ -19,9 +20,10 @@ import {
   parseFlags,
   type PreparedDigit,
   warnIfSpecChanged,
+  weightsFlag,
 } from "../runtime/generate/mod.ts";
 
-const USAGE = "usage: deno task caption <DIR> --image digit.png [--image more.png]...";
+const USAGE = "usage: deno task caption <DIR> --image digit.png [--image more.png]... [--weights ema|raw]";
 
 async function readDigit(path: string): Promise<PreparedDigit> {
   let bytes: Uint8Array;
@@ -49,6 +51,7 @@ export function printable(caption: string): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseFlags(Deno.args, {
     image: { type: "string", multiple: true },
+    weights: { type: "string" },
   }, USAGE);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
@@ -57,7 +60,8 @@ async function main(): Promise<void> {
   const digits: PreparedDigit[] = [];
   for (const path of paths) digits.push(await readDigit(path));
 
-  const run = await loadRun(dir);
+  const weights = weightsFlag(values.weights);
+  const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
     digits.forEach((d, i) => {

@@ -151,8 +151,11 @@ async function main(): Promise<void> {
       try {
         console.log(`\nevaluating the shipped checkpoint ${shipped}`);
         const output = await evaluateWith(run, classifier, evalSettings, log);
-        const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step };
-        await record(shippedRef, `shipped checkpoint: ${run.info.step} steps`, "shipped", output);
+        const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
+        const label = `shipped checkpoint: ${run.info.step} steps${
+          run.weights === "ema" ? ", moving-average weights" : ""
+        }`;
+        await record(shippedRef, label, "shipped", output);
       } finally {
         run.destroy();
       }

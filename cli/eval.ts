@@ -1,6 +1,7 @@
 /**
  * `deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] [--seed S]
- *    [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]`
+ *    [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]
+ *    [--weights ema|raw]`
  *
  * Evaluates a Transfusion run on MNIST digits:
  *   1. generated-digit accuracy: K images per digit 0..9 from the caption template (default "a
@@ -11,7 +12,8 @@
  *   2. captioning accuracy: greedy captions of N held-out real digits, right when the first digit
  *      they mention (numeral or word) is the label;
  *   3. held-out losses: the forward entry over the data source's eval batches.
- * `--json` prints one JSON object and nothing else on stdout. The run directory is only read.
+ * The run's moving-average weights are evaluated when it kept them (`--weights raw` for the last
+ * step's). `--json` prints one JSON object and nothing else on stdout. The run directory is only read.
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import classifierSpec from "../examples/digit_classifier.ts";
@@ -30,13 +32,15 @@ import {
   parseFlags,
   samplerFlag,
   warnIfSpecChanged,
+  type Weights,
+  weightsFlag,
 } from "../runtime/generate/mod.ts";
 
 export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
 export const CLASSIFIER_DIR = "runs/digit-classifier";
 
 const USAGE = "usage: deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] " +
-  "[--seed S] [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]";
+  "[--seed S] [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N] [--weights ema|raw]";
 
 export interface EvalSettings {
   readonly nPerDigit: number;
@@ -90,6 +94,8 @@ export interface RunRef {
   readonly dir: string;
   readonly spec: string;
   readonly step: number;
+  /** Which parameters were evaluated (absent: the training executor's, i.e. the raw ones). */
+  readonly weights?: Weights;
 }
 
 /** One JSON object for tools: the run, then the figures (caption examples cut to 20). */
@@ -98,6 +104,7 @@ export function evalJson(run: RunRef, r: DigitEval): Record<string, unknown> {
     run: run.dir,
     spec: run.spec,
     step: run.step,
+    weights: run.weights ?? "raw",
     ...r,
     captioning: { ...r.captioning, examples: r.captioning.examples.slice(0, 20) },
   };
@@ -116,6 +123,7 @@ async function main(): Promise<void> {
     template: { type: "string" },
     classifier: { type: "string" },
     "classifier-steps": { type: "string" },
+    weights: { type: "string" },
   }, USAGE);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
@@ -137,15 +145,20 @@ async function main(): Promise<void> {
     ...(method ? { method } : {}),
     ...(template ? { template } : {}),
   };
-  const run = await loadRun(dir);
+  const weights = weightsFlag(values.weights);
+  const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
     const log = (line: string) => console.error(line);
     const classifier = await openClassifier(settings, log);
     try {
       const { result } = await evaluateWith(run, classifier, settings, log);
-      const ref = { dir: run.dir, spec: run.specPath, step: run.info.step };
-      console.log(values.json ? JSON.stringify(evalJson(ref, result)) : formatDigitEval(result));
+      const ref = { dir: run.dir, spec: run.specPath, step: run.info.step, weights: run.weights };
+      console.log(
+        values.json
+          ? JSON.stringify(evalJson(ref, result))
+          : `${run.dir} at step ${ref.step}, ${run.weights} weights\n${formatDigitEval(result)}`,
+      );
     } finally {
       classifier.destroy();
     }

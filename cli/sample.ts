@@ -1,11 +1,12 @@
 /**
  * `deno task sample <DIR> --prompt "a handwritten digit 3" [--n K] [--steps S]
- *    [--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png]`
+ *    [--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png] [--weights ema|raw]`
  *
  * Generates K images for a prompt with the run's model and writes them as one PNG grid (28x28 gray
  * digits: the padding is cropped off, pixels mapped from [-1, 1] to [0, 1]). Guidance: eps_u + W
  * (eps_c - eps_u), default W = 3; W = 0 or 1 turns it off (conditional rows only). Default sampler:
  * DDIM for DDPM models (50 steps; DDPM ancestral defaults to 250), Euler for flow matching (50).
+ * The run's moving-average weights are used when it kept them (`--weights raw`: the last step's).
  * The same seed gives the same images. Nothing is written before every input has been checked.
  */
 import { runCli, UsageError } from "./load_spec.ts";
@@ -24,10 +25,11 @@ import {
   samplerFlag,
   type SamplerMethod,
   warnIfSpecChanged,
+  weightsFlag,
 } from "../runtime/generate/mod.ts";
 
 const USAGE = `usage: deno task sample <DIR> --prompt "a handwritten digit 3" [--n K] [--steps S] ` +
-  `[--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png]`;
+  `[--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png] [--weights ema|raw]`;
 
 /** Default steps per sampler: the paper's 250 for DDPM ancestral, 50 otherwise (capped at the run's T). */
 export function defaultSteps(method: SamplerMethod, T: number): number {
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
     seed: { type: "string" },
     cols: { type: "string" },
     out: { type: "string" },
+    weights: { type: "string" },
   }, USAGE);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
@@ -57,7 +60,8 @@ async function main(): Promise<void> {
   const out = values.out ?? "samples.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out must name a .png file, got "${out}"`);
 
-  const run = await loadRun(dir);
+  const weights = weightsFlag(values.weights);
+  const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
     const method = requestedMethod ?? defaultMethod(run.config);

@@ -1,10 +1,11 @@
 /**
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
  *    [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] [--weight-decay X]
- *    [--log-every N] [--checkpoint-every N] [--sample-every N]`
+ *    [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
- * checkpoint/ (model.safetensors, optimizer.safetensors, run.json), training.json, log.jsonl, loss.svg.
+ * checkpoint/ (model.safetensors, optimizer.safetensors, run.json, and ema.safetensors with --ema),
+ * training.json, log.jsonl, loss.svg.
  * Settings not given come from the spec's `training`, or on `--resume` from the checkpoint, which also
  * supplies config and dims; a given value that differs from the checkpoint's config or dims is refused.
  *
@@ -28,7 +29,7 @@ import "../runtime/generate/train_samples.ts";
 
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
   "[--resume] [--json] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +
-  "[--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N]";
+  "[--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]";
 
 /** Flags that set a training setting, by setting. */
 const SETTING_FLAGS = {
@@ -42,6 +43,8 @@ const SETTING_FLAGS = {
   logEvery: "log-every",
   checkpointEvery: "checkpoint-every",
   sampleEvery: "sample-every",
+  ema: "ema",
+  emaEvery: "ema-every",
 } as const satisfies Partial<Record<keyof TrainSettings, string>>;
 
 async function main(): Promise<void> {

@@ -2,6 +2,7 @@
  * Checkpoints of a run directory DIR. The current checkpoint is the folder `DIR/checkpoint/`:
  *   model.safetensors      parameters by tree path (`blocks.3.attn.wq.w`)
  *   optimizer.safetensors  AdamW moments `m.<path>` and `v.<path>`
+ *   ema.safetensors        (optional) the moving average of the parameters, by the same paths
  *   run.json               everything else needed to resume (`RunInfo`)
  * Saving writes a complete, fsynced folder first and only then swaps it in with renames, so a
  * write killed at any point leaves a complete checkpoint behind (see `saveCheckpointSteps`).
@@ -28,6 +29,8 @@ export const CHECKPOINT_FILES = {
   optimizer: "optimizer.safetensors",
   run: "run.json",
 } as const;
+/** The optional file of parameter averages (runtime/train/weight_average.ts); same names as model. */
+export const EMA_FILE = "ema.safetensors";
 
 const RUN_INFO = z.object({
   version: z.literal(CHECKPOINT_VERSION),
@@ -57,6 +60,8 @@ export interface CheckpointParts {
   readonly layout: readonly ParamLayout[];
   readonly params: ReadonlyMap<string, ArrayLike<number>>;
   readonly optimizer: ReadonlyMap<string, { readonly m: ArrayLike<number>; readonly v: ArrayLike<number> }>;
+  /** The parameters' moving average, when the run keeps one. */
+  readonly ema?: ReadonlyMap<string, ArrayLike<number>>;
   readonly run: RunState;
 }
 
@@ -66,6 +71,8 @@ export interface Checkpoint {
   readonly run: RunInfo;
   readonly model: SafetensorsFile;
   readonly optimizer: SafetensorsFile;
+  /** ema.safetensors, checked to hold exactly model's tensors, when the folder has one. */
+  readonly ema?: SafetensorsFile;
 }
 
 /** SHA-256 (hex) of a spec's source text, recorded in run.json to tell specs apart. */
@@ -84,6 +91,7 @@ const at = (...parts: string[]) => parts.join("/");
 export const SAVE_STEPS = [
   "wrote model.safetensors",
   "wrote optimizer.safetensors",
+  "wrote ema.safetensors (when kept)",
   "wrote run.json",
   "renamed temp to checkpoint.new",
   "moved previous to checkpoint.old",
@@ -113,6 +121,8 @@ export async function* saveCheckpointSteps(dir: string, parts: CheckpointParts):
   yield "wrote model.safetensors";
   await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
   yield "wrote optimizer.safetensors";
+  if (files.ema) await writeSynced(at(temp, EMA_FILE), files.ema);
+  yield "wrote ema.safetensors (when kept)";
   await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
   await syncDir(temp);
   yield "wrote run.json";
@@ -129,9 +139,12 @@ export async function* saveCheckpointSteps(dir: string, parts: CheckpointParts):
   yield "removed checkpoint.old";
 }
 
-function encodeParts(parts: CheckpointParts): { model: Uint8Array; optimizer: Uint8Array; run: Uint8Array } {
+function encodeParts(
+  parts: CheckpointParts,
+): { model: Uint8Array; optimizer: Uint8Array; ema?: Uint8Array; run: Uint8Array } {
   const model = new Map<string, SafeTensor>();
   const moments = new Map<string, SafeTensor>();
+  const ema = parts.ema && new Map<string, SafeTensor>();
   const tensor = (p: ParamLayout, what: string, values: ArrayLike<number> | undefined): SafeTensor => {
     if (!values) throw new CheckpointError(`saveCheckpoint: no ${what} for parameter "${p.path}"`);
     return { dtype: SAFE_DTYPE[p.dtype], shape: p.shape, data: HOST_ARRAY[p.dtype](values) };
@@ -141,6 +154,7 @@ function encodeParts(parts: CheckpointParts): { model: Uint8Array; optimizer: Ui
     const state = parts.optimizer.get(p.path);
     moments.set(`m.${p.path}`, tensor(p, "optimizer m", state?.m));
     moments.set(`v.${p.path}`, tensor(p, "optimizer v", state?.v));
+    ema?.set(p.path, tensor(p, "moving average", parts.ema!.get(p.path)));
   }
   const stamped = { version: CHECKPOINT_VERSION, ...parts.run, created: new Date().toISOString() };
   // Checked as it will be read back (NaN metrics become null), so a bad state fails now, not on resume.
@@ -153,6 +167,7 @@ function encodeParts(parts: CheckpointParts): { model: Uint8Array; optimizer: Ui
   return {
     model: encodeSafetensors(model, meta),
     optimizer: encodeSafetensors(moments, meta),
+    ...(ema ? { ema: encodeSafetensors(ema, meta) } : {}),
     run: new TextEncoder().encode(JSON.stringify(run, null, 2) + "\n"),
   };
 }
@@ -310,7 +325,13 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
     for (const prefix of ["m.", "v."]) moments.set(prefix + name, { shape: t.shape, dtype: t.dtype });
   }
   checkTensors(optimizer, moments, optimizerPath, modelPath);
-  return { path, run, model, optimizer };
+  const emaPath = at(path, EMA_FILE);
+  if (!(await exists(emaPath))) return { path, run, model, optimizer };
+  const ema = decodeSafetensors(await readRequired(emaPath), emaPath);
+  const same = new Map<string, ExpectedTensor>();
+  for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
+  checkTensors(ema, same, emaPath, modelPath);
+  return { path, run, model, optimizer, ema };
 }
 
 async function readRequired(path: string): Promise<Uint8Array> {

@@ -88,6 +88,10 @@ export interface TrainingDefaults {
   readonly weightDecay?: number;
   /** Global gradient-norm clip; 0 turns it off. */
   readonly clip?: number;
+  /** Decay of an exponential moving average of the parameters kept for sampling; 0 (default) none. */
+  readonly ema?: number;
+  /** Steps between updates of that average. */
+  readonly emaEvery?: number;
 }
 
 export interface Model<C = unknown, P extends ParamTree = ParamTree, I extends InputTree = InputTree>

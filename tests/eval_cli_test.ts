@@ -267,6 +267,42 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       },
     );
 
+    await t.step("train --ema: sample and eval use the moving average unless --weights raw", async () => {
+      const out = `${dir}/ema`;
+      const r = await cli("train", [
+        `${dir}/tiny_spec.ts`,
+        "--steps",
+        "2",
+        "--ema",
+        "0.5",
+        "--ema-every",
+        "1",
+        "--out",
+        out,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const [averaged, raw] = [await loadRun(out), await loadRun(out, { weights: "raw" })];
+      try {
+        assert.deepEqual([averaged.weights, raw.weights], ["ema", "raw"]);
+        const a = await generateImages(averaged, ["3"], { steps: 2, cfg: 1, seed: 1 });
+        const b = await generateImages(raw, ["3"], { steps: 2, cfg: 1, seed: 1 });
+        assert.notDeepEqual(a, b, "the two sets of weights draw different images");
+      } finally {
+        averaged.destroy();
+        raw.destroy();
+      }
+      const plain = await loadRun(run);
+      plain.destroy();
+      assert.equal(plain.weights, "raw", "a run without ema.safetensors runs its raw weights");
+      await assert.rejects(loadRun(run, { weights: "ema" }), /has no ema\.safetensors .*use --weights raw/);
+      const bad = await cli("eval", [out, "--weights", "avg"]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /--weights must be one of ema, raw, got "avg"/);
+      const json = await cli("eval", [out, "--json", "--steps", "2", ...quick, ...classifierSteps]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.equal(JSON.parse(json.stdout).weights, "ema");
+    });
+
     await t.step("the training sample hook writes one image per digit", async () => {
       const spec = (await import(`../${dir}/tiny_spec.ts`)).default;
       const out = `${dir}/hooked`;

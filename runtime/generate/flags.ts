@@ -8,6 +8,7 @@ import { ImageError } from "../file_errors.ts";
 import { TrainError } from "../train/settings.ts";
 import { SAMPLER_METHODS, type SamplerMethod } from "./sampler.ts";
 import { SamplingError } from "./prediction.ts";
+import { WEIGHTS, type Weights } from "./run.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -42,6 +43,14 @@ export function numberFlag(name: string, raw: string | undefined, min: number): 
     throw new UsageError(`--${name} must be a number >= ${min}, got "${raw}"`);
   }
   return n;
+}
+
+/** `--weights ema|raw`; undefined lets loadRun pick (the moving average when the run kept one). */
+export function weightsFlag(raw: string | undefined): Weights | undefined {
+  if (raw === undefined) return undefined;
+  const weights = WEIGHTS.find((w) => w === raw);
+  if (!weights) throw new UsageError(`--weights must be one of ${WEIGHTS.join(", ")}, got "${raw}"`);
+  return weights;
 }
 
 export function samplerFlag(raw: string | undefined): SamplerMethod | undefined {

@@ -65,6 +65,8 @@ export {
   type ModelSession,
   trainingSession,
   warnIfSpecChanged,
+  WEIGHTS,
+  type Weights,
 } from "./run.ts";
 export {
   captionImages,
@@ -86,4 +88,4 @@ export {
   mentionedDigit,
   msPerStep,
 } from "./digit_eval.ts";
-export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag } from "./flags.ts";
+export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";

@@ -1,14 +1,23 @@
 /**
  * Opening a trained run for inference: run.json names the spec, its config and dims; the spec is
- * loaded and compiled for the entries a command needs, and model.safetensors fills the parameters.
- * A checkpoint of another spec or config is rejected before anything runs.
+ * loaded and compiled for the entries a command needs, and the parameters come from ema.safetensors
+ * (the moving average, cleaner samples) when the run kept one, else model.safetensors; `weights`
+ * picks one explicitly. A checkpoint of another spec or config is rejected before anything runs.
  */
 import { compile } from "../../compiler/compile.ts";
 import { loadSpec, UsageError } from "../../cli/load_spec.ts";
 import type { AnyModel } from "../../spec/model.ts";
 import { resolveConfig } from "../../spec/config.ts";
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
-import { type Checkpoint, CHECKPOINT_FILES, loadCheckpoint, type RunInfo, specHash } from "../checkpoint.ts";
+import {
+  type Checkpoint,
+  CHECKPOINT_FILES,
+  EMA_FILE,
+  loadCheckpoint,
+  type RunInfo,
+  specHash,
+} from "../checkpoint.ts";
+import type { SafetensorsFile } from "../safetensors.ts";
 import { checkAgainstParams } from "../safetensors.ts";
 import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { Executor } from "../executor.ts";
@@ -60,18 +69,30 @@ export interface LoadedRun extends ModelRun {
   readonly specPath: string;
   /** The spec's source changed since training (its parameters still match, or loading would fail). */
   readonly specChanged: boolean;
+  /** Which parameters run: the moving average ("ema") or the last step's ("raw"). */
+  readonly weights: Weights;
   /** Frees every executor compiled so far. */
   destroy(): void;
 }
+
+/** "ema": the parameters' moving average (ema.safetensors); "raw": model.safetensors. */
+export type Weights = "ema" | "raw";
+export const WEIGHTS: readonly Weights[] = ["ema", "raw"];
 
 /** Entries a Transfusion spec declares besides its loss. */
 const REQUIRED_ENTRIES = ["denoise", "logits"];
 
 export async function loadRun(
   dir: string,
-  opts: { readonly handle?: DeviceHandle } = {},
+  opts: { readonly handle?: DeviceHandle; readonly weights?: Weights } = {},
 ): Promise<LoadedRun> {
   const checkpoint = await loadCheckpoint(dir);
+  const weights = opts.weights ?? (checkpoint.ema ? "ema" : "raw");
+  if (weights === "ema" && !checkpoint.ema) {
+    throw new CheckpointError(
+      `${checkpoint.path} has no ${EMA_FILE} (the run was trained without --ema); use --weights raw`,
+    );
+  }
   const info = checkpoint.run;
   const specPath = info.spec.path;
   const model = await loadRunSpec(specPath, checkpoint);
@@ -89,7 +110,9 @@ export async function loadRun(
   // Tracing the loss alone gives the parameter layout; the entries are compiled when first used.
   const layout = compile(model, { config: overrides, dims, entries: [] }).params;
   checkAgainstParams(checkpoint.model, layout, `${checkpoint.path}/${CHECKPOINT_FILES.model}`);
-  const params = new Map(layout.map((p) => [p.path, floatData(checkpoint, p.path)]));
+  // loadCheckpoint checked that ema.safetensors holds exactly model.safetensors' tensors.
+  const file = weights === "ema" ? checkpoint.ema! : checkpoint.model;
+  const params = new Map(layout.map((p) => [p.path, floatData(file, checkpoint.path, p.path)]));
 
   const handle = opts.handle ?? await openDevice();
   const adapterClass = describeAdapter(handle).adapterClass;
@@ -114,6 +137,7 @@ export async function loadRun(
     dims,
     config,
     specChanged,
+    weights,
     async entry(name, rows) {
       if (!Number.isInteger(rows) || rows < 1) {
         throw new RangeError(`entry ${name}: rows must be >= 1, got ${rows}`);
@@ -145,10 +169,10 @@ async function loadRunSpec(path: string, checkpoint: Checkpoint): Promise<AnyMod
   return await loadSpec(path);
 }
 
-function floatData(checkpoint: Checkpoint, path: string): Float32Array {
-  const data = checkpoint.model.tensors.get(path)!.data;
+function floatData(file: SafetensorsFile, folder: string, path: string): Float32Array {
+  const data = file.tensors.get(path)!.data;
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    throw new CheckpointError(`${checkpoint.path}: parameter "${path}" is stored as a 64-bit integer`);
+    throw new CheckpointError(`${folder}: parameter "${path}" is stored as a 64-bit integer`);
   }
   return data instanceof Float32Array ? data : Float32Array.from(data);
 }

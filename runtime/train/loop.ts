@@ -2,7 +2,9 @@
  * The training loop. Each step trains on `data.batch(step, seed)` at `learningRate(step)`, and the
  * executor feeds the in-graph RNG [seed, step + 1]: everything a step sees is a function of the
  * seed and the step, so a run resumed from a checkpoint computes bit for bit the losses of one
- * that never stopped.
+ * that never stopped. With `ema` set it also keeps a moving average of the parameters (saved beside
+ * them), updated every `emaEvery` steps and at each save; a run resumed from one of its periodic
+ * checkpoints keeps the same average as one that never stopped.
  */
 import type { AnyModel } from "../../spec/model.ts";
 import { captureCheckpoint, restoreCheckpoint, saveCheckpoint } from "../checkpoint.ts";
@@ -14,6 +16,7 @@ import { LogClock, logLine, type LogRecord } from "./progress.ts";
 import { appendLog, type LogLine, readLog, rewriteLog, writeLossCurve, writeSettings } from "./run_dir.ts";
 import type { SampleHook } from "./sample_hooks.ts";
 import { TrainError, type TrainSettings } from "./settings.ts";
+import { WeightAverage } from "./weight_average.ts";
 
 export interface TrainOptions {
   readonly model: AnyModel;
@@ -80,11 +83,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const executor = await Executor.create(plan, { seed: settings.seed, handle: run.handle });
   try {
     if (run.checkpoint) await restoreCheckpoint(executor, run.checkpoint);
+    const average = await startAverage(run, executor, opts.onNote);
     await Deno.mkdir(opts.out, { recursive: true });
     // A resume drops what was logged after its checkpoint: those steps are trained again.
     const lines = run.checkpoint ? await readLog(opts.out, startStep) : [];
     if (run.checkpoint) await rewriteLog(opts.out, lines);
-    return result(await loop(opts, run, executor, lines));
+    return result(await loop(opts, run, executor, lines, average));
   } finally {
     executor.destroy();
   }
@@ -92,12 +96,34 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
 type Stopped = Pick<TrainResult, "step" | "interrupted" | "records">;
 
+/** The run's moving average: the checkpoint's, or one starting at the present parameters. */
+async function startAverage(
+  run: PreparedRun,
+  executor: Executor,
+  onNote: ((message: string) => void) | undefined,
+): Promise<WeightAverage | undefined> {
+  const { settings, checkpoint } = run;
+  if (settings.ema === 0) {
+    if (checkpoint?.ema) onNote?.(`ema is 0: the checkpoint's moving average is not kept from here on`);
+    return undefined;
+  }
+  if (checkpoint?.ema) {
+    const values = new Map([...checkpoint.ema.tensors].map(([k, t]) => [k, t.data as ArrayLike<number>]));
+    return new WeightAverage(settings.ema, values, checkpoint.run.step);
+  }
+  if (checkpoint) {
+    onNote?.(`starting a moving average of the parameters (ema ${settings.ema}) at step ${executor.step}`);
+  }
+  return new WeightAverage(settings.ema, await executor.getAllParams(), executor.step);
+}
+
 /** Trains from the executor's step to `settings.steps`, or until `opts.signal` aborts. */
 async function loop(
   opts: TrainOptions,
   run: PreparedRun,
   executor: Executor,
   lines: LogLine[],
+  average: WeightAverage | undefined,
 ): Promise<Stopped> {
   const { plan, data, settings } = run;
   const schedule = {
@@ -113,6 +139,7 @@ async function loop(
   let savedAt = executor.step;
   const save = async (latest: Record<string, number>) => {
     await writeSettings(opts.out, settings);
+    average?.update(await executor.getAllParams(), executor.step);
     const parts = await captureCheckpoint(executor, {
       spec: run.spec,
       config: plan.config as never,
@@ -122,7 +149,7 @@ async function loop(
       rng: { seed: settings.seed },
       metrics: latest,
     });
-    await saveCheckpoint(opts.out, parts);
+    await saveCheckpoint(opts.out, average ? { ...parts, ema: average.values } : parts);
     await writeLossCurve(opts.out, `${plan.model}: loss`, lines);
     savedAt = executor.step;
   };
@@ -140,6 +167,7 @@ async function loop(
           `${savedAt} stays). Try a lower --lr, a longer --warmup or --clip`,
       );
     }
+    if (average && step % settings.emaEvery === 0) average.update(await executor.getAllParams(), step);
     const done = step === settings.steps;
     const stopping = () => done || opts.signal?.aborted === true;
     const periodic = settings.checkpointEvery > 0 && step % settings.checkpointEvery === 0;

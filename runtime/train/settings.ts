@@ -33,6 +33,13 @@ export interface TrainSettings {
   readonly checkpointEvery: number;
   /** Call the sample hook every this many steps (and at the end); 0 never. */
   readonly sampleEvery: number;
+  /**
+   * Decay of the exponential moving average of the parameters kept beside the run (saved as
+   * ema.safetensors, what sampling uses by default); 0 keeps none. 0.999 averages ~1000 steps.
+   */
+  readonly ema: number;
+  /** Fold the parameters into the average every this many steps (and at each save). */
+  readonly emaEvery: number;
 }
 
 export const DEFAULT_SETTINGS = {
@@ -48,6 +55,8 @@ export const DEFAULT_SETTINGS = {
   logEvery: 0,
   checkpointEvery: 500,
   sampleEvery: 0,
+  ema: 0,
+  emaEvery: 10,
 } as const;
 
 /** The floor of the cosine decay when nobody sets one: a tenth of the peak (as nanoGPT does). */
@@ -68,6 +77,8 @@ const RULES: { readonly [K in keyof TrainSettings]: Rule } = {
   logEvery: { int: true, min: 0 },
   checkpointEvery: { int: true, min: 0 },
   sampleEvery: { int: true, min: 0 },
+  ema: { int: false, min: 0, max: 1, open: true },
+  emaEvery: { int: true, min: 1 },
 };
 
 /** Merges the layers (later wins) and checks every value; `lrFloor` defaults to a tenth of `lr`. */
