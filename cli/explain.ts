@@ -209,7 +209,7 @@ export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
           `AI ${b.intensity.toFixed(2).padStart(6)} bound ${fmtMs(b.boundMs).padStart(8)} ${
             b.limit.padEnd(7)
           } ` +
-          `[${io}]  ops: ${k.ops.join(",")}`,
+          `[${io}]  ops: ${opsText(k.ops)}`,
       );
       lines.push(`      ${k.doc}`);
     }
@@ -224,6 +224,21 @@ export function explainText(plan: Plan, peak: Peak = PEAKS.cpu): string {
       `peak act ${peakText(s.peak_bytes, s.peak_half_bytes)}, ${fmtNum(s.flops_per_step)}FLOP per step`,
   );
   return lines.join("\n");
+}
+
+/** The most member ops listed one by one; a longer list is shown as counts. */
+const OPS_LISTED = 16;
+
+/**
+ * A kernel's member ops: as they are when few, else each op once with its count, in order of first
+ * appearance (a RoPE table recomputed inside a concat is ~200 ops of ten kinds).
+ */
+export function opsText(ops: readonly string[]): string {
+  if (ops.length <= OPS_LISTED) return ops.join(",");
+  const counts = new Map<string, number>();
+  for (const op of ops) counts.set(op, (counts.get(op) ?? 0) + 1);
+  const kinds = [...counts].map(([op, n]) => (n > 1 ? `${op}x${n}` : op));
+  return `${ops.length} ops: ${kinds.join(",")}`;
 }
 
 const fmtMs = (ms: number) => (ms >= 1 ? `${ms.toFixed(2)}ms` : `${(ms * 1000).toFixed(1)}us`);

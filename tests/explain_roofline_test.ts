@@ -12,6 +12,7 @@ import {
   dominant,
   explainText,
   kernelBound,
+  opsText,
   peakFrom,
   PEAKS,
   roofline,
@@ -85,4 +86,10 @@ Deno.test("peakFrom: presets, overrides, and refusals", () => {
   assert.deepEqual([custom.gflops, custom.gbs], [20, 2.5]);
   assert.throws(() => peakFrom("tpu"), /--peak must be one of cpu, h100/);
   assert.throws(() => peakFrom("cpu", "-1"), /--peak-gflops must be a positive number/);
+});
+
+Deno.test("opsText: a few ops as they are, a long list as counts in order of first appearance", () => {
+  assert.equal(opsText(["matmul", "add", "mul"]), "matmul,add,mul");
+  const rope = ["concat", ...Array.from({ length: 20 }, (_, i) => (i % 2 ? "sin" : "mul")), "add"];
+  assert.equal(opsText(rope), "22 ops: concat,mulx10,sinx10,add");
 });
