@@ -83,6 +83,11 @@ export function vjp(outputs: readonly Node[], cotangents: readonly Node[], wrt: 
 
 /** The gradient of a scalar `loss` (shape []) with respect to each of `wrt`. */
 export function grad(loss: Node, wrt: readonly Node[]): Node[] {
+  return vjp([loss], [lossSeed(loss, 1)], wrt);
+}
+
+/** The cotangent a backward pass of scalar `loss` starts from. */
+function lossSeed(loss: Node, value: number): Node {
   if (loss.shape.length !== 0 || !isFloat(loss.dtype)) {
     throw new SpecError(
       "grad",
@@ -90,8 +95,19 @@ export function grad(loss: Node, wrt: readonly Node[]): Node[] {
       loss.site,
     );
   }
-  const seed = node("const", [], { value: 1, shape: [], dtype: loss.dtype });
-  return vjp([loss], [seed], wrt);
+  return node("const", [], { value, shape: [], dtype: loss.dtype });
+}
+
+/**
+ * `grad` with loss scaling: the backward pass starts from `scale` (so every intermediate gradient
+ * is `scale` times larger, which keeps small ones representable where they are stored in f16), and
+ * each result is multiplied by 1 / `scale` (exact for a power of two). `scale` 1 is `grad`.
+ */
+export function scaledGrad(loss: Node, wrt: readonly Node[], scale: number): Node[] {
+  if (scale === 1) return grad(loss, wrt);
+  return vjp([loss], [lossSeed(loss, scale)], wrt).map((g) =>
+    node("mul", [g, node("const", [], { value: 1 / scale, shape: g.shape, dtype: g.dtype })], null)
+  );
 }
 
 /** The loss itself next to its gradients, for a training step that reports the loss. */

@@ -1,5 +1,5 @@
-import { type AnyModel, trace, type TracedModel } from "../spec/mod.ts";
-import { grad } from "./autodiff.ts";
+import { type AnyModel, lossScaleOf, trace, type TracedModel } from "../spec/mod.ts";
+import { scaledGrad } from "./autodiff.ts";
 import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
 import { simplify } from "./passes/simplify.ts";
@@ -97,7 +97,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     const trained = traced.params.map((p, i) => ({ node: p.node, layout: params[i]! })).filter((p) =>
       !p.layout.frozen
     );
-    const raw = grad(traced.outputs.loss!, trained.map((p) => p.node));
+    const raw = scaledGrad(traced.outputs.loss!, trained.map((p) => p.node), lossScaleOf(traced.precision));
     check([...Object.values(traced.outputs), ...raw]);
     const { outputs, extra: grads } = prepare(named, raw);
     const placed = grads.map((g, i) => ({ node: g, at: at("grads", trained[i]!.layout) }));
@@ -177,6 +177,8 @@ export function compileGraph(
     fuse?: boolean;
     /** Activation storage precision (ModelDef.precision); default f32. */
     storage?: "f32" | "f16";
+    /** The gradients' loss scale (Precision.lossScale); default that of `storage`. */
+    lossScale?: number;
   } = {},
 ): Plan {
   const all = toposort(Object.values(outputs));
@@ -210,7 +212,8 @@ export function compileGraph(
   const add = (name: string, lowered: ReturnType<typeof lowerEntry>) => builder.add(name, lowered);
   add("forward", lowerEntry({ outputs: outs, inputs, placed: [], leaves }, { ...lowerOpts, prefix: "f" }));
   if (opts.grads) {
-    const g = grad(outputs.loss!, paramNodes);
+    const scale = opts.lossScale ?? lossScaleOf({ storage: opts.storage ?? "f32" });
+    const g = scaledGrad(outputs.loss!, paramNodes, scale);
     const placed = g.map((node, i) => ({ node, at: at("grads", params[i]!) }));
     add("gradients", lowerEntry({ outputs: outs, inputs, placed, leaves }, { ...lowerOpts, prefix: "g" }));
   }

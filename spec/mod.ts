@@ -36,10 +36,12 @@ export {
 } from "./params.ts";
 export {
   type AnyModel,
+  DEFAULT_F16_LOSS_SCALE,
   input,
   type InputDecl,
   type Inputs,
   isModel,
+  lossScaleOf,
   type Model,
   model,
   type Precision,

@@ -70,9 +70,24 @@ export interface ModelDef<C, P extends ParamTree, I extends InputTree> {
 /** How a plan stores its activations; the IR and every computation stay f32 either way. */
 export interface Precision {
   readonly storage: "f32" | "f16";
+  /**
+   * Static loss scale of the training step: the backward pass starts from `lossScale` instead of 1
+   * and the parameter gradients are divided by it before clipping and AdamW, so the activation
+   * gradients stored in f16 sit S times higher, out of f16's subnormal range (below 6.1e-5 it keeps
+   * fewer bits; gradients of a loss averaged over thousands of positions are often 1e-5..1e-7).
+   * A power of two (exact to undo). Default: 1024 with f16 storage (room for gradients up to ~64
+   * before f16 overflows at 65504), 1 with f32.
+   */
+  readonly lossScale?: number | undefined;
 }
 
 export const DEFAULT_PRECISION: Precision = { storage: "f32" };
+export const DEFAULT_F16_LOSS_SCALE = 1024;
+
+/** The loss scale a precision asks for, its default filled in. */
+export function lossScaleOf(p: Precision): number {
+  return p.lossScale ?? (p.storage === "f16" ? DEFAULT_F16_LOSS_SCALE : 1);
+}
 
 /** Optimizer and schedule defaults a spec recommends; every field optional. */
 export interface TrainingDefaults {
@@ -226,6 +241,14 @@ function resolvePrecision(m: AnyModel, config: never): Precision {
     throw new SpecError(
       "precision",
       `model "${m.name}": precision.storage = ${JSON.stringify(p.storage)}; expected "f32" or "f16"`,
+      m.site,
+    );
+  }
+  const s = p.lossScale;
+  if (s !== undefined && !(Number.isInteger(s) && s >= 1 && s <= 2 ** 24 && (s & (s - 1)) === 0)) {
+    throw new SpecError(
+      "precision",
+      `model "${m.name}": precision.lossScale = ${JSON.stringify(s)}; expected a power of two from 1 to 2^24`,
       m.site,
     );
   }

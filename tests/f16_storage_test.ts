@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { compile, compileGraph } from "../compiler/compile.ts";
+import { grad, scaledGrad } from "../compiler/autodiff.ts";
+import { interpret } from "../compiler/interpreter.ts";
 import { type Node, node } from "../compiler/ir/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { isHalfArena } from "../kernels/wgsl.ts";
@@ -13,7 +15,7 @@ import { Executor } from "../runtime/executor.ts";
 import { checkFeatures, checkPlan } from "../runtime/_plan_check.ts";
 import type { DeviceHandle } from "../runtime/device.ts";
 import { type LogRecord, train } from "../runtime/train/mod.ts";
-import { type AnyModel, input, linear, model } from "../spec/mod.ts";
+import { type AnyModel, input, linear, lossScaleOf, model } from "../spec/mod.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import demo from "../examples/transfusion_demo.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
@@ -200,6 +202,52 @@ Deno.test("f16 storage: forward and gradients on WebGPU match the interpreter", 
   );
   // The intermediates really were rounded to f16: some value is off by more than f32 rounding.
   assert.ok(Math.max(...Object.values(errors)) > 1e-5, `errors ${JSON.stringify(errors)}`);
+});
+
+Deno.test("f16 storage: loss scaling keeps small gradients out of f16's subnormal range", async () => {
+  const f = new Fixture(seeded(11));
+  f.caseName = "f16-scale";
+  const out = normMlpSoftmax(f);
+  // Weights of 1e-6: the size of a mean over ~10^6 terms, so the stored activation gradients are
+  // ~1e-6..1e-8, where f16 keeps few or no significant bits (subnormal below 6.1e-5).
+  const loss = sumAll(ap("mul", out, f.input(out.shape, "f32", uniform(-1e-6, 1e-6))));
+  const worstGradientError = async (lossScale: number) => {
+    const plan = compileGraph({ out, loss }, { grads: true, storage: "f16", lossScale });
+    const compared = await gradientsBesideInterpreter(plan, f, out, loss);
+    const grads = compared.filter((c) => c.what.startsWith("d/d"));
+    assert.equal(grads.length, 4);
+    return Math.max(...grads.map((c) => scaledError(c.got, c.want)));
+  };
+  const unscaled = await worstGradientError(1);
+  const scaled = await worstGradientError(1024);
+  console.log(
+    `f16 gradients of a 1e-6 loss: scaled error ${unscaled.toExponential(1)} unscaled, ` +
+      `${scaled.toExponential(1)} with loss scale 1024`,
+  );
+  assert.ok(scaled <= F16_TOL, `with loss scaling: ${scaled} > ${F16_TOL}`);
+  assert.ok(unscaled > 4 * scaled, `scaling must help: ${unscaled} vs ${scaled}`);
+});
+
+Deno.test("loss scaling: the scale is undone exactly, and a bad scale is named", () => {
+  const f = new Fixture(seeded(12));
+  const x = f.param([4, 3]);
+  const loss = sumAll(ap("mul", ap("tanh", x), f.input([4, 3], "f32", uniform(-1, 1))));
+  const env = { params: f.params, inputs: f.inputs };
+  const [plain] = interpret(grad(loss, [x]), env);
+  const [scaled] = interpret(scaledGrad(loss, [x], 1024), env);
+  assert.deepEqual([...scaled!.data], [...plain!.data], "a power-of-two scale and its inverse are exact");
+  assert.equal(lossScaleOf({ storage: "f16" }), 1024);
+  assert.equal(lossScaleOf({ storage: "f32" }), 1);
+  assert.equal(lossScaleOf({ storage: "f16", lossScale: 64 }), 64);
+  const bad = model({
+    name: "bad_scale",
+    config: {},
+    precision: { storage: "f16", lossScale: 1000 },
+    params: () => ({ l: linear(2, 1) }),
+    inputs: () => ({ x: input("f32", [2, 2]) }),
+    loss: (p, { x }) => p.l(x).mean(),
+  });
+  assert.throws(() => compile(bad), /precision\.lossScale = 1000; expected a power of two from 1 to 2\^24/);
 });
 
 // ---- a short training run ----

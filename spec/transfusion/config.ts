@@ -70,6 +70,8 @@ export interface LossConfig {
 /** Activation storage (ModelDef.precision): "f16" stores intermediates in f16, computing in f32. */
 export interface PrecisionConfig {
   readonly storage: "f32" | "f16";
+  /** Static loss scale, a power of two (spec/model.ts Precision); absent: 1024 for f16, 1 for f32. */
+  readonly lossScale?: number | undefined;
 }
 
 export interface TransfusionConfig {
@@ -133,6 +135,11 @@ const int = (min: number, max: number) => {
   const error = `must be an integer in [${min}, ${max}]`;
   return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
+/** Optional, no default: a config that leaves it out keeps its old form (and its checkpoints resume). */
+const lossScale = () => {
+  const error = "must be a power of two in [1, 16777216]";
+  return int(1, 2 ** 24).refine((s) => (s & (s - 1)) === 0, { error }).optional();
+};
 const real = (min: number, max: number, open: "(" | "[" = "[") => {
   const error = `must be a number in ${open}${min}, ${max}]`;
   const base = z.number({ error }).max(max, { error });
@@ -187,8 +194,8 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       boiTarget: z.boolean({ error: "must be true or false" }).default(l.boiTarget),
     }),
     precision: p
-      ? group({ storage: oneOf(["f32", "f16"]).default(p.storage) })
-      : z.strictObject({ storage: oneOf(["f32", "f16"]).default("f32") }).optional(),
+      ? group({ storage: oneOf(["f32", "f16"]).default(p.storage), lossScale: lossScale() })
+      : z.strictObject({ storage: oneOf(["f32", "f16"]).default("f32"), lossScale: lossScale() }).optional(),
     seq: int(1, 1 << 20).default(d.seq),
   }).superRefine(crossChecks);
   return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;
