@@ -4,12 +4,18 @@
  * when there is one), the evaluation figures, a sample grid per digit caption, captions of real
  * held-out digits, and the loss curve.
  */
-import { type DigitEval, mentionedDigit, msPerStep } from "../runtime/generate/mod.ts";
+import { type DigitEval, mentionedDigit, msPerStep, type Weights } from "../runtime/generate/mod.ts";
 
 export interface ReportSection {
   /** What this model is, e.g. "trained now: 1200 steps in 8.0 min". */
   readonly label: string;
-  readonly run: { readonly dir: string; readonly spec: string; readonly step: number };
+  readonly run: {
+    readonly dir: string;
+    readonly spec: string;
+    readonly step: number;
+    /** Absent for a model evaluated in training (its last-step weights). */
+    readonly weights?: Weights;
+  };
   readonly eval: DigitEval;
   /** One grid per digit: its caption and the PNG (path relative to the report). */
   readonly grids: readonly { readonly digit: number; readonly caption: string; readonly file: string }[];
@@ -48,6 +54,7 @@ export function reportHtml(
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const ci = ([lo, hi]: readonly [number, number]) => `${(100 * lo).toFixed(1)}-${(100 * hi).toFixed(1)}%`;
 
 function summaryTable(sections: readonly ReportSection[]): string {
   const row = (cells: readonly string[], tag = "td") =>
@@ -77,12 +84,17 @@ function section(s: ReportSection): string {
   const g = s.eval.generation;
   const c = s.eval.captioning;
   const facts = [
-    ["run", `${esc(s.run.dir)} (spec ${esc(s.run.spec)}, step ${s.run.step})`],
+    [
+      "run",
+      `${esc(s.run.dir)} (spec ${esc(s.run.spec)}, step ${s.run.step}${
+        s.run.weights ? `, ${s.run.weights === "ema" ? "moving-average" : "last-step"} weights` : ""
+      })`,
+    ],
     [
       "generated-digit accuracy",
-      `${pct(g.accuracy)} over ${10 * g.nPerDigit} images (${g.nPerDigit} per digit, caption "${
-        esc(g.template)
-      }", ` +
+      `${pct(g.accuracy)} (95% CI ${ci(g.interval95)}) over ${
+        10 * g.nPerDigit
+      } images (${g.nPerDigit} per digit, caption "${esc(g.template)}", ` +
       `${g.method} ${g.steps} steps, guidance ${g.cfg}; ${msPerStep(g.secondsPerStep)} ms per step)`,
     ],
     ["per digit", g.perDigit.map((a, d) => `${d}: ${pct(a)}`).join(", ")],
@@ -93,7 +105,10 @@ function section(s: ReportSection): string {
       } on held-out real digits in the ` +
       `model's image frame, ${pct(s.eval.classifier.testAccuracy)} at 28x28`,
     ],
-    ["captioning accuracy", `${pct(c.accuracy)} over ${c.count} held-out digits (greedy)`],
+    [
+      "captioning accuracy",
+      `${pct(c.accuracy)} (95% CI ${ci(c.interval95)}) over ${c.count} held-out digits (greedy)`,
+    ],
     [
       "held-out losses",
       Object.entries(s.eval.heldOut.values).map(([k, v]) => `${esc(k)} ${v.toFixed(4)}`).join(", ") || "none",

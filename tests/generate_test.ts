@@ -22,6 +22,7 @@ import {
   type SamplerMethod,
   SamplingError,
   timestepSubsequence,
+  wilsonInterval,
 } from "../runtime/generate/mod.ts";
 import { diffusionSchedule } from "../spec/transfusion/schedule.ts";
 import { digitImage, testDigits } from "../data/mnist_captions.ts";
@@ -354,4 +355,14 @@ Deno.test("the digit classifier's data: batches fit its inputs, reproducible per
   const held = source.evalBatch!(0) as { x: Float32Array; y: Int32Array };
   const test = testDigits();
   assert.deepEqual(held.x.subarray(0, MNIST_PIXELS), test.images.subarray(0, MNIST_PIXELS));
+});
+
+Deno.test("eval intervals: the 95% Wilson score interval of a proportion", () => {
+  const near = (got: readonly number[], want: readonly number[]) =>
+    got.forEach((g, i) => assert.ok(Math.abs(g - want[i]!) < 1e-4, `${got} vs ${want}`));
+  near(wilsonInterval(50, 100), [0.4038, 0.5962]);
+  near(wilsonInterval(0, 10), [0, 0.2775]);
+  near(wilsonInterval(10, 10), [0.7225, 1]);
+  near(wilsonInterval(95, 100), [0.8882, 0.9785]);
+  assert.deepEqual(wilsonInterval(0, 0), [0, 1]);
 });

@@ -31,6 +31,8 @@ export interface DigitEvalOptions {
 export interface DigitEval {
   readonly generation: {
     readonly accuracy: number;
+    /** The 95% Wilson score interval of `accuracy` over the 10 * nPerDigit images. */
+    readonly interval95: readonly [number, number];
     /** Accuracy per digit 0..9. */
     readonly perDigit: readonly number[];
     readonly nPerDigit: number;
@@ -51,6 +53,8 @@ export interface DigitEval {
   };
   readonly captioning: {
     readonly accuracy: number;
+    /** The 95% Wilson score interval of `accuracy` over `count` digits. */
+    readonly interval95: readonly [number, number];
     readonly count: number;
     readonly seconds: number;
     readonly examples: readonly { readonly label: number; readonly caption: string }[];
@@ -131,8 +135,10 @@ async function scoreGeneration(
     for (let k = 0; k < K; k++) right += predicted[d * K + k] === d ? 1 : 0;
     return right / K;
   });
+  const right = predicted.filter((c, i) => c === Math.floor(i / K)).length;
   const generation: DigitEval["generation"] = {
     accuracy: perDigit.reduce((a, b) => a + b, 0) / 10,
+    interval95: wilsonInterval(right, 10 * K),
     perDigit,
     nPerDigit: K,
     method,
@@ -145,6 +151,19 @@ async function scoreGeneration(
       : NaN,
   };
   return { generation, samples: DIGIT_WORDS.map((_, d) => digits.slice(d * K, (d + 1) * K)) };
+}
+
+/**
+ * The 95% Wilson score interval of a proportion of `right` out of `n` (z = 1.96): unlike the normal
+ * approximation it stays inside [0, 1] and is honest near 0% and 100%, where eval figures live.
+ * n = 0 gives [0, 1] (nothing is known).
+ */
+export function wilsonInterval(right: number, n: number): [number, number] {
+  if (n === 0) return [0, 1];
+  const z = 1.959964, p = right / n, z2n = (z * z) / n;
+  const centre = (p + z2n / 2) / (1 + z2n);
+  const half = (z / (1 + z2n)) * Math.sqrt((p * (1 - p)) / n + z2n / (4 * n));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
 /** The classifier's accuracy on real held-out digits after a round trip through the model's frame. */
@@ -171,6 +190,7 @@ async function scoreCaptions(run: ModelRun, wanted: number, log: (line: string) 
   const right = examples.filter((e) => mentionedDigit(e.caption) === e.label).length;
   const captioning: DigitEval["captioning"] = {
     accuracy: count > 0 ? right / count : 0,
+    interval95: wilsonInterval(right, count),
     count,
     seconds: (performance.now() - started) / 1000,
     examples,
@@ -208,17 +228,23 @@ export function msPerStep(seconds: number): string {
 /** The figures as a few lines for a person. */
 export function formatDigitEval(r: DigitEval): string {
   const p = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const ci = ([lo, hi]: readonly [number, number]) =>
+    `[95% CI ${(100 * lo).toFixed(1)}-${(100 * hi).toFixed(1)}]`;
   const g = r.generation;
   const losses = Object.entries(r.heldOut.values).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ");
   return [
-    `generated-digit accuracy  ${p(g.accuracy)}  (${g.nPerDigit} per digit, "${g.template}", ` +
+    `generated-digit accuracy  ${p(g.accuracy)} ${
+      ci(g.interval95)
+    }  (${g.nPerDigit} per digit, "${g.template}", ` +
     `${g.method} ${g.steps} steps, cfg ${g.cfg}; ${g.seconds.toFixed(1)} s incl. first-run warm-up, ${
       msPerStep(g.secondsPerStep)
     } ms/step)`,
     `  per digit               ${g.perDigit.map((a, d) => `${d}:${Math.round(100 * a)}`).join(" ")}`,
     `  classifier accuracy     ${p(r.classifier.frameAccuracy)} on held-out digits in the model's frame, ` +
     `${p(r.classifier.testAccuracy)} at 28x28${r.classifier.trainedNow ? " (trained now)" : ""}`,
-    `captioning accuracy       ${p(r.captioning.accuracy)}  (${r.captioning.count} held-out digits, ` +
+    `captioning accuracy       ${p(r.captioning.accuracy)} ${
+      ci(r.captioning.interval95)
+    }  (${r.captioning.count} held-out digits, ` +
     `${r.captioning.seconds.toFixed(1)} s)`,
     `held-out losses           ${losses || "none (the spec has no data source)"}` +
     (r.heldOut.batches ? `  (${r.heldOut.batches} batches)` : ""),

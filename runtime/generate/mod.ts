@@ -87,5 +87,6 @@ export {
   formatDigitEval,
   mentionedDigit,
   msPerStep,
+  wilsonInterval,
 } from "./digit_eval.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";
