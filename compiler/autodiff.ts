@@ -81,9 +81,12 @@ export function vjp(outputs: readonly Node[], cotangents: readonly Node[], wrt: 
   return wrt.map((w) => total.get(w.id) ?? zerosLike(w));
 }
 
-/** The gradient of a scalar `loss` (shape []) with respect to each of `wrt`. */
-export function grad(loss: Node, wrt: readonly Node[]): Node[] {
-  return vjp([loss], [lossSeed(loss, 1)], wrt);
+/**
+ * The gradient of a scalar `loss` (shape []) with respect to each of `wrt`; with `seed` s, of
+ * s * loss (a loss-scaled backward pass whose results the optimizer unscales: compile.ts).
+ */
+export function grad(loss: Node, wrt: readonly Node[], seed = 1): Node[] {
+  return vjp([loss], [lossSeed(loss, seed)], wrt);
 }
 
 /** The cotangent a backward pass of scalar `loss` starts from. */
@@ -105,8 +108,12 @@ function lossSeed(loss: Node, value: number): Node {
  */
 export function scaledGrad(loss: Node, wrt: readonly Node[], scale: number): Node[] {
   if (scale === 1) return grad(loss, wrt);
-  return vjp([loss], [lossSeed(loss, scale)], wrt).map((g) =>
-    node("mul", [g, node("const", [], { value: 1 / scale, shape: g.shape, dtype: g.dtype })], null)
+  return withSite(
+    loss.site,
+    () =>
+      grad(loss, wrt, scale).map((g) =>
+        node("mul", [g, node("const", [], { value: 1 / scale, shape: g.shape, dtype: g.dtype })], null)
+      ),
   );
 }
 

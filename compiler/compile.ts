@@ -1,5 +1,5 @@
 import { type AnyModel, lossScaleOf, trace, type TracedModel } from "../spec/mod.ts";
-import { scaledGrad } from "./autodiff.ts";
+import { grad, scaledGrad } from "./autodiff.ts";
 import { type Node, size, toposort } from "./ir/mod.ts";
 import { verify } from "./verify.ts";
 import { simplify } from "./passes/simplify.ts";
@@ -97,7 +97,11 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     const trained = traced.params.map((p, i) => ({ node: p.node, layout: params[i]! })).filter((p) =>
       !p.layout.frozen
     );
-    const raw = scaledGrad(traced.outputs.loss!, trained.map((p) => p.node), lossScaleOf(traced.precision));
+    // A loss-scaled backward pass (f16 plans) leaves lossScale * dL/dp in `grads`; the grad-norm
+    // kernel unscales the norm and folds 1 / lossScale into the factor AdamW applies, so the
+    // unscaling costs no pass of its own.
+    const lossScale = lossScaleOf(traced.precision);
+    const raw = grad(traced.outputs.loss!, trained.map((p) => p.node), lossScale);
     check([...Object.values(traced.outputs), ...raw]);
     const { outputs, extra: grads } = prepare(named, raw);
     const placed = grads.map((g, i) => ({ node: g, at: at("grads", trained[i]!.layout) }));
@@ -107,7 +111,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       prefix: "t",
       reservedWords: gradNormScratchWords(count),
     });
-    const optimizer = [...gradNormKernels(count, 0), adamwKernel(count)];
+    const optimizer = [...gradNormKernels(count, 0, lossScale), adamwKernel(count)];
     builder.add("trainStep", lowered, optimizer);
   }
   if (wanted.includes("forward")) {

@@ -4,6 +4,7 @@
  * corrections) come from the `scalars` buffer, which the runtime writes before each train step.
  */
 import { bindingDecl, grid, type Kernel, type KernelBinding } from "./kernel.ts";
+import { literal } from "./wgsl.ts";
 
 /** Index of each optimizer value in the `scalars` buffer. */
 export const SCALARS = {
@@ -18,7 +19,10 @@ export const SCALARS = {
   bc2: 6,
   /** 0 turns clipping off. */
   clipNorm: 7,
-  /** Written by the grad-norm kernel, read by AdamW; 1 when no clipping ran. */
+  /**
+   * Written by the grad-norm kernel, read by AdamW: the factor the stored gradients are multiplied
+   * by (the clip, times 1 / lossScale for a loss-scaled plan); 1 when no clipping ran.
+   */
   clipScale: 8,
   gradNorm: 9,
 } as const;
@@ -37,9 +41,15 @@ export function gradNormScratchWords(count: number): number {
 /**
  * Global L2 norm of `grads[0..count)`: pass one writes a partial sum of squares per workgroup to
  * `act[scratchOffset + w]` (f32 bits); pass two sums them and writes the norm and
- * `clip_scale = min(1, clipNorm / (norm + 1e-6))` (1 when clipNorm is 0) into `scalars`.
+ * `clip_scale = min(1, clipNorm / (norm + 1e-6))` (1 when clipNorm is 0) into `scalars`. With
+ * `lossScale` S != 1 the grads hold S * dL/dp: the norm written is that of dL/dp, and clip_scale
+ * carries the 1 / S that AdamW then applies with the clip.
  */
-export function gradNormKernels(count: number, scratchOffset: number): Kernel[] {
+export function gradNormKernels(count: number, scratchOffset: number, lossScale = 1): Kernel[] {
+  if (!(lossScale >= 1 && Number.isFinite(lossScale))) {
+    throw new RangeError(`gradNormKernels: lossScale must be a finite number >= 1, got ${lossScale}`);
+  }
+  const unscale = lossScale === 1 ? "" : ` * ${literal(1 / lossScale, "f32")}`;
   const partials = gradNormScratchWords(count);
   const partialBindings: KernelBinding[] = [
     { binding: 0, buffer: "grads", access: "read" },
@@ -74,7 +84,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   };
   const finalPass: Kernel = {
     name: "grad_norm_finish",
-    doc: `norm and clip scale from ${partials} partials at act[${scratchOffset}]`,
+    doc: `norm and clip scale from ${partials} partials at act[${scratchOffset}]` +
+      (unscale ? `; grads hold ${lossScale} x dL/dp, unscaled here` : ""),
     ops: ["grad_norm"],
     wgsl: `${finalBindings.map(bindingDecl).join("\n")}
 ${workgroupSum}
@@ -86,11 +97,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
   let total = workgroup_sum(lid, acc);
   if (lid == 0u) {
-    let norm = sqrt(total);
+    let norm = sqrt(total)${unscale};
     let clip = scalars[${SCALARS.clipNorm}];
     var scale = 1.0;
     if (clip > 0.0) { scale = min(1.0, clip / (norm + 1e-6)); }
-    scalars[${SCALARS.clipScale}] = scale;
+    scalars[${SCALARS.clipScale}] = scale${unscale};
     scalars[${SCALARS.gradNorm}] = norm;
   }
 }

@@ -15,7 +15,7 @@ import { Executor } from "../runtime/executor.ts";
 import { checkFeatures, checkPlan } from "../runtime/_plan_check.ts";
 import type { DeviceHandle } from "../runtime/device.ts";
 import { type LogRecord, train } from "../runtime/train/mod.ts";
-import { type AnyModel, input, linear, lossScaleOf, model } from "../spec/mod.ts";
+import { type AnyModel, DEFAULT_F16_LOSS_SCALE, input, linear, lossScaleOf, model } from "../spec/mod.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import demo from "../examples/transfusion_demo.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
@@ -226,6 +226,41 @@ Deno.test("f16 storage: loss scaling keeps small gradients out of f16's subnorma
   );
   assert.ok(scaled <= F16_TOL, `with loss scaling: ${scaled} > ${F16_TOL}`);
   assert.ok(unscaled > 4 * scaled, `scaling must help: ${unscaled} vs ${scaled}`);
+});
+
+Deno.test("loss scaling in a train step: grads hold S x dL/dp, the reported norm is unscaled", async () => {
+  // Clipping off: with it on, a missing unscale would be hidden (the clip normalizes the gradient).
+  const step = async (storage: "f32" | "f16", lossScale?: number) => {
+    const spec = lossScale === undefined
+      ? mlp(storage)
+      : { ...mlp(storage), precision: { storage, lossScale } };
+    const plan = compile(spec as AnyModel, { optimizer: { clipNorm: 0 } });
+    const executor = await Executor.create(plan, { seed: 5 });
+    try {
+      const x = Float32Array.from({ length: 16 * 32 }, (_, i) => Math.sin(1.3 * i));
+      const y = Float32Array.from({ length: 16 }, (_, i) => Math.cos(0.7 * i));
+      await executor.run("trainStep", { x, y }, { lr: 1e-3 });
+      return { norm: await executor.getScalar("gradNorm"), g: await executor.getGradient("l1.w") };
+    } finally {
+      executor.destroy();
+    }
+  };
+  const f32 = await step("f32");
+  const f16 = await step("f16");
+  const unscaled = await step("f16", 1);
+  assert.ok(Math.abs(f16.norm - f32.norm) <= 1e-2 * f32.norm, `norm ${f16.norm} vs f32 ${f32.norm}`);
+  assert.ok(Math.abs(unscaled.norm - f32.norm) <= 1e-2 * f32.norm, `unscaled plan: ${unscaled.norm}`);
+  let ratio = 0, n = 0;
+  for (let i = 0; i < f32.g.length; i++) {
+    if (Math.abs(f32.g[i]!) < 1e-4 * f32.norm) continue;
+    ratio += f16.g[i]! / f32.g[i]!;
+    n++;
+  }
+  assert.ok(n > 100, `${n} comparable gradient elements`);
+  assert.ok(
+    Math.abs(ratio / n - DEFAULT_F16_LOSS_SCALE) < 0.01 * DEFAULT_F16_LOSS_SCALE,
+    `mean ratio ${ratio / n}`,
+  );
 });
 
 Deno.test("loss scaling: the scale is undone exactly, and a bad scale is named", () => {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import tiny from "./fixtures/tiny_regression.ts";
+import { TINY_SPEC_PATH, tinyOptions, withTempDir } from "./fixtures/tiny_runs.ts";
 import type { AnyModel } from "../spec/mod.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import {
@@ -20,23 +21,9 @@ import { resolveRunConfig } from "../runtime/train/bindings.ts";
 import { z } from "zod";
 import { LogClock, logLine } from "../runtime/train/progress.ts";
 
-const SPEC_PATH = new URL("./fixtures/tiny_regression.ts", import.meta.url).pathname;
-
-async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "train_loop_test_" });
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-const options = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  model: tiny,
-  specPath: SPEC_PATH,
-  out,
-  ...extra,
-});
+const SPEC_PATH = TINY_SPEC_PATH;
+const withDir = (f: (dir: string) => Promise<void>) => withTempDir("train_loop_test_", f);
+const options = tinyOptions;
 
 /** What must agree between two runs of the same steps: everything but timings. */
 const trained = (r: LogRecord) => ({

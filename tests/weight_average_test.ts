@@ -5,31 +5,16 @@
  * after a stop at a checkpoint and a resume as in a run that never stopped.
  */
 import assert from "node:assert/strict";
-import tiny from "./fixtures/tiny_regression.ts";
+import { tinyOptions, withTempDir } from "./fixtures/tiny_runs.ts";
 import { CheckpointError } from "../runtime/file_errors.ts";
 import { EMA_FILE, loadCheckpoint, saveCheckpoint } from "../runtime/checkpoint.ts";
 import { encodeSafetensors } from "../runtime/safetensors.ts";
-import { train, type TrainOptions } from "../runtime/train/mod.ts";
+import { train } from "../runtime/train/mod.ts";
 import { resolveSettings } from "../runtime/train/settings.ts";
 import { decayAt, WeightAverage } from "../runtime/train/weight_average.ts";
 
-const SPEC_PATH = new URL("./fixtures/tiny_regression.ts", import.meta.url).pathname;
-
-async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "weight_average_test_" });
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-const options = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  model: tiny,
-  specPath: SPEC_PATH,
-  out,
-  ...extra,
-});
+const withDir = (f: (dir: string) => Promise<void>) => withTempDir("weight_average_test_", f);
+const options = tinyOptions;
 
 Deno.test("folding k steps at once equals averaging step by step, warmup included", () => {
   const history = Array.from({ length: 12 }, (_, s) => new Map([["w", Float32Array.of(s, -2 * s, 0.5)]]));
