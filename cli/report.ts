@@ -4,7 +4,14 @@
  * when there is one), the evaluation figures, a sample grid per digit caption, captions of real
  * held-out digits, and the loss curve.
  */
-import { type DigitEval, mentionedDigit, msPerStep, type Weights } from "../runtime/generate/mod.ts";
+import {
+  type DigitEval,
+  mentionedDigit,
+  msPerStep,
+  percent as pct,
+  percentRange as ci,
+  type Weights,
+} from "../runtime/generate/mod.ts";
 
 export interface ReportSection {
   /** What this model is, e.g. "trained now: 1200 steps in 8.0 min". */
@@ -52,9 +59,6 @@ export function reportHtml(
     "",
   ].join("\n");
 }
-
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const ci = ([lo, hi]: readonly [number, number]) => `${(100 * lo).toFixed(1)}-${(100 * hi).toFixed(1)}%`;
 
 function summaryTable(sections: readonly ReportSection[]): string {
   const row = (cells: readonly string[], tag = "td") =>

@@ -130,16 +130,16 @@ async function scoreGeneration(
   const seconds = (performance.now() - started) / 1000;
   const digits = generated.map((x) => digitFromModelImage(x, image.size, image.channels));
   const predicted = await classifier.classify(digits);
-  const perDigit = DIGIT_WORDS.map((_, d) => {
+  const rightPerDigit = DIGIT_WORDS.map((_, d) => {
     let right = 0;
     for (let k = 0; k < K; k++) right += predicted[d * K + k] === d ? 1 : 0;
-    return right / K;
+    return right;
   });
-  const right = predicted.filter((c, i) => c === Math.floor(i / K)).length;
+  const right = rightPerDigit.reduce((a, b) => a + b, 0);
   const generation: DigitEval["generation"] = {
-    accuracy: perDigit.reduce((a, b) => a + b, 0) / 10,
+    accuracy: right / (10 * K),
     interval95: wilsonInterval(right, 10 * K),
-    perDigit,
+    perDigit: rightPerDigit.map((r) => r / K),
     nPerDigit: K,
     method,
     steps: opts.steps,
@@ -225,11 +225,17 @@ export function msPerStep(seconds: number): string {
   return Number.isFinite(seconds) ? (1000 * seconds).toFixed(0) : "-";
 }
 
+/** A fraction as a percentage with one decimal: 0.915 -> "91.5%". */
+export const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** An interval of fractions as percentages: [0.87, 0.94] -> "87.0-94.0%". */
+export const percentRange = ([lo, hi]: readonly [number, number]) =>
+  `${(100 * lo).toFixed(1)}-${percent(hi)}`;
+
 /** The figures as a few lines for a person. */
 export function formatDigitEval(r: DigitEval): string {
-  const p = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const ci = ([lo, hi]: readonly [number, number]) =>
-    `[95% CI ${(100 * lo).toFixed(1)}-${(100 * hi).toFixed(1)}]`;
+  const p = percent;
+  const ci = (range: readonly [number, number]) => `[95% CI ${percentRange(range)}]`;
   const g = r.generation;
   const losses = Object.entries(r.heldOut.values).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ");
   return [

@@ -47,17 +47,23 @@ export function numberFlag(name: string, raw: string | undefined, min: number): 
 
 /** `--weights ema|raw`; undefined lets loadRun pick (the moving average when the run kept one). */
 export function weightsFlag(raw: string | undefined): Weights | undefined {
-  if (raw === undefined) return undefined;
-  const weights = WEIGHTS.find((w) => w === raw);
-  if (!weights) throw new UsageError(`--weights must be one of ${WEIGHTS.join(", ")}, got "${raw}"`);
-  return weights;
+  return oneOfFlag("weights", raw, WEIGHTS);
 }
 
 export function samplerFlag(raw: string | undefined): SamplerMethod | undefined {
+  return oneOfFlag("sampler", raw, SAMPLER_METHODS);
+}
+
+/** A flag whose value must be one of `values`; `undefined` when the flag was not given. */
+function oneOfFlag<T extends string>(
+  name: string,
+  raw: string | undefined,
+  values: readonly T[],
+): T | undefined {
   if (raw === undefined) return undefined;
-  const method = SAMPLER_METHODS.find((m) => m === raw);
-  if (!method) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(", ")}, got "${raw}"`);
-  return method;
+  const value = values.find((v) => v === raw);
+  if (!value) throw new UsageError(`--${name} must be one of ${values.join(", ")}, got "${raw}"`);
+  return value;
 }
 
 /**

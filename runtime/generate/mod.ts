@@ -87,6 +87,8 @@ export {
   formatDigitEval,
   mentionedDigit,
   msPerStep,
+  percent,
+  percentRange,
   wilsonInterval,
 } from "./digit_eval.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";

@@ -139,7 +139,6 @@ async function loop(
   let savedAt = executor.step;
   const save = async (latest: Record<string, number>) => {
     await writeSettings(opts.out, settings);
-    average?.update(await executor.getAllParams(), executor.step);
     const parts = await captureCheckpoint(executor, {
       spec: run.spec,
       config: plan.config as never,
@@ -149,6 +148,8 @@ async function loop(
       rng: { seed: settings.seed },
       metrics: latest,
     });
+    // The parameters just read back bring the average up to this step (no second readback).
+    average?.update(parts.params, executor.step);
     await saveCheckpoint(opts.out, average ? { ...parts, ema: average.values } : parts);
     await writeLossCurve(opts.out, `${plan.model}: loss`, lines);
     savedAt = executor.step;
