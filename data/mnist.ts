@@ -52,3 +52,20 @@ export function loadMnist(): { train: DigitSet; test: DigitSet } {
   cached = { train: pack(split.train), test: pack(split.test) };
   return cached;
 }
+
+/**
+ * Digit i of `set` (28x28 in [0, 1]) moved `dx` pixels right and `dy` down; what moves in from
+ * outside is background (0). A shift of (0, 0) is a copy.
+ */
+export function shiftedDigit(set: DigitSet, i: number, dx: number, dy: number): Float32Array {
+  const src = set.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
+  const out = new Float32Array(MNIST_PIXELS);
+  for (let y = 0; y < MNIST_SIDE; y++) {
+    for (let x = 0; x < MNIST_SIDE; x++) {
+      const [sx, sy] = [x - dx, y - dy];
+      const inside = sx >= 0 && sy >= 0 && sx < MNIST_SIDE && sy < MNIST_SIDE;
+      out[y * MNIST_SIDE + x] = inside ? src[sy * MNIST_SIDE + sx]! : 0;
+    }
+  }
+  return out;
+}

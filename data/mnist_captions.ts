@@ -9,7 +9,7 @@
  * g mod n of the permutation of epoch floor(g / n), and each row's order, dropout and template come
  * from a generator seeded by (seed, step).
  */
-import { type DigitSet, loadMnist, MNIST_SIDE } from "./mnist.ts";
+import { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "./mnist.ts";
 import type { DataSource } from "../spec/data.ts";
 import {
   assembleBatch,
@@ -45,7 +45,7 @@ export function testDigits(): DigitSet {
 
 /**
  * Digit i of `set` as a model image: C * size * size values in [-1, 1] (the gray value in every
- * channel). A side below 28 first averages f x f blocks, f = ceil(28 / size), over the centered
+ * channel), first moved by `shift` = [dx, dy] 28x28 pixels when given. A side below 28 first averages f x f blocks, f = ceil(28 / size), over the centered
  * floor(28 / f) * f pixels (28 -> 14 at size 14..27, 28 -> 9 at 10..13, 28 -> 7 at 7..9); then the
  * digit is centered on a -1 background (T1: 2 pixels each side of 32), any odd pixel going right/down.
  */
@@ -53,11 +53,14 @@ export function digitImage(
   set: DigitSet,
   i: number,
   image: { readonly size: number; readonly channels: number },
+  shift?: readonly [number, number],
 ): Float32Array {
   if (!Number.isInteger(i) || i < 0 || i >= set.count) {
     throw new Error(`digitImage: index ${i} of ${set.count}`);
   }
-  const src = set.images.subarray(i * MNIST_SIDE * MNIST_SIDE, (i + 1) * MNIST_SIDE * MNIST_SIDE);
+  const src = shift && (shift[0] !== 0 || shift[1] !== 0)
+    ? shiftedDigit(set, i, shift[0], shift[1])
+    : set.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
   const f = Math.max(1, Math.ceil(MNIST_SIDE / image.size));
   const side = Math.floor(MNIST_SIDE / f);
   const crop = Math.floor((MNIST_SIDE - side * f) / 2);
@@ -85,6 +88,13 @@ export interface MnistCaptionsOptions {
   readonly captionFirst?: number;
   /** Caption templates, picked uniformly (default CAPTION_TEMPLATES; T1: [T1_CAPTION_TEMPLATE]). */
   readonly templates?: readonly string[];
+  /**
+   * Image-first (captioning) training rows see their digit moved by up to this many 28x28 pixels
+   * each way, uniformly (default 0). Only those rows: caption-first rows are what generation learns
+   * to draw, and the eval's classifier and held-out digits are centered, so they stay centered.
+   * Held-out batches are never shifted.
+   */
+  readonly shiftImageFirst?: number;
   /** Held-out batches (default: every whole batch of the test split). */
   readonly evalBatches?: number;
 }
@@ -113,6 +123,10 @@ export function mnistCaptions(
   const captionFirst = opts.captionFirst ?? 0.8;
   const dropout = config.diffusion.condDropout;
   const templates = opts.templates ?? CAPTION_TEMPLATES;
+  const shift = opts.shiftImageFirst ?? 0;
+  if (!Number.isInteger(shift) || shift < 0 || shift > 8) {
+    throw new Error(`mnistCaptions: shiftImageFirst must be an integer 0..8 (pixels of 28), got ${shift}`);
+  }
   for (const [name, p] of [["captionFirst", captionFirst], ["diffusion.condDropout", dropout]] as const) {
     if (!(p >= 0 && p <= 1)) throw new Error(`mnistCaptions: ${name} must be in [0, 1], got ${p}`);
   }
@@ -127,14 +141,25 @@ export function mnistCaptions(
   const epochs = new EpochPermutations(train.count);
   let truncatedRows = 0;
 
-  /** Row choices from `random`; `dropout` 0 for eval. */
-  const rows = (set: DigitSet, indices: readonly number[], random: () => number, drop: number) => {
+  /**
+   * Row choices from `random`; `drop` and `moveBy` 0 for eval. Offsets are drawn only when
+   * `moveBy` > 0, so runs without the shift keep the data stream they always had.
+   */
+  const rows = (
+    set: DigitSet,
+    indices: readonly number[],
+    random: () => number,
+    drop: number,
+    moveBy: number,
+  ) => {
+    const offset = () => Math.floor(random() * (2 * moveBy + 1)) - moveBy;
     const examples = indices.map((i): Example => {
       const order = random() < captionFirst ? "caption-first" : "image-first";
       const dropped = random() < drop && order === "caption-first";
       const template = templates[Math.floor(random() * templates.length)]!;
       const caption = dropped ? undefined : digitCaption(set.labels[i]!, template);
-      return { caption, images: [digitImage(set, i, cfg.image)], order };
+      const moved = order === "image-first" && moveBy > 0 ? [offset(), offset()] as const : undefined;
+      return { caption, images: [digitImage(set, i, cfg.image, moved)], order };
     });
     const { inputs, truncated } = assembleBatch(examples, cfg);
     truncatedRows += truncated;
@@ -150,7 +175,7 @@ export function mnistCaptions(
     batch(step, seed) {
       checkStep(step);
       const indices = Array.from({ length: batch }, (_, i) => epochs.at(seed, step * batch + i));
-      return rows(train, indices, generator(hash(seed, step, 1)), dropout);
+      return rows(train, indices, generator(hash(seed, step, 1)), dropout, shift);
     },
     // Test digits in order; order and template from a generator fixed per index, whatever the run's seed.
     evalBatch(index) {
@@ -158,7 +183,7 @@ export function mnistCaptions(
         throw new Error(`mnistCaptions: eval batch ${index} is not in 0..${evalBatches - 1}`);
       }
       const indices = Array.from({ length: batch }, (_, i) => index * batch + i);
-      return rows(test, indices, generator(hash(0, index, 2)), 0);
+      return rows(test, indices, generator(hash(0, index, 2)), 0, 0);
     },
     cursor(step) {
       checkStep(step);
@@ -168,6 +193,7 @@ export function mnistCaptions(
     describe: () =>
       `MNIST captions: ${train.count} train / ${test.count} test digits, ` +
       `${Math.round(captionFirst * 100)}% caption-first, ${Math.round(dropout * 100)}% condition dropout, ` +
+      (shift > 0 ? `image-first digits shifted up to ${shift}px, ` : "") +
       `${cfg.image.size}x${cfg.image.size} images`,
   };
 }

@@ -1,5 +1,5 @@
 /** Data sources and batch assembly for training. */
-export { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE } from "./mnist.ts";
+export { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "./mnist.ts";
 export {
   CAPTION_TEMPLATES,
   digitCaption,

@@ -16,7 +16,7 @@ import {
   oneHot,
   type Tensor,
 } from "../spec/mod.ts";
-import { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE } from "../data/mnist.ts";
+import { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "../data/mnist.ts";
 
 const config = { dim: MNIST_PIXELS, hidden1: 512, hidden2: 256, classes: 10, shift: 2 };
 type Config = typeof config;
@@ -47,14 +47,7 @@ function mnistDigits(c: Config, dims: Readonly<Record<string, number>>): DataSou
     const x = new Float32Array(indices.length * MNIST_PIXELS);
     indices.forEach((k, i) => {
       const [dx, dy] = shifts?.[i] ?? [0, 0];
-      const src = set.images.subarray(k * MNIST_PIXELS, (k + 1) * MNIST_PIXELS);
-      for (let y = 0; y < MNIST_SIDE; y++) {
-        for (let x0 = 0; x0 < MNIST_SIDE; x0++) {
-          const [sx, sy] = [x0 - dx, y - dy];
-          const inside = sx >= 0 && sy >= 0 && sx < MNIST_SIDE && sy < MNIST_SIDE;
-          x[i * MNIST_PIXELS + y * MNIST_SIDE + x0] = inside ? src[sy * MNIST_SIDE + sx]! : 0;
-        }
-      }
+      x.set(shiftedDigit(set, k, dx, dy), i * MNIST_PIXELS);
     });
     return { x, y: Int32Array.from(indices, (k) => set.labels[k]!) };
   };

@@ -36,5 +36,6 @@ export default transfusion({
   batch: 32,
   // A small model takes a larger step than T1's 3e-4; warmup and a cosine decay keep it stable.
   training: { steps: 1000, batch: 32, lr: 1e-3, warmup: 50, lrFloor: 1e-4, weightDecay: 0.01, clip: 1 },
-  data: (c, dims) => mnistCaptions(c, dims, { templates: [T1_CAPTION_TEMPLATE], captionFirst: 0.5 }),
+  data: (c, dims) =>
+    mnistCaptions(c, dims, { templates: [T1_CAPTION_TEMPLATE], captionFirst: 0.5, shiftImageFirst: 2 }),
 });

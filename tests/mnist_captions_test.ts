@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { checkLayoutFields, LAYOUT_FIELDS, type LayoutFields } from "../compiler/ir/mask.ts";
 import { assembleRow } from "../spec/transfusion/sequence.ts";
-import { loadMnist } from "../data/mnist.ts";
+import { loadMnist, shiftedDigit } from "../data/mnist.ts";
 import {
   CAPTION_TEMPLATES,
   digitCaption,
@@ -229,4 +229,60 @@ Deno.test("options and bad configs", () => {
   assert.throws(() => mnistCaptions(T1, DIMS, { captionFirst: 1.5 }), /captionFirst must be in \[0, 1\]/);
   assert.throws(() => mnistCaptions(T1, DIMS, { evalBatches: 48 }), /48 eval batches of 32 exceed 1505/);
   assert.throws(() => mnistCaptions(T1, { batch: 2, seq: 80 }).batch(0, 0), /= 91 > seq/);
+});
+
+Deno.test("shiftImageFirst: captioning rows see moved digits, generation rows and eval stay centered", () => {
+  const plain = mnistCaptions(T1, DIMS);
+  const moved = mnistCaptions(T1, DIMS, { shiftImageFirst: 2 });
+  assert.match(moved.describe(), /image-first digits shifted up to 2px/);
+  assert.doesNotMatch(plain.describe(), /shifted/);
+  const byKey = new Map<string, number>();
+  for (let i = 0; i < train.count; i++) byKey.set(imageKey(digitImage(train, i, T1.image), 0, 1024), i);
+  let shiftedRows = 0, imageFirstRows = 0;
+  for (const step of [0, 7]) {
+    // The same digits in the same rows (the epoch permutation does not depend on the shift).
+    const [x, y] = [plain.batch(step, 3), moved.batch(step, 3)];
+    for (let b = 0; b < 32; b++) {
+      const k = byKey.get(imageKey(x.images, b * 1024, 1024))!;
+      const got = y.images.slice(b * 1024, (b + 1) * 1024);
+      if (!readRow(y, b).imageFirst) {
+        assert.deepEqual(
+          got,
+          digitImage(train, k, T1.image),
+          `step ${step} row ${b}: caption-first is centered`,
+        );
+        continue;
+      }
+      imageFirstRows++;
+      const offsets = [-2, -1, 0, 1, 2].flatMap((dx) => [-2, -1, 0, 1, 2].map((dy) => [dx, dy] as const));
+      const match = offsets.find(([dx, dy]) => {
+        const want = digitImage(train, k, T1.image, [dx, dy]);
+        return want.every((v, i) => v === got[i]);
+      });
+      assert.ok(match, `step ${step} row ${b}: an image-first digit moved by at most 2px`);
+      if (match[0] !== 0 || match[1] !== 0) shiftedRows++;
+    }
+  }
+  assert.ok(
+    imageFirstRows > 5 && shiftedRows >= imageFirstRows / 2,
+    `${shiftedRows} of ${imageFirstRows} moved`,
+  );
+  assert.deepEqual(moved.evalBatch(3).images, plain.evalBatch(3).images, "held-out digits are never moved");
+  assert.throws(
+    () => mnistCaptions(T1, DIMS, { shiftImageFirst: 1.5 }),
+    /shiftImageFirst must be an integer 0..8/,
+  );
+  assert.throws(() => mnistCaptions(T1, DIMS, { shiftImageFirst: 9 }), /got 9/);
+});
+
+Deno.test("shiftedDigit moves the 28x28 digit and fills with background", () => {
+  const src = (y: number, x: number) => train.images[4 * 784 + y * 28 + x]!;
+  const out = shiftedDigit(train, 4, 2, -1);
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) {
+      const [sx, sy] = [x - 2, y + 1];
+      assert.equal(out[y * 28 + x], sx >= 0 && sy < 28 ? src(sy, sx) : 0, `(${y}, ${x})`);
+    }
+  }
+  assert.deepEqual(shiftedDigit(train, 4, 0, 0), train.images.slice(4 * 784, 5 * 784));
 });
