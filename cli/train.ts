@@ -1,6 +1,6 @@
 /**
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
- *    [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] [--weight-decay X]
+ *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] [--weight-decay X]
  *    [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
@@ -8,6 +8,10 @@
  * training.json, log.jsonl, loss.svg.
  * Settings not given come from the spec's `training`, or on `--resume` from the checkpoint, which also
  * supplies config and dims; a given value that differs from the checkpoint's config or dims is refused.
+ * `--init-from RUN` starts a new run from another run's parameters (fine-tuning): its config and dims
+ * are the defaults (so the model is the one trained there), `--set` may change what leaves the
+ * parameters as they are (a loss weight, a noise limit), and the optimizer, step and lr schedule
+ * start afresh from step 0.
  *
  * Progress goes to stdout, one line per log interval; with `--json`, one JSON object per logged step
  * (`{"step","loss",<metrics>,"lr","grad_norm","ms","tok_s","elapsed_s"}`) and nothing else. Notes go
@@ -28,7 +32,7 @@ import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 import "../runtime/generate/train_samples.ts";
 
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
-  "[--resume] [--json] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +
+  "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +
   "[--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]";
 
 /** Flags that set a training setting, by setting. */
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
       dims,
       settings: settings as Partial<TrainSettings>,
       resume: values.resume,
+      initFrom: values["init-from"],
       signal: controller.signal,
       onNote: (note) => console.error(note),
       onLog: (r) => console.log(values.json ? JSON.stringify(logLine(r)) : progressLine(r)),
@@ -106,6 +111,7 @@ function parseFlags() {
         ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, { type: "string" as const }])),
         batch: { type: "string" },
         out: { type: "string" },
+        "init-from": { type: "string" },
         resume: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         set: { type: "string", multiple: true, default: [] },

@@ -47,6 +47,9 @@ const RUN_INFO = z.object({
   rng: z.object({ seed: z.number().int().nonnegative() }).catchall(z.number()),
   /** Latest values (loss, grad norm, ...); null where a value was not finite. */
   metrics: z.record(z.string(), z.number().nullable()),
+  /** A run started from another run's parameters (`--init-from`): that checkpoint and its step. */
+  initFrom: z.object({ path: z.string(), step: z.number().int().nonnegative(), specHash: z.string() })
+    .optional(),
   /** ISO 8601 time of the save. */
   created: z.string(),
 });
@@ -239,24 +242,37 @@ export async function captureCheckpoint(
 
 /** Writes a loaded checkpoint back into `state` (parameters, optimizer moments, step). */
 export async function restoreCheckpoint(state: TrainingState, checkpoint: Checkpoint): Promise<void> {
-  const { model, optimizer, path } = checkpoint;
-  checkAgainstParams(model, state.plan.params, at(path, CHECKPOINT_FILES.model));
+  const { optimizer, path } = checkpoint;
   checkAgainstParams(optimizer, state.plan.params, at(path, CHECKPOINT_FILES.optimizer), ["m.", "v."]);
-  const numbers = (file: SafetensorsFile, name: string) => {
-    const data = file.tensors.get(name)!.data;
-    if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-      throw new CheckpointError(`${path}: tensor "${name}" is 64-bit integer; parameters never are`);
-    }
-    return data;
-  };
-  await state.setAllParams(new Map(state.plan.params.map((p) => [p.path, numbers(model, p.path)])));
+  await restoreParameters(state, checkpoint);
   for (const p of state.plan.params) {
     await state.setOptimizerState(p.path, {
-      m: numbers(optimizer, `m.${p.path}`),
-      v: numbers(optimizer, `v.${p.path}`),
+      m: numbers(optimizer, `m.${p.path}`, path),
+      v: numbers(optimizer, `v.${p.path}`, path),
     });
   }
   state.step = checkpoint.run.step;
+}
+
+/**
+ * Writes only a checkpoint's parameters into `state` (a run started from another's weights): the
+ * optimizer moments and the step stay what they are.
+ */
+export async function restoreParameters(
+  state: Pick<TrainingState, "plan" | "setAllParams">,
+  checkpoint: Checkpoint,
+): Promise<void> {
+  const { model, path } = checkpoint;
+  checkAgainstParams(model, state.plan.params, at(path, CHECKPOINT_FILES.model));
+  await state.setAllParams(new Map(state.plan.params.map((p) => [p.path, numbers(model, p.path, path)])));
+}
+
+function numbers(file: SafetensorsFile, name: string, path: string): ArrayLike<number> {
+  const data = file.tensors.get(name)!.data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    throw new CheckpointError(`${path}: tensor "${name}" is 64-bit integer; parameters never are`);
+  }
+  return data;
 }
 
 /**

@@ -285,3 +285,86 @@ Deno.test("--resume alone continues with the checkpoint's config, dims and setti
     assert.deepEqual([again.step, again.records.length], [4, 0], "at its last step: nothing to train");
   });
 });
+
+Deno.test("--init-from: a new run from another's parameters, its config under the given changes", async (t) => {
+  await withDir(async (dir) => {
+    const source = `${dir}/source`;
+    await train(options(source, { config: { hidden: 8 }, settings: { steps: 3 } }));
+    const trainedParams = await loadCheckpoint(source);
+    await t.step(
+      "lr 0: the new run's parameters are the source's; step, optimizer and log start afresh",
+      async () => {
+        const out = `${dir}/tuned`;
+        const notes: string[] = [];
+        const r = await train(
+          options(out, {
+            initFrom: source,
+            config: { noise: 0 },
+            settings: { steps: 2, lr: 0, warmup: 0 },
+            onNote: (n) => notes.push(n),
+          }),
+        );
+        assert.deepEqual([r.startStep, r.step], [0, 2]);
+        assert.deepEqual(r.config, { dim: 4, hidden: 8, noise: 0 }, "hidden from the source, noise as given");
+        assert.ok(
+          notes.some((n) => /starting from the parameters of .*source.*\(step 3\)/.test(n)),
+          notes.join("\n"),
+        );
+        const tuned = await loadCheckpoint(out);
+        for (const [name, tensor] of trainedParams.model.tensors) {
+          assert.deepEqual(tuned.model.tensors.get(name)!.data, tensor.data, `${name} unchanged at lr 0`);
+        }
+        assert.equal(tuned.run.step, 2);
+        assert.deepEqual(tuned.run.initFrom, {
+          path: trainedParams.path,
+          step: 3,
+          specHash: trainedParams.run.spec.hash,
+        });
+        const lines = (await Deno.readTextFile(`${out}/${RUN_FILES.log}`)).trim().split("\n");
+        assert.equal(JSON.parse(lines[0]!).step, 1, "the log begins at step 1");
+        const resumed = await train(options(out, { resume: true, settings: { steps: 3 } }));
+        assert.equal(resumed.step, 3);
+        assert.deepEqual((await loadCheckpoint(out)).run.initFrom?.step, 3, "a resume keeps where it began");
+      },
+    );
+    await t.step(
+      "the same start with lr > 0 trains from the source's loss, not from a fresh init",
+      async () => {
+        const fresh = await train(options(`${dir}/fresh`, { config: { hidden: 8 }, settings: { steps: 1 } }));
+        const tuned = await train(options(`${dir}/tuned2`, { initFrom: source, settings: { steps: 1 } }));
+        const sourceLoss = trainedParams.run.metrics.loss!;
+        assert.ok(
+          Math.abs(tuned.records[0]!.loss - sourceLoss) < Math.abs(fresh.records[0]!.loss - sourceLoss),
+          `tuned ${tuned.records[0]!.loss}, fresh ${fresh.records[0]!.loss}, source ${sourceLoss}`,
+        );
+      },
+    );
+    await t.step("refused: parameters that do not fit, --resume with it, a missing source", async () => {
+      const refused = async (out: string, extra: Partial<TrainOptions>, pattern: RegExp) => {
+        await assert.rejects(() => train(options(out, extra)), (e: Error) => {
+          assert.match(e.message, pattern);
+          return true;
+        });
+      };
+      await refused(
+        `${dir}/wide`,
+        { initFrom: source, config: { hidden: 16 } },
+        /cannot start from .*source.*l1\.w is F32 \[4, 8\] in the file, F32 \[4, 16\] in the spec/s,
+      );
+      await refused(`${dir}/source`, { initFrom: source, resume: true }, /give one of them/);
+      await refused(`${dir}/nowhere`, { initFrom: `${dir}/missing` }, /missing/);
+      for (const out of ["wide", "nowhere"]) {
+        assert.ok(!(await exists(`${dir}/${out}`)), `${out}: nothing written`);
+      }
+    });
+  });
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

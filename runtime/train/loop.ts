@@ -7,7 +7,7 @@
  * checkpoints keeps the same average as one that never stopped.
  */
 import type { AnyModel } from "../../spec/model.ts";
-import { captureCheckpoint, restoreCheckpoint, saveCheckpoint } from "../checkpoint.ts";
+import { captureCheckpoint, restoreCheckpoint, restoreParameters, saveCheckpoint } from "../checkpoint.ts";
 import type { DeviceHandle } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { learningRate } from "../schedule.ts";
@@ -32,6 +32,12 @@ export interface TrainOptions {
   readonly settings?: Partial<TrainSettings>;
   /** Continue the run in `out` from its checkpoint. Without it, a run directory in use is refused. */
   readonly resume?: boolean;
+  /**
+   * Start a new run from the parameters of this run directory or checkpoint folder (fine-tuning):
+   * its config and dims are the defaults under `config` and `dims`, the parameters must fit the
+   * plan exactly, and the optimizer, step and lr schedule start afresh. Excludes `resume`.
+   */
+  readonly initFrom?: string | undefined;
   readonly onLog?: (record: LogRecord) => void;
   /** One-line messages for a person: the resume point, spec changes, a missing sample hook. */
   readonly onNote?: (message: string) => void;
@@ -83,6 +89,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const executor = await Executor.create(plan, { seed: settings.seed, handle: run.handle });
   try {
     if (run.checkpoint) await restoreCheckpoint(executor, run.checkpoint);
+    else if (run.init) await restoreParameters(executor, run.init);
     const average = await startAverage(run, executor, opts.onNote);
     await Deno.mkdir(opts.out, { recursive: true });
     // A resume drops what was logged after its checkpoint: those steps are trained again.
@@ -147,6 +154,7 @@ async function loop(
       data: { epoch: 0, index: executor.step },
       rng: { seed: settings.seed },
       metrics: latest,
+      ...(run.initFrom ? { initFrom: run.initFrom } : {}),
     });
     // The parameters just read back bring the average up to this step (no second readback).
     average?.update(parts.params, executor.step);

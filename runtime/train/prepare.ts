@@ -6,7 +6,9 @@
 import { compile } from "../../compiler/compile.ts";
 import type { Plan } from "../../compiler/plan.ts";
 import type { Batch, DataSource } from "../../spec/data.ts";
-import { type Checkpoint, loadCheckpoint, specHash } from "../checkpoint.ts";
+import { type Checkpoint, CHECKPOINT_FILES, loadCheckpoint, type RunInfo, specHash } from "../checkpoint.ts";
+import { CheckpointError } from "../file_errors.ts";
+import { checkAgainstParams } from "../safetensors.ts";
 import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { resolveRunConfig, resolveRunDims } from "./bindings.ts";
 import { resumeMismatches, savedBindings } from "./resume.ts";
@@ -22,6 +24,10 @@ export interface PreparedRun {
   readonly handle: DeviceHandle;
   readonly spec: { readonly path: string; readonly name: string; readonly hash: string };
   readonly checkpoint: Checkpoint | undefined;
+  /** With `--init-from`: the checkpoint whose parameters the run starts from (step 0, fresh optimizer). */
+  readonly init: Checkpoint | undefined;
+  /** What run.json records of where the parameters began: this start's, or the resumed run's. */
+  readonly initFrom: RunInfo["initFrom"];
   readonly hook: SampleHook | undefined;
   /** Lines for a person about choices made (resume point, spec changes, missing hook). */
   readonly notes: readonly string[];
@@ -40,6 +46,13 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
   const notes: string[] = [];
   let checkpoint: Checkpoint | undefined;
   let savedSettings: Partial<TrainSettings> | undefined;
+  let init: Checkpoint | undefined;
+  if (opts.resume && opts.initFrom !== undefined) {
+    throw new TrainError(
+      `--resume continues the run in ${dir} and --init-from ${opts.initFrom} starts a new one from ` +
+        `another run's parameters; give one of them`,
+    );
+  }
   if (opts.resume) {
     checkpoint = await loadCheckpoint(dir);
     savedSettings = { ...await readSavedSettings(dir), seed: checkpoint.run.rng.seed };
@@ -49,7 +62,20 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
   } else {
     await refuseExistingRun(dir);
   }
-  const saved = checkpoint && savedBindings(checkpoint);
+  if (opts.initFrom !== undefined) {
+    try {
+      init = await loadCheckpoint(opts.initFrom);
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      throw new TrainError(`cannot start from ${opts.initFrom} (--init-from): ${e.message}`);
+    }
+    notes.push(
+      `starting from the parameters of ${init.path} (step ${init.run.step}); ` +
+        `the optimizer, the step count and the lr schedule start afresh`,
+    );
+  }
+  // A started run takes the config and dims its parameters were trained with, under what is given.
+  const saved = (checkpoint ?? init) && savedBindings((checkpoint ?? init)!);
   const config = resolveRunConfig(model, opts.config ?? {}, saved?.config);
   const dims = resolveRunDims(model, opts.dims ?? {}, saved?.dims);
   const settings = resolveSettings(model.training, savedSettings, opts.settings ?? {});
@@ -86,10 +112,21 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
       throw new TrainError(`cannot resume from ${checkpoint.path}:\n  ${problems.join("\n  ")}`);
     }
   }
+  if (init) {
+    try {
+      checkAgainstParams(init.model, plan.params, `${init.path}/${CHECKPOINT_FILES.model}`);
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      throw new TrainError(`cannot start from ${init.path}: ${e.message}`);
+    }
+  }
   const data = makeData(plan.config as never, plan.dims);
   const start = checkpoint?.run.step ?? 0;
   checkBatch(data.batch(start, settings.seed), plan, `${model.name}'s data source (${data.describe()})`);
-  return { plan, data, settings, handle, spec, checkpoint, hook, notes };
+  const initFrom = init
+    ? { path: init.path, step: init.run.step, specHash: init.run.spec.hash }
+    : checkpoint?.run.initFrom;
+  return { plan, data, settings, handle, spec, checkpoint, init, initFrom, hook, notes };
 }
 
 async function readSpec(path: string): Promise<string> {
