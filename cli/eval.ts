@@ -1,6 +1,6 @@
 /**
  * `deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] [--seed S]
- *    [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]
+ *    [--captions N] [--train-captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N]
  *    [--weights ema|raw]`
  *
  * Evaluates a Transfusion run on MNIST digits:
@@ -10,7 +10,8 @@
  *      its own test accuracy is reported next to the figure; --classifier-steps sets its training
  *      length, and a cache trained for fewer steps is trained again);
  *   2. captioning accuracy: greedy captions of N held-out real digits, right when the first digit
- *      they mention (numeral or word) is the label;
+ *      they mention (numeral or word) is the label; with --train-captions N also of N training
+ *      digits, whose gap to the held-out figure measures overfitting;
  *   3. held-out losses: the forward entry over the data source's eval batches.
  * The run's moving-average weights are evaluated when it kept them (`--weights raw` for the last
  * step's). `--json` prints one JSON object and nothing else on stdout. The run directory is only read.
@@ -40,7 +41,7 @@ export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
 export const CLASSIFIER_DIR = "runs/digit-classifier";
 
 const USAGE = "usage: deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] " +
-  "[--seed S] [--captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N] [--weights ema|raw]";
+  "[--seed S] [--captions N] [--train-captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N] [--weights ema|raw]";
 
 export interface EvalSettings {
   readonly nPerDigit: number;
@@ -49,6 +50,8 @@ export interface EvalSettings {
   readonly seed: number;
   readonly method?: "ddpm" | "ddim" | "euler" | "heun";
   readonly captions: number;
+  /** Training digits to caption as well (0: none). */
+  readonly trainCaptions?: number;
   readonly lossBatches: number;
   readonly template?: string;
   readonly classifierDir: string;
@@ -81,6 +84,7 @@ export function evaluateWith(
       cfg: s.cfg,
       seed: s.seed,
       captionCount: s.captions,
+      trainCaptionCount: s.trainCaptions ?? 0,
       lossBatches: s.lossBatches,
       log,
       ...(s.method ? { method: s.method } : {}),
@@ -119,6 +123,7 @@ async function main(): Promise<void> {
     cfg: { type: "string" },
     seed: { type: "string" },
     captions: { type: "string" },
+    "train-captions": { type: "string" },
     "loss-batches": { type: "string" },
     template: { type: "string" },
     classifier: { type: "string" },
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
     cfg: numberFlag("cfg", values.cfg, 0) ?? 3,
     seed: intFlag("seed", values.seed, 0, 2 ** 32 - 1) ?? 0,
     captions: intFlag("captions", values.captions, 0) ?? 100,
+    trainCaptions: intFlag("train-captions", values["train-captions"], 0) ?? 0,
     lossBatches: intFlag("loss-batches", values["loss-batches"], 0) ?? 10,
     classifierDir: values.classifier ?? CLASSIFIER_DIR,
     ...(classifierSteps ? { classifierSteps } : {}),

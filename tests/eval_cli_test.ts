@@ -221,9 +221,22 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
     });
 
     await t.step("eval --json prints one object with the three figures", async () => {
-      const r = await cli("eval", [run, "--json", "--steps", "2", ...quick, ...classifierSteps]);
+      const r = await cli("eval", [
+        run,
+        "--json",
+        "--steps",
+        "2",
+        "--train-captions",
+        "3",
+        ...quick,
+        ...classifierSteps,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const result = JSON.parse(r.stdout);
+      assert.equal(result.trainCaptioning.count, 3, "--train-captions also captions training digits");
+      const [lo, hi] = result.trainCaptioning.interval95;
+      assert.ok(lo <= result.trainCaptioning.accuracy && result.trainCaptioning.accuracy <= hi);
+      assert.match(r.stderr, /captioning 3 training digits/);
       assert.ok(result.generation.accuracy >= 0 && result.generation.accuracy <= 1);
       assert.equal(result.generation.perDigit.length, 10);
       assert.ok(result.classifier.testAccuracy > 0);

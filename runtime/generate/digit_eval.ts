@@ -6,7 +6,7 @@
  *   held-out    the forward entry's loss and metrics over the data source's eval batches
  */
 import { digitCaption, digitImage, T1_CAPTION_TEMPLATE, testDigits } from "../../data/mnist_captions.ts";
-import { MNIST_PIXELS } from "../../data/mnist.ts";
+import { type DigitSet, loadMnist, MNIST_PIXELS } from "../../data/mnist.ts";
 import { digitFromModelImage } from "./images.ts";
 import type { DigitClassifier } from "./classifier.ts";
 import type { ModelRun } from "./run.ts";
@@ -23,6 +23,11 @@ export interface DigitEvalOptions {
   readonly template?: string;
   /** Held-out real digits to caption (default 100, the classes in turn). */
   readonly captionCount?: number;
+  /**
+   * Training digits to caption as well (default 0: none): next to the held-out figure, the gap
+   * between the two is how much of captioning the model learned by heart.
+   */
+  readonly trainCaptionCount?: number;
   /** Held-out loss batches at most (default all). */
   readonly lossBatches?: number;
   readonly log?: (line: string) => void;
@@ -59,6 +64,12 @@ export interface DigitEval {
     readonly seconds: number;
     readonly examples: readonly { readonly label: number; readonly caption: string }[];
   };
+  /** Captioning of training digits, when asked for (`trainCaptionCount`). */
+  readonly trainCaptioning?: {
+    readonly accuracy: number;
+    readonly interval95: readonly [number, number];
+    readonly count: number;
+  };
   readonly heldOut: { readonly batches: number; readonly values: Readonly<Record<string, number>> };
 }
 
@@ -88,7 +99,9 @@ export async function evaluateDigits(
   const log = opts.log ?? (() => {});
   const { generation, samples } = await scoreGeneration(run, classifier, opts, log);
   const frameAccuracy = await classifierInFrame(run, classifier);
-  const { captioning, captioned } = await scoreCaptions(run, opts.captionCount ?? 100, log);
+  const { captioning, captioned } = await scoreCaptions(run, testDigits(), opts.captionCount ?? 100, log);
+  const trainCount = opts.trainCaptionCount ?? 0;
+  const onTrain = trainCount > 0 ? await scoreCaptions(run, loadMnist().train, trainCount, log) : undefined;
   let heldOut: DigitEval["heldOut"] = { batches: 0, values: {} };
   if (run.model.data) {
     log("held-out losses");
@@ -99,6 +112,15 @@ export async function evaluateDigits(
     generation,
     classifier: { testAccuracy: classifier.testAccuracy, frameAccuracy, trainedNow: classifier.trained },
     captioning,
+    ...(onTrain
+      ? {
+        trainCaptioning: {
+          accuracy: onTrain.captioning.accuracy,
+          interval95: onTrain.captioning.interval95,
+          count: onTrain.captioning.count,
+        },
+      }
+      : {}),
     heldOut,
   };
   return { result, samples, captioned };
@@ -179,14 +201,14 @@ async function classifierInFrame(run: ModelRun, classifier: DigitClassifier): Pr
 }
 
 /** Greedy captions of `count` held-out digits (the classes in turn), right when they name the label. */
-async function scoreCaptions(run: ModelRun, wanted: number, log: (line: string) => void) {
-  const test = testDigits();
-  const count = Math.min(wanted, test.count);
-  log(`captioning ${count} held-out digits`);
+/** Greedy captions of `wanted` digits of `set` (the classes in turn), scored against their labels. */
+async function scoreCaptions(run: ModelRun, set: DigitSet, wanted: number, log: (line: string) => void) {
+  const count = Math.min(wanted, set.count);
+  log(`captioning ${count} ${set === testDigits() ? "held-out" : "training"} digits`);
   const started = performance.now();
-  const indices = balancedIndices(test.labels, count);
-  const captions = await captionImages(run, indices.map((i) => digitImage(test, i, run.config.image)));
-  const examples = indices.map((i, j) => ({ label: test.labels[i]!, caption: captions[j]! }));
+  const indices = balancedIndices(set.labels, count);
+  const captions = await captionImages(run, indices.map((i) => digitImage(set, i, run.config.image)));
+  const examples = indices.map((i, j) => ({ label: set.labels[i]!, caption: captions[j]! }));
   const right = examples.filter((e) => mentionedDigit(e.caption) === e.label).length;
   const captioning: DigitEval["captioning"] = {
     accuracy: count > 0 ? right / count : 0,
@@ -197,7 +219,7 @@ async function scoreCaptions(run: ModelRun, wanted: number, log: (line: string) 
   };
   return {
     captioning,
-    captioned: indices.map((i) => test.images.slice(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS)),
+    captioned: indices.map((i) => set.images.slice(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS)),
   };
 }
 
@@ -252,6 +274,12 @@ export function formatDigitEval(r: DigitEval): string {
       ci(r.captioning.interval95)
     }  (${r.captioning.count} held-out digits, ` +
     `${r.captioning.seconds.toFixed(1)} s)`,
+    ...(r.trainCaptioning
+      ? [
+        `  on training digits      ${p(r.trainCaptioning.accuracy)} ${ci(r.trainCaptioning.interval95)}  ` +
+        `(${r.trainCaptioning.count} digits the model trained on; the gap to held-out is learned by heart)`,
+      ]
+      : []),
     `held-out losses           ${losses || "none (the spec has no data source)"}` +
     (r.heldOut.batches ? `  (${r.heldOut.batches} batches)` : ""),
   ].join("\n");
