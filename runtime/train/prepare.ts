@@ -75,7 +75,8 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     );
   }
   // A started run takes the config and dims its parameters were trained with, under what is given.
-  const saved = (checkpoint ?? init) && savedBindings((checkpoint ?? init)!);
+  const source = checkpoint ?? init;
+  const saved = source && savedBindings(source);
   const config = resolveRunConfig(model, opts.config ?? {}, saved?.config);
   const dims = resolveRunDims(model, opts.dims ?? {}, saved?.dims);
   const settings = resolveSettings(model.training, savedSettings, opts.settings ?? {});
