@@ -152,7 +152,12 @@ async function main(): Promise<void> {
         console.log(`\nevaluating the shipped checkpoint ${shipped}`);
         const output = await evaluateWith(run, classifier, evalSettings, log);
         const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
-        const label = `shipped checkpoint: ${run.info.step} steps${
+        const from = run.info.initFrom;
+        // A fine-tuned checkpoint says what it started from; its README has the whole chain.
+        const trained = from
+          ? `${run.info.step} steps on a ${from.step}-step checkpoint`
+          : `${run.info.step} steps`;
+        const label = `shipped checkpoint: ${trained}${
           run.weights === "ema" ? ", moving-average weights" : ""
         }`;
         await record(shippedRef, label, "shipped", output);
