@@ -3,6 +3,7 @@
  * untouched, and Ctrl-C. Each run trains tests/fixtures/tiny_regression.ts for a few steps.
  */
 import assert from "node:assert/strict";
+import { exists } from "../runtime/train/run_dir.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 
 const SPEC = "tests/fixtures/tiny_regression.ts";
@@ -254,12 +255,3 @@ Deno.test("Ctrl-C saves a checkpoint, exits 130, and --resume continues the same
     );
   });
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

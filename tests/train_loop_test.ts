@@ -3,6 +3,7 @@
  * should, a resumed run reproduces an uninterrupted one bit for bit, and bad resumes are refused.
  */
 import assert from "node:assert/strict";
+import { exists } from "../runtime/train/run_dir.ts";
 import tiny from "./fixtures/tiny_regression.ts";
 import { TINY_SPEC_PATH, tinyOptions, withTempDir } from "./fixtures/tiny_runs.ts";
 import type { AnyModel } from "../spec/mod.ts";
@@ -359,12 +360,3 @@ Deno.test("--init-from: a new run from another's parameters, its config under th
     });
   });
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
