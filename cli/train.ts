@@ -1,7 +1,8 @@
 /**
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
- *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] [--weight-decay X]
- *    [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]`
+ *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X]
+ *    [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY]
+ *    [--ema-every N]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
  * checkpoint/ (model.safetensors, optimizer.safetensors, run.json, and ema.safetensors with --ema),
@@ -32,8 +33,9 @@ import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 import "../runtime/generate/train_samples.ts";
 
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
-  "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X] " +
-  "[--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY] [--ema-every N]";
+  "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] " +
+  "[--lr-floor X] [--clip X] [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] " +
+  "[--ema DECAY] [--ema-every N]";
 
 /** Flags that set a training setting, by setting. */
 const SETTING_FLAGS = {

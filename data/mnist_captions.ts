@@ -45,9 +45,10 @@ export function testDigits(): DigitSet {
 
 /**
  * Digit i of `set` as a model image: C * size * size values in [-1, 1] (the gray value in every
- * channel), first moved by `shift` = [dx, dy] 28x28 pixels when given. A side below 28 first averages f x f blocks, f = ceil(28 / size), over the centered
- * floor(28 / f) * f pixels (28 -> 14 at size 14..27, 28 -> 9 at 10..13, 28 -> 7 at 7..9); then the
- * digit is centered on a -1 background (T1: 2 pixels each side of 32), any odd pixel going right/down.
+ * channel), first moved by `shift` = [dx, dy] pixels of 28 when given. A side below 28 first
+ * averages f x f blocks, f = ceil(28 / size), over the centered floor(28 / f) * f pixels (28 -> 14 at
+ * size 14..27, 28 -> 9 at 10..13, 28 -> 7 at 7..9); then the digit is centered on a -1 background
+ * (T1: 2 pixels each side of 32), any odd pixel going right/down.
  */
 export function digitImage(
   set: DigitSet,
@@ -58,7 +59,7 @@ export function digitImage(
   if (!Number.isInteger(i) || i < 0 || i >= set.count) {
     throw new Error(`digitImage: index ${i} of ${set.count}`);
   }
-  const src = shift && (shift[0] !== 0 || shift[1] !== 0)
+  const src = shift
     ? shiftedDigit(set, i, shift[0], shift[1])
     : set.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
   const f = Math.max(1, Math.ceil(MNIST_SIDE / image.size));

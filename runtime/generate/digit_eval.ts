@@ -6,7 +6,7 @@
  *   held-out    the forward entry's loss and metrics over the data source's eval batches
  */
 import { digitCaption, digitImage, T1_CAPTION_TEMPLATE, testDigits } from "../../data/mnist_captions.ts";
-import { type DigitSet, loadMnist, MNIST_PIXELS } from "../../data/mnist.ts";
+import { loadMnist, MNIST_PIXELS } from "../../data/mnist.ts";
 import { digitFromModelImage } from "./images.ts";
 import type { DigitClassifier } from "./classifier.ts";
 import type { ModelRun } from "./run.ts";
@@ -99,9 +99,11 @@ export async function evaluateDigits(
   const log = opts.log ?? (() => {});
   const { generation, samples } = await scoreGeneration(run, classifier, opts, log);
   const frameAccuracy = await classifierInFrame(run, classifier);
-  const { captioning, captioned } = await scoreCaptions(run, testDigits(), opts.captionCount ?? 100, log);
+  const { captioning, captioned } = await scoreCaptions(run, "held-out", opts.captionCount ?? 100, log);
   const trainCount = opts.trainCaptionCount ?? 0;
-  const onTrain = trainCount > 0 ? await scoreCaptions(run, loadMnist().train, trainCount, log) : undefined;
+  const onTrain = trainCount > 0
+    ? (await scoreCaptions(run, "training", trainCount, log)).captioning
+    : undefined;
   let heldOut: DigitEval["heldOut"] = { batches: 0, values: {} };
   if (run.model.data) {
     log("held-out losses");
@@ -114,11 +116,7 @@ export async function evaluateDigits(
     captioning,
     ...(onTrain
       ? {
-        trainCaptioning: {
-          accuracy: onTrain.captioning.accuracy,
-          interval95: onTrain.captioning.interval95,
-          count: onTrain.captioning.count,
-        },
+        trainCaptioning: { accuracy: onTrain.accuracy, interval95: onTrain.interval95, count: onTrain.count },
       }
       : {}),
     heldOut,
@@ -200,11 +198,16 @@ async function classifierInFrame(run: ModelRun, classifier: DigitClassifier): Pr
   return classes.filter((c, i) => c === test.labels[i]).length / test.count;
 }
 
-/** Greedy captions of `count` held-out digits (the classes in turn), right when they name the label. */
-/** Greedy captions of `wanted` digits of `set` (the classes in turn), scored against their labels. */
-async function scoreCaptions(run: ModelRun, set: DigitSet, wanted: number, log: (line: string) => void) {
+/** Greedy captions of `wanted` digits of a split (the classes in turn), right when they name the label. */
+async function scoreCaptions(
+  run: ModelRun,
+  split: "held-out" | "training",
+  wanted: number,
+  log: (line: string) => void,
+) {
+  const set = split === "held-out" ? testDigits() : loadMnist().train;
   const count = Math.min(wanted, set.count);
-  log(`captioning ${count} ${set === testDigits() ? "held-out" : "training"} digits`);
+  log(`captioning ${count} ${split} digits`);
   const started = performance.now();
   const indices = balancedIndices(set.labels, count);
   const captions = await captionImages(run, indices.map((i) => digitImage(set, i, run.config.image)));
