@@ -73,7 +73,11 @@ export interface Checkpoint {
   readonly path: string;
   readonly run: RunInfo;
   readonly model: SafetensorsFile;
-  readonly optimizer: SafetensorsFile;
+  /**
+   * Absent in a weights-only copy (optimizer.safetensors left out, say to ship or carry half the
+   * bytes): sampling, eval and `--init-from` need only the parameters; `--resume` needs the moments.
+   */
+  readonly optimizer?: SafetensorsFile;
   /** ema.safetensors, checked to hold exactly model's tensors, when the folder has one. */
   readonly ema?: SafetensorsFile;
 }
@@ -242,7 +246,8 @@ export async function captureCheckpoint(
 
 /** Writes a loaded checkpoint back into `state` (parameters, optimizer moments, step). */
 export async function restoreCheckpoint(state: TrainingState, checkpoint: Checkpoint): Promise<void> {
-  const { optimizer, path } = checkpoint;
+  const { path } = checkpoint;
+  const optimizer = requireOptimizer(checkpoint);
   checkAgainstParams(optimizer, state.plan.params, at(path, CHECKPOINT_FILES.optimizer), ["m.", "v."]);
   await restoreParameters(state, checkpoint);
   for (const p of state.plan.params) {
@@ -252,6 +257,16 @@ export async function restoreCheckpoint(state: TrainingState, checkpoint: Checkp
     });
   }
   state.step = checkpoint.run.step;
+}
+
+/** The optimizer state a resume continues from; a weights-only checkpoint is refused, naming the way on. */
+export function requireOptimizer(checkpoint: Checkpoint): SafetensorsFile {
+  if (checkpoint.optimizer) return checkpoint.optimizer;
+  throw new CheckpointError(
+    `${at(checkpoint.path, CHECKPOINT_FILES.optimizer)} is missing: this is a weights-only checkpoint, ` +
+      `so a run cannot resume from it (the optimizer's moments are gone); start a new run from its ` +
+      `parameters with --init-from ${checkpoint.path}`,
+  );
 }
 
 /**
@@ -295,10 +310,10 @@ export async function loadCheckpoint(
   const checkpoint = await findCheckpoint(dir);
   if (opts.params) {
     checkAgainstParams(checkpoint.model, opts.params, at(checkpoint.path, CHECKPOINT_FILES.model));
-    checkAgainstParams(checkpoint.optimizer, opts.params, at(checkpoint.path, CHECKPOINT_FILES.optimizer), [
-      "m.",
-      "v.",
-    ]);
+    if (checkpoint.optimizer) {
+      const optimizerPath = at(checkpoint.path, CHECKPOINT_FILES.optimizer);
+      checkAgainstParams(checkpoint.optimizer, opts.params, optimizerPath, ["m.", "v."]);
+    }
   }
   return checkpoint;
 }
@@ -334,20 +349,35 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   );
   const modelPath = at(path, CHECKPOINT_FILES.model);
   const model = decodeSafetensors(await readRequired(modelPath), modelPath);
+  const optimizer = await readOptimizer(path, model, modelPath);
+  const emaPath = at(path, EMA_FILE);
+  if (!(await exists(emaPath))) return { path, run, model, ...(optimizer ? { optimizer } : {}) };
+  const ema = decodeSafetensors(await readRequired(emaPath), emaPath);
+  const same = new Map<string, ExpectedTensor>();
+  for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
+  checkTensors(ema, same, emaPath, modelPath);
+  return { path, run, model, ...(optimizer ? { optimizer } : {}), ema };
+}
+
+/**
+ * optimizer.safetensors, checked to hold `m.` and `v.` of every model tensor; undefined when the
+ * folder has none. A save writes it before run.json and renames the folder into place only after,
+ * so its absence is a weights-only copy someone made, never a save cut short.
+ */
+async function readOptimizer(
+  path: string,
+  model: SafetensorsFile,
+  modelPath: string,
+): Promise<SafetensorsFile | undefined> {
   const optimizerPath = at(path, CHECKPOINT_FILES.optimizer);
+  if (!(await exists(optimizerPath))) return undefined;
   const optimizer = decodeSafetensors(await readRequired(optimizerPath), optimizerPath);
   const moments = new Map<string, ExpectedTensor>();
   for (const [name, t] of model.tensors) {
     for (const prefix of ["m.", "v."]) moments.set(prefix + name, { shape: t.shape, dtype: t.dtype });
   }
   checkTensors(optimizer, moments, optimizerPath, modelPath);
-  const emaPath = at(path, EMA_FILE);
-  if (!(await exists(emaPath))) return { path, run, model, optimizer };
-  const ema = decodeSafetensors(await readRequired(emaPath), emaPath);
-  const same = new Map<string, ExpectedTensor>();
-  for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
-  checkTensors(ema, same, emaPath, modelPath);
-  return { path, run, model, optimizer, ema };
+  return optimizer;
 }
 
 async function readRequired(path: string): Promise<Uint8Array> {

@@ -5,6 +5,7 @@ import {
   captureCheckpoint,
   type CheckpointParts,
   loadCheckpoint,
+  requireOptimizer,
   restoreCheckpoint,
   SAVE_STEPS,
   saveCheckpoint,
@@ -65,7 +66,7 @@ async function assertLoadsStep(dir: string, step: number): Promise<void> {
   for (const p of LAYOUT) {
     assert.deepEqual([...ck.model.tensors.get(p.path)!.data], Array.from(want.params.get(p.path)!), p.path);
     assert.deepEqual(
-      [...ck.optimizer.tensors.get(`v.${p.path}`)!.data],
+      [...ck.optimizer!.tensors.get(`v.${p.path}`)!.data],
       Array.from(want.optimizer.get(p.path)!.v),
     );
   }
@@ -211,6 +212,26 @@ Deno.test("loadCheckpoint explains what is wrong", async (t) => {
       await Deno.writeFile(`${ck}/optimizer.safetensors`, bytes);
       await Deno.remove(otherDir, { recursive: true });
     });
+    await t.step(
+      "a weights-only copy loads without optimizer state; a resume from it is refused",
+      async () => {
+        const bytes = await Deno.readFile(`${ck}/optimizer.safetensors`);
+        await Deno.remove(`${ck}/optimizer.safetensors`);
+        const loaded = await loadCheckpoint(dir, { params: LAYOUT });
+        assert.equal(loaded.optimizer, undefined);
+        assert.equal(loaded.run.step, 2);
+        assert.throws(
+          () => requireOptimizer(loaded),
+          (e) =>
+            e instanceof CheckpointError &&
+            e.message.startsWith(
+              `${ck}/optimizer.safetensors is missing: this is a weights-only checkpoint`,
+            ) &&
+            e.message.endsWith(`--init-from ${ck}`),
+        );
+        await Deno.writeFile(`${ck}/optimizer.safetensors`, bytes);
+      },
+    );
     await t.step("a checkpoint of another spec", async () => {
       const layout = [param("emb.w", [3, 4], 0), param("head.w", [4, 3], 12)];
       await rejects(

@@ -183,6 +183,20 @@ Deno.test("refusals exit 1 with one clear message and leave the run directory as
       await Deno.writeTextFile(noModel, "export const answer = 42;\n");
       await refused(/has no default-exported model .*it exports answer/, noModel, "--out", `${dir}/x`);
     });
+    await t.step("a weights-only checkpoint: --resume is refused, --init-from starts from it", async () => {
+      const optimizer = `${out}/checkpoint/optimizer.safetensors`;
+      const bytes = await Deno.readFile(optimizer);
+      await Deno.remove(optimizer);
+      const weightsOnly = await snapshot(out);
+      const run = await train(SPEC, "--out", out, "--resume", "--steps", "4");
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /optimizer\.safetensors is missing: this is a weights-only checkpoint/);
+      assert.match(run.stderr, /--init-from .*run\/checkpoint/);
+      assert.deepEqual(await snapshot(out), weightsOnly, "nothing written");
+      const started = await train(SPEC, "--out", `${dir}/from-weights`, "--init-from", out, "--steps", "1");
+      assert.equal(started.code, 0, started.stderr);
+      await Deno.writeFile(optimizer, bytes);
+    });
     await t.step("a corrupt checkpoint", async () => {
       const model = `${out}/checkpoint/model.safetensors`;
       const bytes = await Deno.readFile(model);

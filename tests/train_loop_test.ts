@@ -116,8 +116,8 @@ Deno.test("stopping at step 3 and resuming gives the losses and parameters of a 
     for (const [name, t] of a.model.tensors) {
       assert.deepEqual(b.model.tensors.get(name)!.data, t.data, `parameter ${name}`);
     }
-    for (const [name, t] of a.optimizer.tensors) {
-      assert.deepEqual(b.optimizer.tensors.get(name)!.data, t.data, `optimizer state ${name}`);
+    for (const [name, t] of a.optimizer!.tensors) {
+      assert.deepEqual(b.optimizer!.tensors.get(name)!.data, t.data, `optimizer state ${name}`);
     }
     const steps = (await Deno.readTextFile(`${dir}/split/${RUN_FILES.log}`)).trim().split("\n")
       .map((l) => JSON.parse(l).step);

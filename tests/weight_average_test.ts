@@ -153,8 +153,8 @@ Deno.test("saveCheckpoint writes ema.safetensors only when given one", async () 
       layout,
       params: values(loaded.model),
       optimizer: new Map(layout.map((p) => [p.path, {
-        m: loaded.optimizer.tensors.get(`m.${p.path}`)!.data as Float32Array,
-        v: loaded.optimizer.tensors.get(`v.${p.path}`)!.data as Float32Array,
+        m: loaded.optimizer!.tensors.get(`m.${p.path}`)!.data as Float32Array,
+        v: loaded.optimizer!.tensors.get(`v.${p.path}`)!.data as Float32Array,
       }])),
       run: loaded.run,
     };

@@ -3,7 +3,7 @@
  * must be the ones it was trained with. Anything else is refused with every difference named.
  */
 import type { Plan } from "../../compiler/plan.ts";
-import { type Checkpoint, CHECKPOINT_FILES } from "../checkpoint.ts";
+import { type Checkpoint, CHECKPOINT_FILES, requireOptimizer } from "../checkpoint.ts";
 import { CheckpointError } from "../file_errors.ts";
 import { checkAgainstParams } from "../safetensors.ts";
 
@@ -12,15 +12,8 @@ export function resumeMismatches(checkpoint: Checkpoint, plan: Plan): string[] {
   const problems: string[] = [];
   try {
     checkAgainstParams(checkpoint.model, plan.params, `${checkpoint.path}/${CHECKPOINT_FILES.model}`);
-    checkAgainstParams(
-      checkpoint.optimizer,
-      plan.params,
-      `${checkpoint.path}/${CHECKPOINT_FILES.optimizer}`,
-      [
-        "m.",
-        "v.",
-      ],
-    );
+    const optimizerPath = `${checkpoint.path}/${CHECKPOINT_FILES.optimizer}`;
+    checkAgainstParams(requireOptimizer(checkpoint), plan.params, optimizerPath, ["m.", "v."]);
   } catch (e) {
     if (!(e instanceof CheckpointError)) throw e;
     problems.push(e.message);
