@@ -87,8 +87,14 @@ const { values } = parseArgs({
     "probe-steps": { type: "string", default: "30" },
     // A rehearsal on a CPU adapter: every run at batch 4 (the last --batch wins).
     smoke: { type: "boolean", default: false },
+    // Another set of training runs: a JSON file holding [{ name, args, shapes }] like RUNS.
+    runs: { type: "string" },
+    // Steps to leave out of a short lease: any of conformance, tune, bench.
+    skip: { type: "string", default: "" },
   },
 });
+const runs: readonly TrainRun[] = values.runs ? JSON.parse(await Deno.readTextFile(values.runs)) : RUNS;
+const skipped = new Set(values.skip.split(",").filter((s) => s));
 const smokeBatch = values.smoke ? ["--batch", "4"] : [];
 const started = Date.now();
 const deadline = started + Number(values.budget) * 1000;
@@ -179,7 +185,7 @@ async function train(): Promise<void> {
   const probeCapS = values.smoke ? 240 : 90;
   const probeStart = Date.now();
   const probes = await Promise.all(
-    RUNS.map((run) =>
+    runs.map((run) =>
       deno(
         trainArgs(run, `${runsDir}/probe-${run.name}`, ["--steps", String(probeSteps), "--log-every", "1"]),
         probeCapS,
@@ -188,8 +194,9 @@ async function train(): Promise<void> {
   );
   const probeWallS = (Date.now() - probeStart) / 1000;
   // Training gets everything up to the bench's share, less 15 s for the final save.
-  const trainS = secondsLeft() - Number(values["bench-s"]) - 15;
-  await Promise.all(RUNS.map(async (run, i) => {
+  const benchS = skipped.has("bench") ? 0 : Number(values["bench-s"]);
+  const trainS = secondsLeft() - benchS - 15;
+  await Promise.all(runs.map(async (run, i) => {
     const probe = probes[i]!;
     const ms = medianStepMs(probe.text);
     if (probe.code !== 0 || ms === undefined) {
@@ -218,7 +225,7 @@ async function train(): Promise<void> {
 }
 
 async function pack(): Promise<void> {
-  for (const run of RUNS) {
+  for (const run of runs) {
     const dir = `${runsDir}/${run.name}`;
     try {
       await Deno.stat(dir);
@@ -243,11 +250,13 @@ if (!(await findAdapter())) {
   Deno.exit(1);
 }
 
-const tests = await deno(["test", "-A", "--parallel", ...CONFORMANCE_TESTS], 70);
-log(`conformance: exit ${tests.code}${tests.timedOut ? " (cut at 70 s)" : ""}`);
-await Deno.writeTextFile(`${out}/conformance.txt`, tests.text);
+if (!skipped.has("conformance")) {
+  const tests = await deno(["test", "-A", "--parallel", ...CONFORMANCE_TESTS], 70);
+  log(`conformance: exit ${tests.code}${tests.timedOut ? " (cut at 70 s)" : ""}`);
+  await Deno.writeTextFile(`${out}/conformance.txt`, tests.text);
+}
 
-for (const run of RUNS) {
+for (const run of skipped.has("tune") ? [] : runs) {
   const r = await deno(["run", "-A", "cli/tune.ts", SPEC, ...run.shapes, ...smokeBatch], 30);
   log(
     `tune ${run.name}: exit ${r.code}${r.timedOut ? " (cut)" : ""}\n${
@@ -259,7 +268,7 @@ for (const run of RUNS) {
 await train();
 
 // One suite per call: with --json a suite cut at the deadline would take the others' results with it.
-for (const suite of ["t1", "matmul"]) {
+for (const suite of skipped.has("bench") ? [] : ["t1", "matmul"]) {
   const cap = secondsLeft() - 10;
   if (cap < 30) break;
   const bench = await deno(["run", "-A", "bench/main.ts", "--quick", "--json", "--only", suite], cap);
