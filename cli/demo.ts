@@ -154,9 +154,8 @@ async function main(): Promise<void> {
         const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
         const from = run.info.initFrom;
         // A fine-tuned checkpoint says what it started from; its README has the whole chain.
-        const trained = from
-          ? `${run.info.step} steps on a ${from.step}-step checkpoint`
-          : `${run.info.step} steps`;
+        const steps = `${run.info.step} steps at batch ${run.info.dims.batch}`;
+        const trained = from ? `${steps} on a ${from.step}-step checkpoint` : steps;
         const label = `shipped checkpoint: ${trained}${
           run.weights === "ema" ? ", moving-average weights" : ""
         }`;
