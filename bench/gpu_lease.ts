@@ -154,7 +154,8 @@ async function findAdapter(): Promise<boolean> {
     }
     adapterEnv = env;
     const r = await deno(["eval", probe], 60);
-    log(`adapter under ${JSON.stringify(variant)}:\n${r.text.trim()}`);
+    const described = Object.entries(variant).map(([k, v]) => v === undefined ? `${k} unset` : `${k}=${v}`);
+    log(`adapter with ${described.join(", ") || "the environment as given"}:\n${r.text.trim()}`);
     if (r.text.includes("CLASS gpu") || (values["allow-cpu"] && r.text.includes("CLASS cpu"))) return true;
   }
   return false;
