@@ -1,7 +1,8 @@
 /**
  * Checkpoints of a run directory DIR. The current checkpoint is the folder `DIR/checkpoint/`:
  *   model.safetensors      parameters by tree path (`blocks.3.attn.wq.w`)
- *   optimizer.safetensors  AdamW moments `m.<path>` and `v.<path>`
+ *   optimizer.safetensors  AdamW moments `m.<path>` and `v.<path>` (a weights-only copy leaves it out:
+ *                          enough to sample, eval and `--init-from`, not to `--resume`)
  *   ema.safetensors        (optional) the moving average of the parameters, by the same paths
  *   run.json               everything else needed to resume (`RunInfo`)
  * Saving writes a complete, fsynced folder first and only then swaps it in with renames, so a
