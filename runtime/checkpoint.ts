@@ -351,13 +351,14 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   const modelPath = at(path, CHECKPOINT_FILES.model);
   const model = decodeSafetensors(await readRequired(modelPath), modelPath);
   const optimizer = await readOptimizer(path, model, modelPath);
+  const checkpoint: Checkpoint = { path, run, model, ...(optimizer ? { optimizer } : {}) };
   const emaPath = at(path, EMA_FILE);
-  if (!(await exists(emaPath))) return { path, run, model, ...(optimizer ? { optimizer } : {}) };
+  if (!(await exists(emaPath))) return checkpoint;
   const ema = decodeSafetensors(await readRequired(emaPath), emaPath);
   const same = new Map<string, ExpectedTensor>();
   for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
   checkTensors(ema, same, emaPath, modelPath);
-  return { path, run, model, ...(optimizer ? { optimizer } : {}), ema };
+  return { ...checkpoint, ema };
 }
 
 /**
