@@ -359,6 +359,10 @@ Deno.test("one WebGPU train step of a tiny Transfusion matches the interpreter",
       image: { encoder: "unet", positions: "learned", timestep: "adanorm" },
       diffusion: { schedule: "flow", target: "velocity" },
     }],
+    ["gelu MLP, layernorm, linear schedule, v target", {
+      backbone: { mlp: "gelu", norm: "layernorm" },
+      diffusion: { schedule: "linear", target: "v" },
+    }],
   ];
   for (const [name, options] of variants) {
     await t.step(name, async () => {
