@@ -2,7 +2,7 @@
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
  *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X]
  *    [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY]
- *    [--ema-every N]`
+ *    [--ema-every N] [--in-flight N]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
  * checkpoint/ (model.safetensors, optimizer.safetensors, run.json, and ema.safetensors with --ema),
@@ -16,8 +16,10 @@
  *
  * Progress goes to stdout, one line per log interval; with `--json`, one JSON object per logged step
  * (`{"step","loss",<metrics>,"lr","grad_norm","ms","tok_s","elapsed_s"}`) and nothing else. Notes go
- * to stderr. Ctrl-C finishes the current step, saves a checkpoint and exits with 130 (best effort: a
- * second Ctrl-C quits at once, and the previous checkpoint stays intact, as saves are atomic).
+ * to stderr. `--in-flight N` (default 8) is how many steps are submitted before the loop waits on the
+ * oldest one's loss; 1 waits on every step (the same losses, only slower on a fast GPU). Ctrl-C
+ * finishes the steps in flight, saves a checkpoint and exits with 130 (best effort: a second Ctrl-C
+ * quits at once, and the previous checkpoint stays intact, as saves are atomic).
  */
 import { parseArgs } from "node:util";
 import {
@@ -35,7 +37,7 @@ import "../runtime/generate/train_samples.ts";
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
   "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] " +
   "[--lr-floor X] [--clip X] [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] " +
-  "[--ema DECAY] [--ema-every N]";
+  "[--ema DECAY] [--ema-every N] [--in-flight N]";
 
 /** Flags that set a training setting, by setting. */
 const SETTING_FLAGS = {
@@ -51,6 +53,7 @@ const SETTING_FLAGS = {
   sampleEvery: "sample-every",
   ema: "ema",
   emaEvery: "ema-every",
+  inFlight: "in-flight",
 } as const satisfies Partial<Record<keyof TrainSettings, string>>;
 
 async function main(): Promise<void> {
@@ -72,7 +75,7 @@ async function main(): Promise<void> {
   const onInterrupt = () => {
     if (controller.signal.aborted) Deno.exit(130);
     controller.abort();
-    console.error("interrupted: saving a checkpoint after this step (Ctrl-C again quits at once)");
+    console.error("interrupted: saving a checkpoint after the steps in flight (Ctrl-C again quits at once)");
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   let result: TrainResult;

@@ -10,6 +10,7 @@ import type { Kernel } from "../kernels/kernel.ts";
 import { defaultVariant, type MatmulShape, type MatmulVariant } from "../kernels/matmul.ts";
 import { cachedVariant } from "../kernels/autotune.ts";
 import { type AttentionShape, defaultAttentionVariant } from "../kernels/flash_attention.ts";
+import { AVERAGE_BUFFER, AVERAGE_SCALAR, movingAverageKernel } from "../kernels/moving_average.ts";
 import {
   adamwKernel,
   gradNormKernels,
@@ -38,6 +39,12 @@ export interface CompileOptions {
   fuse?: boolean;
   /** The largest storage binding the target allows; activations spill into more arenas past it. */
   maxBindingBytes?: number;
+  /**
+   * Keep a moving average of the parameters on the device: buffer `ema` and entry `emaUpdate` (one
+   * kernel, `ema = keep * ema + (1 - keep) * params`, keep in scalar `emaKeep`). Training asks for it
+   * with `--ema`; without it the plan is exactly as before.
+   */
+  average?: boolean;
 }
 
 /** What a plan that stores activations in f16 needs of the device. */
@@ -141,6 +148,10 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     builder.add(name, lowered, [], t.state.length ? state.copies(name, lowered) : undefined);
   }
 
+  // The average's keep factor takes the slot after the optimizer's scalars, only when asked for.
+  const average = opts.average === true;
+  if (average) builder.addKernels("emaUpdate", [movingAverageKernel(count, SCALAR_COUNT)]);
+  const scalarWords = SCALAR_COUNT + (average ? 1 : 0);
   const optimizer: OptimizerSpec = { ...DEFAULT_OPTIMIZER, ...opts.optimizer };
   return {
     version: 1,
@@ -153,15 +164,16 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       { name: "adam_m", role: "optimizer", bytes: 4 * Math.max(count, 1) },
       { name: "adam_v", role: "optimizer", bytes: 4 * Math.max(count, 1) },
       { name: "decay_mask", role: "mask", bytes: 4 * Math.max(Math.ceil(count / 32), 1) },
+      ...(average ? [{ name: AVERAGE_BUFFER, role: "average" as const, bytes: 4 * Math.max(count, 1) }] : []),
       ...builder.arenas(),
-      { name: "scalars", role: "scalars", bytes: 4 * SCALAR_COUNT },
+      { name: "scalars", role: "scalars", bytes: 4 * scalarWords },
       ...(state.slots.length ? [state.buffer(lowerOpts.arenaWords)] : []),
     ],
     kernels: builder.kernels,
     params,
     entries: builder.entries,
     ...(state.slots.length ? { state: state.slots } : {}),
-    scalars: { ...SCALARS },
+    scalars: { ...SCALARS, ...(average ? { [AVERAGE_SCALAR]: SCALAR_COUNT } : {}) },
     optimizer,
     ...builder.features(),
   };
@@ -272,6 +284,19 @@ class PlanBuilder {
     };
     lowered.arenaWords.forEach((w, i) => (this.#arenaWords[i] = Math.max(this.#arenaWords[i] ?? 0, w)));
     lowered.halfWords.forEach((w, i) => (this.#halfWords[i] = Math.max(this.#halfWords[i] ?? 0, w)));
+  }
+
+  /** An entry of kernels over whole buffers only: no inputs, outputs or activations. */
+  addKernels(name: string, kernels: readonly Kernel[]) {
+    const base = this.kernels.length;
+    this.kernels.push(...kernels);
+    this.entries[name] = {
+      inputs: [],
+      outputs: [],
+      steps: kernels.map((_, i) => ({ kind: "dispatch", kernel: base + i })),
+      peakBytes: 0,
+      flops: kernels.reduce((s, k) => s + k.flops, 0),
+    };
   }
 
   /** The act arenas, then the half arenas (bytes: 2 per f16 element, in whole 4-byte words). */

@@ -35,6 +35,8 @@ export type BufferRole =
   | "parameter"
   | "gradient"
   | "optimizer"
+  /** The parameters' moving average (`ema`), parameter-shaped like `params`. */
+  | "average"
   | "activation"
   | "scalars"
   | "mask"

@@ -16,4 +16,5 @@ export { cachedVariant, defaultCachePath, shapeKey, tuneMatmul } from "./autotun
 export * from "./flash_attention.ts";
 export { maskPredicateWgsl, TILE_CLASS_CODE, tileClassWgsl } from "./mask_wgsl.ts";
 export * from "./optimizer.ts";
+export { AVERAGE_BUFFER, AVERAGE_SCALAR, movingAverageKernel } from "./moving_average.ts";
 export { libraryFor, literal, loadWord, scalarType, storeWord } from "./wgsl.ts";

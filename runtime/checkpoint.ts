@@ -228,20 +228,47 @@ export interface TrainingState {
   setAllParams(values: ReadonlyMap<string, ArrayLike<number>>): Promise<void>;
   getOptimizerState(path: string): Promise<{ m: Float32Array; v: Float32Array }>;
   setOptimizerState(path: string, state: { m: ArrayLike<number>; v: ArrayLike<number> }): Promise<void>;
+  /**
+   * Several parameter-shaped buffers by path in one readback (the Executor's); without it the
+   * capture reads parameter by parameter.
+   */
+  readParamBuffers?(names: readonly string[]): Promise<Map<string, Map<string, Float32Array>>>;
 }
 
-/** Reads parameters and optimizer state off `state`; `run.step` is taken from it. */
+/**
+ * Reads parameters and optimizer state off `state` (and, with `average`, the device's moving
+ * average from buffer "ema"); `run.step` is taken from it. An Executor is read with one command
+ * buffer and one wait, so a save stalls training by a single readback.
+ */
 export async function captureCheckpoint(
   state: TrainingState,
   run: Omit<RunState, "step">,
+  opts: { readonly average?: boolean } = {},
 ): Promise<CheckpointParts> {
+  const step = state.step;
+  if (state.readParamBuffers) {
+    const names = ["params", "adam_m", "adam_v", ...(opts.average ? ["ema"] : [])];
+    const read = await state.readParamBuffers(names);
+    const [m, v] = [read.get("adam_m")!, read.get("adam_v")!];
+    const optimizer = new Map(
+      state.plan.params.map((p) => [p.path, { m: m.get(p.path)!, v: v.get(p.path)! }]),
+    );
+    return {
+      layout: state.plan.params,
+      params: read.get("params")!,
+      optimizer,
+      ...(opts.average ? { ema: read.get("ema")! } : {}),
+      run: { ...run, step },
+    };
+  }
+  if (opts.average) throw new Error("captureCheckpoint: this training state keeps no moving average");
   const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
   for (const p of state.plan.params) optimizer.set(p.path, await state.getOptimizerState(p.path));
   return {
     layout: state.plan.params,
     params: await state.getAllParams(),
     optimizer,
-    run: { ...run, step: state.step },
+    run: { ...run, step },
   };
 }
 

@@ -1,7 +1,14 @@
 /**
  * The executor: interprets a compiled Plan on a WebGPU device. Everything is built once in
- * `create` (buffers, pipelines, bind groups, readback buffers); `run` only writes inputs, records
- * one command encoder with the entry's steps, submits it, and reads the outputs back.
+ * `create` (buffers, pipelines, bind groups); `submit` only writes inputs, records one command
+ * encoder with the entry's steps plus a copy of the outputs into a readback buffer, and submits it;
+ * the outputs arrive later through `results`. `run` is `submit` then await.
+ *
+ * Why submit and results are apart: a readback (mapAsync) resolves no sooner than the runtime's
+ * next device poll (~10-12 ms in Deno 2.9 however little work is queued), so a loop that awaits
+ * every step is bound by that floor, not by its kernels. Readback buffers come from a per-entry pool
+ * that grows with the number of runs in flight, so a caller may keep several steps queued and
+ * read their losses when they are ready (runtime/train/in_flight.ts).
  */
 import type { EntryPlan, ParamLayout, Plan, TensorSlot } from "../compiler/plan.ts";
 import { decayMaskWords, SCALARS } from "../kernels/optimizer.ts";
@@ -23,14 +30,37 @@ export interface ExecutorOptions {
 
 export interface RunOptions {
   readonly lr?: number;
+  /** Values written into named `scalars` slots of the plan before the entry runs (e.g. `emaKeep`). */
+  readonly scalars?: Readonly<Record<string, number>>;
+}
+
+/** What one submitted run gives back, once the device has it. */
+export interface RunResults {
+  readonly outputs: Record<string, HostArray>;
+  /** A train step's global gradient norm (before clipping), read with its outputs. */
+  readonly gradNorm?: number;
+}
+
+/** A run recorded and submitted; its results are read back asynchronously. */
+export interface SubmittedRun {
+  readonly entry: string;
+  /** The executor's step after this run (a train step counts itself). */
+  readonly step: number;
+  /** Rejects with the device's validation error, if any. Await it: an ignored rejection is fatal. */
+  readonly results: Promise<RunResults>;
 }
 
 interface PreparedEntry {
   readonly plan: EntryPlan;
   /** Dispatches a kernel that writes optimizer state: bump the step and bias corrections first. */
   readonly updatesOptimizer: boolean;
-  readonly readback: GPUBuffer | undefined;
-  /** Byte offset of each output in `readback`. */
+  /** Bytes one run reads back: the outputs, then (train steps) the grad norm word. */
+  readonly readbackBytes: number;
+  /** Readback buffers not in use; a run in flight holds one until its results are read. */
+  readonly freeReadbacks: GPUBuffer[];
+  /** Every readback buffer made for the entry, to destroy them all. */
+  readonly allReadbacks: GPUBuffer[];
+  /** Byte offset of each output in a readback buffer. */
   readonly outputOffsets: readonly number[];
 }
 
@@ -100,22 +130,36 @@ export class Executor {
   }
 
   /**
-   * Runs entry `name`. The `seed` input (u32[2]), when the entry has one and it is not given, is
-   * [executor seed, step]; a train step first advances the step and writes lr and bias corrections.
+   * Runs entry `name` and waits for its outputs. The `seed` input (u32[2]), when the entry has one
+   * and it is not given, is [executor seed, step]; a train step first advances the step and writes
+   * lr and bias corrections.
    */
-  run(
+  async run(
     name: string,
     inputs: Readonly<Record<string, ArrayLike<number>>>,
     opts: RunOptions = {},
   ): Promise<Record<string, HostArray>> {
-    return this.#serial(() => this.#run(name, inputs, opts));
+    return (await (await this.submit(name, inputs, opts)).results).outputs;
   }
 
-  async #run(
+  /**
+   * Records and submits entry `name` (as `run`), resolving once it is submitted, not when it has
+   * run: the next submit may follow at once, and the queue runs them in order. Parameter reads and
+   * writes queued after it see its effects.
+   */
+  submit(
+    name: string,
+    inputs: Readonly<Record<string, ArrayLike<number>>>,
+    opts: RunOptions = {},
+  ): Promise<SubmittedRun> {
+    return this.#serial(() => this.#submit(name, inputs, opts));
+  }
+
+  async #submit(
     name: string,
     inputs: Readonly<Record<string, ArrayLike<number>>>,
     opts: RunOptions,
-  ): Promise<Record<string, HostArray>> {
+  ): Promise<SubmittedRun> {
     const entry = this.entries.get(name);
     if (!entry) {
       throw new Error(
@@ -134,6 +178,7 @@ export class Executor {
     const seedSlot = entry.plan.inputs.find((s) => s.name === "seed");
     if (seedSlot && !("seed" in inputs)) host.set(seedSlot, encode(name, seedSlot, [this.seed, t]));
     if (entry.updatesOptimizer) this.#writeStepScalars(name, t, opts.lr ?? this.defaultLr);
+    for (const [scalar, value] of Object.entries(opts.scalars ?? {})) this.#writeScalar(name, scalar, value);
     for (const [slot, data] of host) {
       // Deno 2.9 panics on a zero-length writeBuffer; an empty input has nothing to write anyway.
       if (data.length > 0) this.device.queue.writeBuffer(this.#buffer(slot.buffer), slot.offset * 4, data);
@@ -141,11 +186,28 @@ export class Executor {
 
     this.device.pushErrorScope("validation");
     const encoder = this.device.createCommandEncoder({ label: name });
+    this.#record(name, encoder, entry.plan.steps);
+    const readback = entry.readbackBytes > 0
+      ? entry.freeReadbacks.pop() ?? newReadback(this.gpu, name, entry)
+      : undefined;
+    if (readback) this.#recordReadback(encoder, entry, readback);
+    this.device.queue.submit([encoder.finish()]);
+    const error = await this.device.popErrorScope();
+    if (error) {
+      if (readback) entry.freeReadbacks.push(readback);
+      throw new Error(`entry "${name}" failed on the device: ${error.message}`);
+    }
+    if (entry.updatesOptimizer) this.#t = t;
+    return { entry: name, step: t, results: this.#readResults(entry, readback) };
+  }
+
+  /** The entry's steps into `encoder`: dispatches share a compute pass until a clear or copy. */
+  #record(label: string, encoder: GPUCommandEncoder, steps: EntryPlan["steps"]) {
     let pass: GPUComputePassEncoder | undefined;
-    for (const step of entry.plan.steps) {
+    for (const step of steps) {
       if (step.kind === "dispatch") {
         const k = this.kernels[step.kernel]!;
-        pass ??= encoder.beginComputePass({ label: name });
+        pass ??= encoder.beginComputePass({ label });
         pass.setPipeline(k.pipeline);
         pass.setBindGroup(0, k.bindGroup);
         pass.dispatchWorkgroups(...k.kernel.dispatch);
@@ -170,29 +232,62 @@ export class Executor {
       }
     }
     pass?.end();
+  }
+
+  /** Copies the entry's outputs (and a train step's grad norm) into `readback`, in one layout. */
+  #recordReadback(encoder: GPUCommandEncoder, entry: PreparedEntry, readback: GPUBuffer) {
     entry.plan.outputs.forEach((slot, i) => {
       const bytes = slotWords(slot) * 4;
-      if (bytes === 0 || !entry.readback) return;
+      if (bytes === 0) return;
       encoder.copyBufferToBuffer(
         this.#buffer(slot.buffer),
         slot.offset * 4,
-        entry.readback,
+        readback,
         entry.outputOffsets[i]!,
         bytes,
       );
     });
-    this.device.queue.submit([encoder.finish()]);
-    const error = await this.device.popErrorScope();
-    if (error) throw new Error(`entry "${name}" failed on the device: ${error.message}`);
-    if (entry.updatesOptimizer) this.#t = t;
+    if (entry.updatesOptimizer) {
+      encoder.copyBufferToBuffer(
+        this.#buffer("scalars"),
+        scalarIndex(this.plan, "gradNorm") * 4,
+        readback,
+        entry.readbackBytes - 4,
+        4,
+      );
+    }
+  }
 
-    const results: Record<string, HostArray> = {};
-    const bytes = entry.readback ? await readMapped(entry.readback, entry.readback.size) : new ArrayBuffer(0);
+  async #readResults(entry: PreparedEntry, readback: GPUBuffer | undefined): Promise<RunResults> {
+    const outputs: Record<string, HostArray> = {};
+    if (!readback) {
+      for (const slot of entry.plan.outputs) outputs[slot.name] = DECODE[slot.dtype](new ArrayBuffer(0));
+      return { outputs };
+    }
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await readMapped(readback, entry.readbackBytes);
+    } finally {
+      // A destroyed executor's buffers are gone; a live one takes the buffer back for the next run.
+      if (this.#alive) entry.freeReadbacks.push(readback);
+    }
     entry.plan.outputs.forEach((slot, i) => {
       const start = entry.outputOffsets[i]!;
-      results[slot.name] = DECODE[slot.dtype](bytes.slice(start, start + slotWords(slot) * 4));
+      outputs[slot.name] = DECODE[slot.dtype](bytes.slice(start, start + slotWords(slot) * 4));
     });
-    return results;
+    if (!entry.updatesOptimizer) return { outputs };
+    return { outputs, gradNorm: new Float32Array(bytes, entry.readbackBytes - 4, 1)[0]! };
+  }
+
+  #writeScalar(entry: string, name: string, value: number) {
+    const index = this.plan.scalars[name];
+    if (index === undefined) {
+      throw new Error(
+        `entry "${entry}": plan "${this.plan.model}" has no scalar "${name}"; ` +
+          `scalars: ${Object.keys(this.plan.scalars).join(", ")}`,
+      );
+    }
+    this.device.queue.writeBuffer(this.#buffer("scalars"), index * 4, new Float32Array([value]));
   }
 
   #writeStepScalars(entry: string, t: number, lr: number | undefined) {
@@ -245,6 +340,63 @@ export class Executor {
       return new Map(
         this.plan.params.map((p) => [p.path, all.slice(p.offset, p.offset + elements(p.shape))]),
       );
+    });
+  }
+
+  /**
+   * Whole parameter-shaped buffers (params, adam_m, adam_v, ema: every parameter at its offset) by
+   * path, copied with one command buffer into one readback: a checkpoint costs a single wait, and
+   * every buffer is read at the same point of the queue (after the runs submitted before it).
+   * The readback buffer is made for the call and destroyed after it (checkpoints are rare).
+   */
+  readParamBuffers(names: readonly string[]): Promise<Map<string, Map<string, Float32Array>>> {
+    return this.#serial(async () => {
+      const sources = names.map((n) => this.#buffer(n));
+      const offsets: number[] = [];
+      let total = 0;
+      for (const b of sources) offsets.push(total), total += b.size;
+      const target = this.gpu.buffer(`read ${names.join("+")}`, Math.max(total, 4), READBACK_USAGE);
+      try {
+        const encoder = this.device.createCommandEncoder({ label: `read ${names.join(", ")}` });
+        sources.forEach((b, i) => encoder.copyBufferToBuffer(b, 0, target, offsets[i]!, b.size));
+        this.device.queue.submit([encoder.finish()]);
+        const bytes = await readMapped(target, total);
+        return new Map(names.map((name, i) => {
+          const all = new Float32Array(bytes, offsets[i]!, sources[i]!.size / 4);
+          const byPath = this.plan.params.map((
+            p,
+          ) => [p.path, all.slice(p.offset, p.offset + elements(p.shape))]);
+          return [name, new Map(byPath as [string, Float32Array][])];
+        }));
+      } finally {
+        target.destroy();
+      }
+    });
+  }
+
+  /** Whether the plan has buffer `name` (the moving average's `ema` is optional). */
+  hasBuffer(name: string): boolean {
+    return this.buffers.has(name);
+  }
+
+  /** Writes a whole parameter-shaped buffer from values by path (the paths must be the plan's). */
+  setParamBuffer(name: string, values: ReadonlyMap<string, ArrayLike<number>>): Promise<void> {
+    return this.#serial(() => {
+      const buffer = this.#buffer(name);
+      const words = new Float32Array(buffer.size / 4);
+      for (const p of this.plan.params) {
+        const v = values.get(p.path);
+        if (!v || v.length !== elements(p.shape)) {
+          throw new Error(
+            `buffer "${name}": parameter "${p.path}" ${
+              v ? `has ${v.length} values, expected ${elements(p.shape)}` : "is missing"
+            }`,
+          );
+        }
+        words.set(v, p.offset);
+      }
+      this.device.queue.writeBuffer(buffer, 0, words);
+      return Promise.resolve();
     });
   }
 
@@ -313,7 +465,7 @@ export class Executor {
   destroy(): void {
     this.#alive = false;
     for (const b of this.buffers.values()) b.destroy();
-    for (const e of this.entries.values()) e.readback?.destroy();
+    for (const e of this.entries.values()) e.allReadbacks.forEach((b) => b.destroy());
     this.staging.destroy();
   }
 
@@ -442,6 +594,21 @@ function prepare(gpu: CountingDevice, plan: Plan, name: string, entry: EntryPlan
     outputOffsets.push(total);
     total += slotWords(slot) * 4;
   }
-  const readback = total > 0 ? gpu.buffer(`${name} outputs`, total, READBACK_USAGE) : undefined;
-  return { plan: entry, updatesOptimizer, readback, outputOffsets };
+  const readbackBytes = total + (updatesOptimizer ? 4 : 0);
+  const prepared: PreparedEntry = {
+    plan: entry,
+    updatesOptimizer,
+    readbackBytes,
+    freeReadbacks: [],
+    allReadbacks: [],
+    outputOffsets,
+  };
+  if (readbackBytes > 0) prepared.freeReadbacks.push(newReadback(gpu, name, prepared));
+  return prepared;
+}
+
+function newReadback(gpu: CountingDevice, name: string, entry: PreparedEntry): GPUBuffer {
+  const buffer = gpu.buffer(`${name} outputs`, entry.readbackBytes, READBACK_USAGE);
+  entry.allReadbacks.push(buffer);
+  return buffer;
 }

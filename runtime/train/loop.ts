@@ -2,12 +2,24 @@
  * The training loop. Each step trains on `data.batch(step, seed)` at `learningRate(step)`, and the
  * executor feeds the in-graph RNG [seed, step + 1]: everything a step sees is a function of the
  * seed and the step, so a run resumed from a checkpoint computes bit for bit the losses of one
- * that never stopped. With `ema` set it also keeps a moving average of the parameters (saved beside
- * them), updated every `emaEvery` steps and at each save; a run resumed from one of its periodic
- * checkpoints keeps the same average as one that never stopped.
+ * that never stopped, and so does a run with any number of steps in flight.
+ *
+ * Up to `inFlight` steps are submitted before the loop waits on the oldest one's results
+ * (in_flight.ts); the host assembles batch N+1 while the device runs step N. Results are taken out
+ * in order: the log, progress and the non-finite check name the step they belong to. A step whose
+ * device state the loop must see (a checkpoint, a sample, the last step) is a boundary: nothing is
+ * submitted past it until it has been taken out, so the save reads exactly that step's parameters.
+ * A non-finite loss or gradient norm stops the run at the first step that has one; the steps behind
+ * it in flight are dropped and the last checkpoint (all of whose steps were finite) is kept.
+ *
+ * With `ema` set the plan keeps a moving average of the parameters on the device (device_average.ts),
+ * folded in every `emaEvery` steps and at each save, and saved beside them; a run resumed from one of
+ * its periodic checkpoints keeps the same average as one that never stopped.
  */
 import type { AnyModel } from "../../spec/model.ts";
 import { captureCheckpoint, restoreCheckpoint, restoreParameters, saveCheckpoint } from "../checkpoint.ts";
+import { DeviceAverage } from "./device_average.ts";
+import { StepsInFlight } from "./in_flight.ts";
 import type { DeviceHandle } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { learningRate } from "../schedule.ts";
@@ -16,7 +28,6 @@ import { LogClock, logLine, type LogRecord } from "./progress.ts";
 import { appendLog, type LogLine, readLog, rewriteLog, writeLossCurve, writeSettings } from "./run_dir.ts";
 import type { SampleHook } from "./sample_hooks.ts";
 import { TrainError, type TrainSettings } from "./settings.ts";
-import { WeightAverage } from "./weight_average.ts";
 
 export interface TrainOptions {
   readonly model: AnyModel;
@@ -41,7 +52,7 @@ export interface TrainOptions {
   readonly onLog?: (record: LogRecord) => void;
   /** One-line messages for a person: the resume point, spec changes, a missing sample hook. */
   readonly onNote?: (message: string) => void;
-  /** Aborting stops after the current step and saves a checkpoint first (the CLI's Ctrl-C). */
+  /** Aborting stops after the steps in flight and saves a checkpoint first (the CLI's Ctrl-C). */
   readonly signal?: AbortSignal;
   /** Used instead of the hook registered for the spec's kind. */
   readonly sampleHook?: SampleHook;
@@ -108,7 +119,7 @@ async function startAverage(
   run: PreparedRun,
   executor: Executor,
   onNote: ((message: string) => void) | undefined,
-): Promise<WeightAverage | undefined> {
+): Promise<DeviceAverage | undefined> {
   const { settings, checkpoint } = run;
   if (settings.ema === 0) {
     if (checkpoint?.ema) onNote?.(`ema is 0: the checkpoint's moving average is not kept from here on`);
@@ -116,12 +127,12 @@ async function startAverage(
   }
   if (checkpoint?.ema) {
     const values = new Map([...checkpoint.ema.tensors].map(([k, t]) => [k, t.data as ArrayLike<number>]));
-    return new WeightAverage(settings.ema, values, checkpoint.run.step);
+    return await DeviceAverage.start(executor, settings.ema, values);
   }
   if (checkpoint) {
     onNote?.(`starting a moving average of the parameters (ema ${settings.ema}) at step ${executor.step}`);
   }
-  return new WeightAverage(settings.ema, await executor.getAllParams(), executor.step);
+  return await DeviceAverage.start(executor, settings.ema);
 }
 
 /** Trains from the executor's step to `settings.steps`, or until `opts.signal` aborts. */
@@ -130,15 +141,11 @@ async function loop(
   run: PreparedRun,
   executor: Executor,
   lines: LogLine[],
-  average: WeightAverage | undefined,
+  average: DeviceAverage | undefined,
 ): Promise<Stopped> {
   const { plan, data, settings } = run;
-  const schedule = {
-    peak: settings.lr,
-    warmup: settings.warmup,
-    total: settings.steps,
-    floor: settings.lrFloor,
-  };
+  const total = settings.steps;
+  const schedule = { peak: settings.lr, warmup: settings.warmup, total, floor: settings.lrFloor };
   const records: LogRecord[] = [];
   const clock = new LogClock(settings.logEvery);
   const began = performance.now();
@@ -146,6 +153,8 @@ async function loop(
   let savedAt = executor.step;
   const save = async (latest: Record<string, number>) => {
     await writeSettings(opts.out, settings);
+    await average?.update(executor.step);
+    // One command buffer copies params, moments and the average; one readback brings them home.
     const parts = await captureCheckpoint(executor, {
       spec: run.spec,
       config: plan.config as never,
@@ -155,65 +164,86 @@ async function loop(
       rng: { seed: settings.seed },
       metrics: latest,
       ...(run.initFrom ? { initFrom: run.initFrom } : {}),
-    });
-    // The parameters just read back bring the average up to this step (no second readback).
-    average?.update(parts.params, executor.step);
-    await saveCheckpoint(opts.out, average ? { ...parts, ema: average.values } : parts);
+    }, { average: average !== undefined });
+    await saveCheckpoint(opts.out, parts);
     await writeLossCurve(opts.out, `${plan.model}: loss`, lines);
     savedAt = executor.step;
   };
+  const periodic = (step: number) => settings.checkpointEvery > 0 && step % settings.checkpointEvery === 0;
+  const samples = (step: number) =>
+    run.hook !== undefined && (step % settings.sampleEvery === 0 || step === total);
+  const boundary = (step: number) => step === total || periodic(step) || samples(step);
+  const aborted = () => opts.signal?.aborted === true;
+  const inFlight = new StepsInFlight(settings.inFlight);
 
-  while (executor.step < settings.steps) {
-    const lr = learningRate(executor.step, schedule);
-    const out = await executor.run("trainStep", data.batch(executor.step, settings.seed), { lr });
-    const step = executor.step;
-    const loss = out.loss![0]!;
-    const metrics: Record<string, number> = {};
-    for (const [name, values] of Object.entries(out)) if (name !== "loss") metrics[name] = values[0]!;
-    if (!Number.isFinite(loss)) {
-      throw new TrainError(
-        `the loss is ${loss} at step ${step}; stopping without saving it (the checkpoint of step ` +
-          `${savedAt} stays). Try a lower --lr, a longer --warmup or --clip`,
-      );
+  try {
+    while (true) {
+      // Submit until the queue is full, a boundary step is in it, the run is done, or aborted.
+      while (!inFlight.full && executor.step < total && !aborted()) {
+        const newest = inFlight.newest;
+        if (newest !== undefined && boundary(newest)) break;
+        const lr = learningRate(executor.step, schedule);
+        inFlight.add(
+          await executor.submit("trainStep", data.batch(executor.step, settings.seed), { lr }),
+          lr,
+        );
+        if (average && executor.step % settings.emaEvery === 0) await average.update(executor.step);
+      }
+      if (inFlight.size === 0) return { step: executor.step, interrupted: executor.step < total, records };
+
+      const { step, lr, out } = await inFlight.next();
+      const { loss: lossValues, ...rest } = out.outputs;
+      const loss = lossValues![0]!;
+      const gradNorm = out.gradNorm ?? NaN;
+      const metrics: Record<string, number> = {};
+      for (const [name, values] of Object.entries(rest)) metrics[name] = values[0]!;
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        await inFlight.discard();
+        const what = Number.isFinite(loss) ? `the gradient norm is ${gradNorm}` : `the loss is ${loss}`;
+        throw new TrainError(
+          `${what} at step ${step}; stopping without saving it (the checkpoint of step ` +
+            `${savedAt} stays). Try a lower --lr, a longer --warmup or --clip`,
+        );
+      }
+      // The device holds this step's state only when nothing is in flight behind it.
+      const current = inFlight.size === 0;
+      const done = step === total;
+      const stopping = () => current && (done || aborted());
+      const now = performance.now();
+      if (clock.due(step, now, periodic(step) || stopping())) {
+        const warmingUp = records.length === 0;
+        const ms = clock.mark(step, now);
+        const record: LogRecord = {
+          step,
+          steps: total,
+          loss,
+          metrics,
+          lr,
+          gradNorm,
+          ms,
+          tokensPerSecond: data.tokensPerBatch / (ms / 1000),
+          elapsed: (now - began) / 1000,
+          eta: warmingUp ? NaN : ((total - step) * ms) / 1000,
+        };
+        records.push(record);
+        lines.push(logLine(record));
+        await appendLog(opts.out, logLine(record));
+        opts.onLog?.(record);
+      }
+      if (!current) continue;
+      // Asked after the log: `onLog` may be what aborts.
+      const last = stopping();
+      const saveNow = periodic(step) || last;
+      const sampleNow = samples(step);
+      if (saveNow) await save({ loss, ...metrics, lr, grad_norm: gradNorm });
+      if (sampleNow) {
+        await run.hook!({ executor, plan, model: opts.model, config: plan.config, step, dir: opts.out });
+      }
+      // Saving and sampling are not training: the next log's ms/step leaves them out.
+      if (saveNow || sampleNow) clock.start(step, performance.now());
+      if (last) return { step, interrupted: !done, records };
     }
-    if (average && step % settings.emaEvery === 0) average.update(await executor.getAllParams(), step);
-    const done = step === settings.steps;
-    const stopping = () => done || opts.signal?.aborted === true;
-    const periodic = settings.checkpointEvery > 0 && step % settings.checkpointEvery === 0;
-    const now = performance.now();
-    let gradNorm: number | undefined;
-    if (clock.due(step, now, periodic || stopping())) {
-      gradNorm = await executor.getScalar("gradNorm");
-      const warmingUp = records.length === 0;
-      const ms = clock.mark(step, now);
-      const record: LogRecord = {
-        step,
-        steps: settings.steps,
-        loss,
-        metrics,
-        lr,
-        gradNorm,
-        ms,
-        tokensPerSecond: data.tokensPerBatch / (ms / 1000),
-        elapsed: (now - began) / 1000,
-        eta: warmingUp ? NaN : ((settings.steps - step) * ms) / 1000,
-      };
-      records.push(record);
-      lines.push(logLine(record));
-      await appendLog(opts.out, logLine(record));
-      opts.onLog?.(record);
-    }
-    // Asked after the log: `onLog` may be what aborts.
-    const last = stopping();
-    const saveNow = periodic || last;
-    const sampleNow = run.hook !== undefined && (step % settings.sampleEvery === 0 || done);
-    if (saveNow) await save({ loss, ...metrics, lr, grad_norm: gradNorm ?? NaN });
-    if (sampleNow) {
-      await run.hook!({ executor, plan, model: opts.model, config: plan.config, step, dir: opts.out });
-    }
-    // Saving and sampling are not training: the next log's ms/step leaves them out.
-    if (saveNow || sampleNow) clock.start(step, performance.now());
-    if (last && !done) return { step, interrupted: true, records };
+  } finally {
+    await inFlight.discard();
   }
-  return { step: executor.step, interrupted: false, records };
 }

@@ -99,6 +99,8 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     ],
     adapterClass: describeAdapter(handle).adapterClass,
     adapterKey: describeAdapter(handle).cacheKey,
+    // The moving average is a kernel of the plan (device_average.ts), so --ema costs no readback.
+    average: settings.ema > 0,
     optimizer: {
       beta1: settings.beta1,
       beta2: settings.beta2,

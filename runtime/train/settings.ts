@@ -40,6 +40,11 @@ export interface TrainSettings {
   readonly ema: number;
   /** Fold the parameters into the average every this many steps (and at each save). */
   readonly emaEvery: number;
+  /**
+   * Train steps submitted before the loop waits on the oldest one's loss (runtime/train/in_flight.ts);
+   * 1 waits on every step. It changes no result, only how long the device waits on the host.
+   */
+  readonly inFlight: number;
 }
 
 export const DEFAULT_SETTINGS = {
@@ -57,6 +62,7 @@ export const DEFAULT_SETTINGS = {
   sampleEvery: 0,
   ema: 0,
   emaEvery: 10,
+  inFlight: 8,
 } as const;
 
 /** The floor of the cosine decay when nobody sets one: a tenth of the peak (as nanoGPT does). */
@@ -79,6 +85,7 @@ const RULES: { readonly [K in keyof TrainSettings]: Rule } = {
   sampleEvery: { int: true, min: 0 },
   ema: { int: false, min: 0, max: 1, open: true },
   emaEvery: { int: true, min: 1 },
+  inFlight: { int: true, min: 1, max: 64 },
 };
 
 /** Merges the layers (later wins) and checks every value; `lrFloor` defaults to a tenth of `lr`. */

@@ -3,17 +3,24 @@
  * with (DDPM, ADM, DiT all keep one): the raw weights of the last step carry that step's noise; the
  * average over the last ~1/(1 - decay) steps draws cleaner samples.
  *
- * It lives on the host. Every `every` steps (and at each save) the trainer reads the parameters back
- * and folds in the steps since the last update at once:
+ * The trainer keeps it on the device (runtime/train/device_average.ts, kernels/moving_average.ts);
+ * this class is its host twin and oracle: the same update, on parameters read back. Every `every`
+ * steps (and at each save) the steps since the last update are folded in at once:
  *   avg <- avg * D + params * (1 - D),   D = prod over those steps s of decayAt(s)
  * with decayAt(s) = min(decay, (1 + s) / (10 + s)), the usual warmup that keeps the average from
- * clinging to the initialization in a short run. Reading 4 MB back every 10 steps costs well under a
- * percent of a step here; the parameters the plan trains are not touched.
+ * clinging to the initialization in a short run.
  */
 
 /** The per-step decay at 1-based step `s` (after `s` optimizer steps). */
 export function decayAt(decay: number, s: number): number {
   return Math.min(decay, (1 + s) / (10 + s));
+}
+
+/** D of an update at `to` whose last one was at `from`: the product of decayAt over (from, to]. */
+export function foldedDecay(decay: number, from: number, to: number): number {
+  let keep = 1;
+  for (let s = from + 1; s <= to; s++) keep *= decayAt(decay, s);
+  return keep;
 }
 
 export class WeightAverage {
@@ -50,8 +57,7 @@ export class WeightAverage {
       throw new RangeError(`WeightAverage.update: step ${step} is before the average's step ${this.#step}`);
     }
     if (step === this.#step) return;
-    let keep = 1;
-    for (let s = this.#step + 1; s <= step; s++) keep *= decayAt(this.#decay, s);
+    const keep = foldedDecay(this.#decay, this.#step, step);
     const take = 1 - keep;
     for (const [path, avg] of this.#values) {
       const p = params.get(path);
