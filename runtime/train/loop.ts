@@ -71,6 +71,20 @@ export interface TrainResult {
   readonly settings: TrainSettings;
   readonly config: unknown;
   readonly dims: Readonly<Record<string, number>>;
+  /** Where the loop's wall time went over the steps this call trained (saves and samples left out). */
+  readonly time: LoopTime;
+}
+
+/** Milliseconds summed over `steps` train steps. */
+export interface LoopTime {
+  readonly steps: number;
+  /** From the first submit to the last step's results. */
+  readonly wallMs: number;
+  /** Host work: batch assembly plus recording and submitting the step. */
+  readonly batchMs: number;
+  readonly submitMs: number;
+  /** Waiting on results that were not back yet: the time the host was ahead of the device. */
+  readonly waitMs: number;
 }
 
 /** Trains the spec's model on its data source, with checkpoints, a log and a loss curve in `out`. */
@@ -91,7 +105,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     opts.onNote?.(
       `the checkpoint is at step ${startStep} of ${settings.steps}: nothing to train (raise --steps)`,
     );
-    return result({ step: startStep, interrupted: false, records: [] });
+    const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
+    return result({ step: startStep, interrupted: false, records: [], time });
   }
   opts.onNote?.(
     `${startStep > 0 ? `resuming at step ${startStep}` : "training"} ${plan.model}: ${data.describe()}`,
@@ -112,7 +127,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-type Stopped = Pick<TrainResult, "step" | "interrupted" | "records">;
+type Stopped = Pick<TrainResult, "step" | "interrupted" | "records" | "time">;
 
 /** The run's moving average: the checkpoint's, or one starting at the present parameters. */
 async function startAverage(
@@ -175,6 +190,14 @@ async function loop(
   const boundary = (step: number) => step === total || periodic(step) || samples(step);
   const aborted = () => opts.signal?.aborted === true;
   const inFlight = new StepsInFlight(settings.inFlight);
+  const firstStep = executor.step;
+  const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
+  let paused = 0; // saves and samples, left out of wallMs
+  const timed = () => ({
+    ...time,
+    steps: executor.step - firstStep,
+    wallMs: performance.now() - began - paused,
+  });
 
   try {
     while (true) {
@@ -183,15 +206,21 @@ async function loop(
         const newest = inFlight.newest;
         if (newest !== undefined && boundary(newest)) break;
         const lr = learningRate(executor.step, schedule);
-        inFlight.add(
-          await executor.submit("trainStep", data.batch(executor.step, settings.seed), { lr }),
-          lr,
-        );
+        const t0 = performance.now();
+        const batch = data.batch(executor.step, settings.seed);
+        const t1 = performance.now();
+        inFlight.add(await executor.submit("trainStep", batch, { lr }), lr);
         if (average && executor.step % settings.emaEvery === 0) await average.update(executor.step);
+        time.batchMs += t1 - t0;
+        time.submitMs += performance.now() - t1;
       }
-      if (inFlight.size === 0) return { step: executor.step, interrupted: executor.step < total, records };
+      if (inFlight.size === 0) {
+        return { step: executor.step, interrupted: executor.step < total, records, time: timed() };
+      }
 
+      const waitStart = performance.now();
       const { step, lr, out } = await inFlight.next();
+      time.waitMs += performance.now() - waitStart;
       const { loss: lossValues, ...rest } = out.outputs;
       const loss = lossValues![0]!;
       const gradNorm = out.gradNorm ?? NaN;
@@ -235,13 +264,15 @@ async function loop(
       const last = stopping();
       const saveNow = periodic(step) || last;
       const sampleNow = samples(step);
+      const pauseStart = performance.now();
       if (saveNow) await save({ loss, ...metrics, lr, grad_norm: gradNorm });
       if (sampleNow) {
         await run.hook!({ executor, plan, model: opts.model, config: plan.config, step, dir: opts.out });
       }
       // Saving and sampling are not training: the next log's ms/step leaves them out.
       if (saveNow || sampleNow) clock.start(step, performance.now());
-      if (last) return { step, interrupted: !done, records };
+      paused += performance.now() - pauseStart;
+      if (last) return { step, interrupted: !done, records, time: timed() };
     }
   } finally {
     await inFlight.discard();

@@ -14,7 +14,7 @@
  * console.log(result.step, result.records.at(-1)?.loss);
  * ```
  */
-export { train, type TrainOptions, type TrainResult } from "./loop.ts";
+export { type LoopTime, train, type TrainOptions, type TrainResult } from "./loop.ts";
 export { logLine, type LogRecord, progressLine } from "./progress.ts";
 export { type LogLine, RUN_FILES } from "./run_dir.ts";
 export {
