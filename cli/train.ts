@@ -2,7 +2,7 @@
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
  *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X]
  *    [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY]
- *    [--ema-every N] [--in-flight N]`
+ *    [--ema-every N] [--in-flight N] [--host-data]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
  * checkpoint/ (model.safetensors, optimizer.safetensors, run.json, and ema.safetensors with --ema),
@@ -19,7 +19,9 @@
  * to stderr. `--in-flight N` (default 8) is how many steps are submitted before the loop waits on the
  * oldest one's loss; 1 waits on every step (the same losses, only slower on a fast GPU). Ctrl-C
  * finishes the steps in flight, saves a checkpoint and exits with 130 (best effort: a second Ctrl-C
- * quits at once, and the previous checkpoint stays intact, as saves are atomic).
+ * quits at once, and the previous checkpoint stays intact, as saves are atomic). A data source that
+ * can (MNIST) keeps its dataset on the device and the plan gathers each batch's images there;
+ * `--host-data` assembles them on the host instead.
  */
 import { parseArgs } from "node:util";
 import {
@@ -37,7 +39,7 @@ import "../runtime/generate/train_samples.ts";
 const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
   "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] " +
   "[--lr-floor X] [--clip X] [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] " +
-  "[--ema DECAY] [--ema-every N] [--in-flight N]";
+  "[--ema DECAY] [--ema-every N] [--in-flight N] [--host-data]";
 
 /** Flags that set a training setting, by setting. */
 const SETTING_FLAGS = {
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
       settings: settings as Partial<TrainSettings>,
       resume: values.resume,
       initFrom: values["init-from"],
+      hostData: values["host-data"],
       signal: controller.signal,
       onNote: (note) => console.error(note),
       onLog: (r) => console.log(values.json ? JSON.stringify(logLine(r)) : progressLine(r)),
@@ -118,6 +121,7 @@ function parseFlags() {
         out: { type: "string" },
         "init-from": { type: "string" },
         resume: { type: "boolean", default: false },
+        "host-data": { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         set: { type: "string", multiple: true, default: [] },
         dim: { type: "string", multiple: true, default: [] },

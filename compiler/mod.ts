@@ -7,6 +7,7 @@
  */
 export * from "./ir/mod.ts";
 export { compile, compileGraph, type CompileOptions, DEFAULT_OPTIMIZER } from "./compile.ts";
+export { gatherInputs, rowsInputName, tableBufferName } from "./gather_inputs.ts";
 export { grad, valueAndGrad, VJP, vjp } from "./autodiff.ts";
 export { type Env, interpret, INTERPRETER, type Value } from "./interpreter.ts";
 export { verify } from "./verify.ts";

@@ -37,6 +37,8 @@ export type BufferRole =
   | "optimizer"
   /** The parameters' moving average (`ema`), parameter-shaped like `params`. */
   | "average"
+  /** A data source's tables on the device (`data_<table>`), written once by the runtime. */
+  | "data"
   | "activation"
   | "scalars"
   | "mask"

@@ -10,9 +10,11 @@
  * from a generator seeded by (seed, step).
  */
 import { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "./mnist.ts";
-import type { DataSource } from "../spec/data.ts";
+import type { DataSource, DeviceData, ImageGather } from "../spec/data.ts";
 import {
   assembleBatch,
+  assembleLayout,
+  type CaptionOrder,
   type Example,
   type LossInputs,
   type SequenceConfig,
@@ -62,10 +64,7 @@ export function digitImage(
   const src = shift
     ? shiftedDigit(set, i, shift[0], shift[1])
     : set.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
-  const f = Math.max(1, Math.ceil(MNIST_SIDE / image.size));
-  const side = Math.floor(MNIST_SIDE / f);
-  const crop = Math.floor((MNIST_SIDE - side * f) / 2);
-  const pad = Math.floor((image.size - side) / 2);
+  const { factor: f, side, crop, pad } = digitFrame(image);
   const plane = new Float32Array(image.size * image.size).fill(-1);
   for (let y = 0; y < side; y++) {
     for (let x = 0; x < side; x++) {
@@ -79,6 +78,30 @@ export function digitImage(
   const out = new Float32Array(image.channels * plane.length);
   for (let c = 0; c < image.channels; c++) out.set(plane, c * plane.length);
   return out;
+}
+
+/** How `digitImage` places a 28x28 digit in a `size` frame: the mean factor, grid side, crop, pad. */
+function digitFrame(image: { readonly size: number }) {
+  const factor = Math.max(1, Math.ceil(MNIST_SIDE / image.size));
+  const side = Math.floor(MNIST_SIDE / factor);
+  const crop = Math.floor((MNIST_SIDE - side * factor) / 2);
+  const pad = Math.floor((image.size - side) / 2);
+  return { factor, side, crop, pad };
+}
+
+/** `digitImage` as a device gather of the loss entry's `images` from table `digits` (28x28 rows). */
+export function digitGather(image: { readonly size: number; readonly channels: number }): ImageGather {
+  return {
+    input: "images",
+    table: "digits",
+    srcSide: MNIST_SIDE,
+    size: image.size,
+    channels: image.channels,
+    ...digitFrame(image),
+    background: -1,
+    scale: 2,
+    bias: -1,
+  };
 }
 
 /** What the source reads from the model's config, besides the sequence geometry. */
@@ -144,27 +167,58 @@ export function mnistCaptions(
 
   /**
    * Row choices from `random`; `drop` and `moveBy` 0 for eval. Offsets are drawn only when
-   * `moveBy` > 0, so runs without the shift keep the data stream they always had.
+   * `moveBy` > 0, so runs without the shift keep the data stream they always had. The host batch
+   * and the device batch are both made from these, so they are the same rows.
    */
-  const rows = (
+  const choose = (
     set: DigitSet,
     indices: readonly number[],
     random: () => number,
     drop: number,
     moveBy: number,
-  ) => {
+  ): RowChoice[] => {
     const offset = () => Math.floor(random() * (2 * moveBy + 1)) - moveBy;
-    const examples = indices.map((i): Example => {
+    return indices.map((i): RowChoice => {
       const order = random() < captionFirst ? "caption-first" : "image-first";
       const dropped = random() < drop && order === "caption-first";
       const template = templates[Math.floor(random() * templates.length)]!;
       const caption = dropped ? undefined : digitCaption(set.labels[i]!, template);
       const moved = order === "image-first" && moveBy > 0 ? [offset(), offset()] as const : undefined;
-      return { caption, images: [digitImage(set, i, cfg.image, moved)], order };
+      return { index: i, caption, order, shift: moved };
     });
+  };
+  const rows = (set: DigitSet, choices: readonly RowChoice[]) => {
+    const examples = choices.map((c): Example => ({
+      caption: c.caption,
+      images: [digitImage(set, c.index, cfg.image, c.shift)],
+      order: c.order,
+    }));
     const { inputs, truncated } = assembleBatch(examples, cfg);
     truncatedRows += truncated;
     return inputs;
+  };
+  const trainChoices = (step: number, seed: number) => {
+    checkStep(step);
+    const indices = Array.from({ length: batch }, (_, i) => epochs.at(seed, step * batch + i));
+    return choose(train, indices, generator(hash(seed, step, 1)), dropout, shift);
+  };
+  const N = cfg.image.imagesPerRow;
+  const device: DeviceData = {
+    tables: { digits: train.images as Float32Array<ArrayBuffer> },
+    gathers: [digitGather(cfg.image)],
+    indexedBatch(step, seed) {
+      const choices = trainChoices(step, seed);
+      const { inputs, truncated } = assembleLayout(
+        choices.map((c) => ({ caption: c.caption, imageCount: 1, order: c.order })),
+        cfg,
+      );
+      truncatedRows += truncated;
+      // One digit in each row's first image slot; the other slots are absent (-1: zeros).
+      const images = new Int32Array(batch * N * 3);
+      for (let r = 0; r < batch * N; r++) images[3 * r] = -1;
+      choices.forEach((c, b) => images.set([c.index, c.shift?.[0] ?? 0, c.shift?.[1] ?? 0], 3 * b * N));
+      return { batch: inputs, rows: { images } };
+    },
   };
 
   return {
@@ -173,10 +227,9 @@ export function mnistCaptions(
     get truncatedRows() {
       return truncatedRows;
     },
+    device,
     batch(step, seed) {
-      checkStep(step);
-      const indices = Array.from({ length: batch }, (_, i) => epochs.at(seed, step * batch + i));
-      return rows(train, indices, generator(hash(seed, step, 1)), dropout, shift);
+      return rows(train, trainChoices(step, seed));
     },
     // Test digits in order; order and template from a generator fixed per index, whatever the run's seed.
     evalBatch(index) {
@@ -184,7 +237,7 @@ export function mnistCaptions(
         throw new Error(`mnistCaptions: eval batch ${index} is not in 0..${evalBatches - 1}`);
       }
       const indices = Array.from({ length: batch }, (_, i) => index * batch + i);
-      return rows(test, indices, generator(hash(0, index, 2)), 0, 0);
+      return rows(test, choose(test, indices, generator(hash(0, index, 2)), 0, 0));
     },
     cursor(step) {
       checkStep(step);
@@ -197,6 +250,14 @@ export function mnistCaptions(
       (shift > 0 ? `image-first digits shifted up to ${shift}px, ` : "") +
       `${cfg.image.size}x${cfg.image.size} images`,
   };
+}
+
+/** One row's draw: the digit, its caption (undefined: dropped), the order, the shift of an image-first digit. */
+interface RowChoice {
+  readonly index: number;
+  readonly caption: string | undefined;
+  readonly order: CaptionOrder;
+  readonly shift: readonly [number, number] | undefined;
 }
 
 function checkStep(step: number): void {

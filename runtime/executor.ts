@@ -374,6 +374,26 @@ export class Executor {
     });
   }
 
+  /** Fills a buffer of role "data" (a data source's table, compiler/gather_inputs.ts) once. */
+  setData(name: string, values: Float32Array<ArrayBuffer>): Promise<void> {
+    return this.#serial(() => {
+      const spec = this.plan.buffers.find((b) => b.name === name);
+      if (!spec || spec.role !== "data") {
+        const data = this.plan.buffers.filter((b) => b.role === "data").map((b) => b.name);
+        throw new Error(
+          `plan "${this.plan.model}" has no data buffer "${name}"; data buffers: ${
+            data.join(", ") || "none"
+          }`,
+        );
+      }
+      if (values.length * 4 !== spec.bytes) {
+        throw new Error(`data buffer "${name}" holds ${spec.bytes / 4} values, got ${values.length}`);
+      }
+      this.device.queue.writeBuffer(this.#buffer(name), 0, values);
+      return Promise.resolve();
+    });
+  }
+
   /** Whether the plan has buffer `name` (the moving average's `ema` is optional). */
   hasBuffer(name: string): boolean {
     return this.buffers.has(name);

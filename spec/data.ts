@@ -15,4 +15,51 @@ export interface DataSource {
   readonly tokensPerBatch: number;
   /** One line for progress output: the data set and its size. */
   describe(): string;
+  /** Present when the source can keep its dataset on the device and gather batches there. */
+  readonly device?: DeviceData;
+}
+
+/**
+ * A data source that keeps its dataset on the device (`DataSource.device`): tables uploaded once,
+ * and per step only the choice of rows (a few ints per image) crosses from the host; a gather kernel
+ * assembles the big inputs in place (compiler/gather_inputs.ts, kernels/image_gather.ts). The batch
+ * it makes must equal `batch(step, seed)` up to float rounding of the image arithmetic.
+ */
+export interface DeviceData {
+  /** Uploaded once when training starts, by name: f32 values. */
+  readonly tables: Readonly<Record<string, Float32Array<ArrayBuffer>>>;
+  /** One per input assembled on the device. */
+  readonly gathers: readonly ImageGather[];
+  /**
+   * Batch `step` without the gathered inputs, and for each gathered input its rows: i32 [R, 3] =
+   * (table row, or -1 for an absent image: zeros; dx, dy: the shift in source pixels) per image.
+   */
+  indexedBatch(step: number, seed: number): {
+    readonly batch: Batch;
+    readonly rows: Readonly<Record<string, Int32Array>>;
+  };
+}
+
+/**
+ * How an image input [..., C, size, size] (R images in all) is made from a table of single-channel
+ * `srcSide` x `srcSide` images: image r takes table row rows[r].row, moved by (dx, dy) with zeros
+ * coming in, box-averaged `factor` x `factor` over the `side` x `side` grid that starts `crop` source
+ * pixels in, placed `pad` pixels into a `size` frame of `background`, each value `scale * mean +
+ * bias`, copied into every channel. data/mnist_captions.ts `digitImage` is the host twin.
+ */
+export interface ImageGather {
+  /** The loss-entry input it fills. */
+  readonly input: string;
+  /** A key of `tables`. */
+  readonly table: string;
+  readonly srcSide: number;
+  readonly size: number;
+  readonly channels: number;
+  readonly factor: number;
+  readonly side: number;
+  readonly crop: number;
+  readonly pad: number;
+  readonly background: number;
+  readonly scale: number;
+  readonly bias: number;
 }

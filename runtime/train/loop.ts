@@ -17,6 +17,7 @@
  * its periodic checkpoints keeps the same average as one that never stopped.
  */
 import type { AnyModel } from "../../spec/model.ts";
+import { tableBufferName } from "../../compiler/gather_inputs.ts";
 import { captureCheckpoint, restoreCheckpoint, restoreParameters, saveCheckpoint } from "../checkpoint.ts";
 import { DeviceAverage } from "./device_average.ts";
 import { StepsInFlight } from "./in_flight.ts";
@@ -49,6 +50,11 @@ export interface TrainOptions {
    * plan exactly, and the optimizer, step and lr schedule start afresh. Excludes `resume`.
    */
   readonly initFrom?: string | undefined;
+  /**
+   * Assemble every batch on the host even when the data source can keep its dataset on the device
+   * (spec/data.ts `DeviceData`): the same rows, with the images computed in f64 on the host.
+   */
+  readonly hostData?: boolean;
   readonly onLog?: (record: LogRecord) => void;
   /** One-line messages for a person: the resume point, spec changes, a missing sample hook. */
   readonly onNote?: (message: string) => void;
@@ -114,6 +120,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const executor = await Executor.create(plan, { seed: settings.seed, handle: run.handle });
   try {
+    for (const [name, values] of Object.entries(run.device?.tables ?? {})) {
+      await executor.setData(tableBufferName(name), values);
+    }
     if (run.checkpoint) await restoreCheckpoint(executor, run.checkpoint);
     else if (run.init) await restoreParameters(executor, run.init);
     const average = await startAverage(run, executor, opts.onNote);
@@ -207,7 +216,7 @@ async function loop(
         if (newest !== undefined && boundary(newest)) break;
         const lr = learningRate(executor.step, schedule);
         const t0 = performance.now();
-        const batch = data.batch(executor.step, settings.seed);
+        const batch = run.batchAt(executor.step);
         const t1 = performance.now();
         inFlight.add(await executor.submit("trainStep", batch, { lr }), lr);
         if (average && executor.step % settings.emaEvery === 0) await average.update(executor.step);

@@ -4,8 +4,9 @@
  * the loss entry. A mistake found here leaves the run directory exactly as it was.
  */
 import { compile } from "../../compiler/compile.ts";
+import { gatherInputs, rowsInputName } from "../../compiler/gather_inputs.ts";
 import type { Plan } from "../../compiler/plan.ts";
-import type { Batch, DataSource } from "../../spec/data.ts";
+import type { Batch, DataSource, DeviceData } from "../../spec/data.ts";
 import { type Checkpoint, CHECKPOINT_FILES, loadCheckpoint, type RunInfo, specHash } from "../checkpoint.ts";
 import { CheckpointError } from "../file_errors.ts";
 import { checkAgainstParams } from "../safetensors.ts";
@@ -29,6 +30,10 @@ export interface PreparedRun {
   /** What run.json records of where the parameters began: this start's, or the resumed run's. */
   readonly initFrom: RunInfo["initFrom"];
   readonly hook: SampleHook | undefined;
+  /** The batch of a step: from the host, or (device-resident data) the rows the plan gathers. */
+  readonly batchAt: (step: number) => Batch;
+  /** The source's device tables, when its batches are gathered on the device (upload them once). */
+  readonly device: DeviceData | undefined;
   /** Lines for a person about choices made (resume point, spec changes, missing hook). */
   readonly notes: readonly string[];
 }
@@ -87,7 +92,7 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     hook = opts.sampleHook ?? sampleHookFor(model);
     if (!hook) notes.push(`no sample hook is registered for spec "${model.name}"; sampleEvery is ignored`);
   }
-  const plan = compile(model, {
+  const compiled = compile(model, {
     config,
     dims,
     // A sample hook runs the spec's other entries (denoise, logits) on the training parameters;
@@ -110,26 +115,46 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     },
   });
   if (checkpoint) {
-    const problems = resumeMismatches(checkpoint, plan);
+    const problems = resumeMismatches(checkpoint, compiled);
     if (problems.length > 0) {
       throw new TrainError(`cannot resume from ${checkpoint.path}:\n  ${problems.join("\n  ")}`);
     }
   }
   if (init) {
     try {
-      checkAgainstParams(init.model, plan.params, `${init.path}/${CHECKPOINT_FILES.model}`);
+      checkAgainstParams(init.model, compiled.params, `${init.path}/${CHECKPOINT_FILES.model}`);
     } catch (e) {
       if (!(e instanceof CheckpointError)) throw e;
       throw new TrainError(`cannot start from ${init.path}: ${e.message}`);
     }
   }
-  const data = makeData(plan.config as never, plan.dims);
+  const data = makeData(compiled.config as never, compiled.dims);
   const start = checkpoint?.run.step ?? 0;
-  checkBatch(data.batch(start, settings.seed), plan, `${model.name}'s data source (${data.describe()})`);
+  const sourceName = `${model.name}'s data source (${data.describe()})`;
+  checkBatch(data.batch(start, settings.seed), compiled, sourceName);
+  // A source that can keep its dataset on the device does, unless asked not to (--host-data): the
+  // plan then gathers the images itself and a step's host work is tokens, layout and row indices.
+  const device = opts.hostData ? undefined : data.device;
+  let plan = compiled;
+  let batchAt = (step: number) => data.batch(step, settings.seed);
+  if (device) {
+    const limit = handle.device.limits.maxStorageBufferBindingSize;
+    plan = gatherInputs(compiled, "trainStep", device.gathers, device.tables, limit);
+    batchAt = (step) => {
+      const { batch, rows } = device.indexedBatch(step, settings.seed);
+      const named = Object.entries(rows).map(([input, r]) => [rowsInputName(input), r] as const);
+      return { ...batch, ...Object.fromEntries(named) };
+    };
+    checkBatch(batchAt(start), plan, `${sourceName}, gathered on the device`);
+    const mb = Object.values(device.tables).reduce((n, t) => n + t.length * 4, 0) / 1e6;
+    notes.push(
+      `batches are gathered on the device from ${mb.toFixed(1)} MB of tables (--host-data: on the host)`,
+    );
+  }
   const initFrom = init
     ? { path: init.path, step: init.run.step, specHash: init.run.spec.hash }
     : checkpoint?.run.initFrom;
-  return { plan, data, settings, handle, spec, checkpoint, init, initFrom, hook, notes };
+  return { plan, data, settings, handle, spec, checkpoint, init, initFrom, hook, batchAt, device, notes };
 }
 
 async function readSpec(path: string): Promise<string> {

@@ -241,14 +241,33 @@ export function assembleBatch(
   examples: readonly Example[],
   cfg: SequenceConfig,
 ): { inputs: LossInputs; truncated: number } {
+  const g = sequenceGeometry(cfg);
+  const { inputs, truncated } = assembleLayout(
+    examples.map((e) => ({ caption: e.caption, imageCount: e.images.length, order: e.order })),
+    cfg,
+  );
+  return { inputs: { ...inputs, images: packImages(examples.map((e) => e.images), g) }, truncated };
+}
+
+/** An example without its pixels: what the layout needs (a device gather supplies the images). */
+export interface ExampleShape {
+  readonly caption?: string | undefined;
+  readonly imageCount: number;
+  readonly order: CaptionOrder;
+}
+
+/** Inputs of the `loss` entry but the images: tokens, layout, patch positions, image flags. */
+export function assembleLayout(
+  examples: readonly ExampleShape[],
+  cfg: SequenceConfig,
+): { inputs: Omit<LossInputs, "images">; truncated: number } {
   checkRows("assembleBatch", examples.length);
   const g = sequenceGeometry(cfg);
-  const planned = examples.map((e) => planCaption(e.caption, e.order, e.images.length, g));
+  const planned = examples.map((e) => planCaption(e.caption, e.order, e.imageCount, g));
   const rows = layOut(planned.map((p) => p.plan), g);
-  const inputs: LossInputs = {
+  const inputs = {
     tokens: rows.tokens,
     ...layoutFeed(rows.fields),
-    images: packImages(examples.map((e) => e.images), g),
     patch_pos: rows.patchPos,
     image_valid: rows.imageValid,
     image_first: rows.imageFirst,
