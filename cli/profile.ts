@@ -9,7 +9,8 @@
  * slice named by its kernel, its member ops in the args. GPU times come from timestamp queries where
  * the adapter has "timestamp-query" (one compute pass per dispatch); elsewhere, or with
  * `--host-timed`, each dispatch is submitted alone and timed on the host, which the trace says.
- * Prints the step's totals and the kernels with the most GPU time beside their roofline bounds.
+ * Prints the step's totals and the kernels with the most GPU time beside their roofline bounds. The
+ * trace goes to `--out`, default runs/traces/<model>_<entry>.json.
  */
 import { parseArgs } from "node:util";
 import { openDevice } from "../runtime/mod.ts";
@@ -62,7 +63,10 @@ async function main(): Promise<void> {
     ...(values["host-timed"] ? { timing: "host" as const } : {}),
   });
   const trace = toTrace(profile!);
-  const out = values.out ?? `${model.name}_${entry}_trace.json`;
+  // Under runs/, which fmt and lint skip, like training runs.
+  const out = values.out ?? `runs/traces/${model.name}_${entry}.json`;
+  const dir = out.slice(0, out.lastIndexOf("/"));
+  if (dir) await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(out, JSON.stringify(trace) + "\n");
   console.log(summaryText(profile!, plan, source).join("\n"));
   console.log(

@@ -208,6 +208,22 @@ Deno.test("deno task profile and explain --measure on the tiny spec", async () =
       }),
     );
 
+    for (
+      const [args, message] of [
+        [["--entry", "nope"], /error: --entry nope: examples\/tiny.ts has the entries trainStep, forward/],
+        [["--warmup", "1.5"], /error: --warmup expects an integer >= 0, got "1.5"/],
+        [["--dim", "batch=0"], /error: --dim batch must be a positive integer, got 0/],
+      ] as const
+    ) {
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "cli/profile.ts", "examples/tiny.ts", ...args],
+        stderr: "piped",
+        stdout: "piped",
+      }).output();
+      assert.equal(r.code, 1, `${args}`);
+      assert.match(new TextDecoder().decode(r.stderr), message);
+    }
+
     const json = JSON.parse(
       await run([
         "cli/explain.ts",
