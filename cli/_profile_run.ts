@@ -100,6 +100,7 @@ export async function profilePlan(
       profiles.push(
         await profileEntry(ex, entry, inputs, {
           warmup: i === 0 ? run.warmup ?? 2 : 0,
+          seed: 1,
           ...(run.timing ? { timing: run.timing } : {}),
         }),
       );

@@ -156,6 +156,32 @@ Deno.test("profile of a tiny train step with timestamp queries: a valid trace, t
   }
 });
 
+Deno.test("a clear step between dispatches is an instant event where it falls, both ways", async () => {
+  const plan = tinyPlan();
+  const entry = plan.entries.trainStep!;
+  // A harmless clear (gradients are written afresh by the backward kernels) after the first dispatch.
+  const clear = { kind: "clear" as const, buffer: "grads", offset: 0, words: 4 };
+  const withClear: Plan = {
+    ...plan,
+    entries: { trainStep: { ...entry, steps: [entry.steps[0]!, clear, ...entry.steps.slice(1)] } },
+  };
+  const ex = await Executor.create(withClear, { lr: 0.05 });
+  try {
+    for (const timing of ["timestamp-query", "host"] as const) {
+      const p = await profileEntry(ex, "trainStep", INPUTS, { warmup: 1, timing });
+      const trace = toTrace(p);
+      checkTrace(trace, withClear, p);
+      const instants = trace.traceEvents.filter((e) => e.ph === "i");
+      assert.equal(instants.length, 1, timing);
+      const [at, first] = [instants[0]!, p.dispatches[0]!];
+      assert.deepEqual([at.name, at.tid, at.args?.step], ["clear", LANES.gpu, 1]);
+      assert.ok(at.ts >= first.startUs + first.durUs - 0.002 && at.ts <= p.dispatches[1]!.startUs + 0.002);
+    }
+  } finally {
+    ex.destroy();
+  }
+});
+
 Deno.test("host-timed profile (the fallback without timestamp-query) is labelled and valid", async () => {
   const plan = tinyPlan();
   const ex = await Executor.create(plan, { lr: 0.05 });

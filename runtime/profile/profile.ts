@@ -9,8 +9,7 @@
  * advance the executor's step or write the per-step scalars: a train step repeats the previous
  * run's step count, lr and bias corrections. That is why warm-up runs go through `run` first.
  */
-import type { Executor } from "../executor.ts";
-import type { EntryView } from "../executor.ts";
+import type { EntryView, Executor } from "../executor.ts";
 import { adapterName } from "../device.ts";
 import { encode, encodeInputs, slotWords } from "../_slots.ts";
 import { ticksToMicros } from "./trace.ts";
@@ -197,8 +196,14 @@ class StepRecorder {
     const submitStart = this.#now();
     this.#span("submit", () => device.queue.submit([encoder]));
     const waitStart = this.#now();
-    await Promise.all([tsRead.mapAsync(GPUMapMode.READ), outputs?.mapAsync(GPUMapMode.READ)]);
+    // A validation error shows as a failed map: report the scope's error, which names the cause.
+    const mapped = await Promise.all([tsRead.mapAsync(GPUMapMode.READ), outputs?.mapAsync(GPUMapMode.READ)])
+      .then(() => undefined, (e: unknown) => e);
     const waitEnd = this.#now();
+    if (mapped !== undefined) {
+      const error = await device.popErrorScope();
+      throw new Error(`profiling entry "${this.name}" failed on the device: ${error?.message ?? mapped}`);
+    }
     this.#spans.push({ name: "wait for results", startUs: waitStart, durUs: waitEnd - waitStart });
     const stamps = this.#span("read back", () => {
       const stamps = new BigUint64Array(tsRead.getMappedRange().slice(0));
