@@ -5,11 +5,16 @@
  * and a roofline bound, then the totals per entry point and the kernels that dominate the bound.
  * `--json` prints a summary for tools. `--entry` picks the entry points (default trainStep and forward;
  * e.g. `--entry decode` for a Transfusion spec's cached decoding step).
+ * `--measure [--measure-steps N]` also runs each entry on this machine's WebGPU device and prints
+ * each kernel's measured GPU time (timestamp queries, else host-timed; median of N profiled steps,
+ * default 3, after two warm-up runs) beside its bound, and the totals.
  */
 import { parseArgs } from "node:util";
 import { compile } from "../compiler/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
+import { medianKernelTimes } from "../runtime/profile/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { profilePlan, stepInputs } from "./_profile_run.ts";
 
 /** An adapter's peak rates, the roof of the roofline model. */
 export interface Peak {
@@ -262,6 +267,82 @@ export function rooflineText(r: Roofline, top = 8): string[] {
   ];
 }
 
+/** One plan kernel measured against its roofline bound, over all its dispatches in an entry step. */
+export interface MeasuredKernel {
+  readonly kernel: number;
+  readonly name: string;
+  readonly dispatches: number;
+  readonly boundMs: number;
+  /** Median over the profiled steps of the kernel's GPU time, summed over its dispatches. */
+  readonly measuredMs: number;
+}
+
+export interface MeasuredEntry {
+  readonly entry: string;
+  readonly timing: string;
+  readonly steps: number;
+  /** Largest measured time first. */
+  readonly kernels: readonly MeasuredKernel[];
+  readonly totalBoundMs: number;
+  readonly totalMeasuredMs: number;
+}
+
+/**
+ * Measured (microseconds per kernel index, from runtime/profile medianKernelTimes) beside the
+ * bound, per kernel index of `entry`; a kernel dispatched twice is bounded and measured twice.
+ */
+export function measuredEntry(
+  plan: Plan,
+  entry: string,
+  peak: Peak,
+  measuredUs: ReadonlyMap<number, number>,
+  about: { timing: string; steps: number },
+): MeasuredEntry {
+  const e = plan.entries[entry];
+  if (!e) throw new Error(`plan "${plan.model}" has no entry "${entry}"`);
+  const count = new Map<number, number>();
+  for (const s of e.steps) if (s.kind === "dispatch") count.set(s.kernel, (count.get(s.kernel) ?? 0) + 1);
+  const kernels = [...count].map(([kernel, dispatches]): MeasuredKernel => {
+    const us = measuredUs.get(kernel);
+    if (us === undefined) throw new Error(`no measured time for kernel ${kernel} of entry "${entry}"`);
+    const k = plan.kernels[kernel]!;
+    return {
+      kernel,
+      name: k.name,
+      dispatches,
+      boundMs: dispatches * kernelBound(k, peak).boundMs,
+      measuredMs: us / 1000,
+    };
+  }).sort((a, b) => b.measuredMs - a.measuredMs);
+  return {
+    entry,
+    ...about,
+    kernels,
+    totalBoundMs: kernels.reduce((s, k) => s + k.boundMs, 0),
+    totalMeasuredMs: kernels.reduce((s, k) => s + k.measuredMs, 0),
+  };
+}
+
+/** The measured column: each kernel's measured time beside its bound, largest measured first. */
+export function measuredText(m: MeasuredEntry, peak: Peak, top = Infinity): string[] {
+  const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(1)}x` : "-");
+  const shown = m.kernels.slice(0, top);
+  return [
+    `measured ${m.entry} (${m.timing}, median of ${m.steps} profiled step${m.steps > 1 ? "s" : ""}) ` +
+    `vs bound at ${peak.name}:`,
+    `  ${"kernel".padEnd(24)} ${"n".padStart(3)} ${"bound".padStart(9)} ${"measured".padStart(9)} ${
+      "meas/bound".padStart(10)
+    }`,
+    ...shown.map((k) =>
+      `  ${k.name.padEnd(24)} ${String(k.dispatches).padStart(3)} ${fmtMs(k.boundMs).padStart(9)} ` +
+      `${fmtMs(k.measuredMs).padStart(9)} ${ratio(k.measuredMs, k.boundMs).padStart(10)}`
+    ),
+    ...(shown.length < m.kernels.length ? [`  ... ${m.kernels.length - shown.length} more kernels`] : []),
+    `  total: measured ${fmtMs(m.totalMeasuredMs)} vs bound ${fmtMs(m.totalBoundMs)} ` +
+    `(${ratio(m.totalMeasuredMs, m.totalBoundMs)}) over ${m.kernels.length} kernels`,
+  ];
+}
+
 /** The peak from `--peak` and the `--peak-gflops` / `--peak-gbs` overrides. */
 export function peakFrom(name: string, gflops?: string, gbs?: string): Peak {
   if (!(name in PEAKS)) {
@@ -297,13 +378,15 @@ if (import.meta.main) {
         "peak-gflops": { type: "string" },
         "peak-gbs": { type: "string" },
         entry: { type: "string", multiple: true, default: [] },
+        measure: { type: "boolean", default: false },
+        "measure-steps": { type: "string", default: "3" },
       },
     });
     const path = positionals[0];
     if (!path) {
       throw new UsageError(
         "usage: deno task explain <spec.ts> [--json] [--batch N] [--set key=value] [--entry NAME] [--peak cpu|h100] " +
-          "[--peak-gflops X] [--peak-gbs Y]",
+          "[--peak-gflops X] [--peak-gbs Y] [--measure [--measure-steps N]]",
       );
     }
     if (values.adapter !== "cpu" && values.adapter !== "gpu") {
@@ -341,6 +424,25 @@ if (import.meta.main) {
       adapterClass: values.adapter,
       ...(values.entry.length ? { entries: values.entry } : {}),
     });
-    console.log(values.json ? JSON.stringify(summarize(plan, peak)) : explainText(plan, peak));
+    const steps = Number(values["measure-steps"]);
+    if (!Number.isInteger(steps) || steps < 1) {
+      throw new UsageError(`--measure-steps must be a positive integer, got ${values["measure-steps"]}`);
+    }
+    const measured: MeasuredEntry[] = [];
+    if (values.measure) {
+      for (const entry of Object.keys(plan.entries)) {
+        const { inputs } = stepInputs(model, plan, entry);
+        const profiles = await profilePlan(plan, entry, inputs, { steps, lr: model.training?.lr ?? 1e-4 });
+        const about = { timing: profiles[0]!.timing, steps };
+        measured.push(measuredEntry(plan, entry, peak, medianKernelTimes(profiles), about));
+      }
+    }
+    if (values.json) {
+      console.log(JSON.stringify({ ...summarize(plan, peak), ...(values.measure ? { measured } : {}) }));
+    } else {
+      console.log(
+        [explainText(plan, peak), ...measured.flatMap((m) => ["", ...measuredText(m, peak)])].join("\n"),
+      );
+    }
   });
 }

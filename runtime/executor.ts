@@ -50,6 +50,17 @@ export interface SubmittedRun {
   readonly results: Promise<RunResults>;
 }
 
+/**
+ * What `run(name)` records, read-only, for the profiler (runtime/profile): the device, the entry's
+ * plan (steps, slots), each plan kernel built (pipeline and bind group), and the buffers by name.
+ */
+export interface EntryView {
+  readonly device: GPUDevice;
+  readonly plan: EntryPlan;
+  readonly kernels: readonly BuiltKernel[];
+  readonly buffers: ReadonlyMap<string, GPUBuffer>;
+}
+
 interface PreparedEntry {
   readonly plan: EntryPlan;
   /** Dispatches a kernel that writes optimizer state: bump the step and bias corrections first. */
@@ -127,6 +138,17 @@ export class Executor {
   /** Dispatch count per kernel index of the plan since creation. */
   dispatchCounts(): Uint32Array {
     return this.#dispatched.slice();
+  }
+
+  /**
+   * The GPU objects `run(name)` uses, for recording the entry another way (one timed pass per
+   * dispatch). Work recorded with them bypasses `run`'s ordering and its step count: await every
+   * run first, and do not destroy the executor while it is in flight.
+   */
+  entryView(name: string): EntryView {
+    const entry = this.entries.get(name);
+    if (!entry) throw new Error(`no entry "${name}" in plan "${this.plan.model}"`);
+    return { device: this.device, plan: entry.plan, kernels: this.kernels, buffers: this.buffers };
   }
 
   /**

@@ -12,6 +12,8 @@ import {
   dominant,
   explainText,
   kernelBound,
+  measuredEntry,
+  measuredText,
   opsText,
   peakFrom,
   PEAKS,
@@ -92,4 +94,40 @@ Deno.test("opsText: a few ops as they are, a long list as counts in order of fir
   assert.equal(opsText(["matmul", "add", "mul"]), "matmul,add,mul");
   const rope = ["concat", ...Array.from({ length: 20 }, (_, i) => (i % 2 ? "sin" : "mul")), "add"];
   assert.equal(opsText(rope), "22 ops: concat,mulx10,sinx10,add");
+});
+
+Deno.test("measured column: per kernel index beside its bound, a kernel dispatched twice counted twice", () => {
+  const param = (path: string, shape: number[]) => node("param", [], { path, shape, dtype: "f32" });
+  const product = node("matmul", [param("a", [4, 8]), param("b", [8, 2])], null);
+  const sum = node("add", [param("x", [4, 8]), param("y", [4, 8])], null);
+  const compiled = compileGraph({ product, sum }, { fuse: true });
+  const forward = compiled.entries.forward!;
+  const first = forward.steps.find((s) => s.kind === "dispatch")!;
+  assert.ok(first.kind === "dispatch");
+  // The first kernel dispatched a second time at the end of the step.
+  const plan = { ...compiled, entries: { forward: { ...forward, steps: [...forward.steps, first] } } };
+  const other = forward.steps.find((s) => s.kind === "dispatch" && s.kernel !== first.kernel)!;
+  assert.ok(other.kind === "dispatch");
+  const peak = { name: "unit", gflops: 1, gbs: 1 };
+  const measuredUs = new Map([[first.kernel, 3000], [other.kernel, 500]]);
+  const m = measuredEntry(plan, "forward", peak, measuredUs, { timing: "timestamp-query", steps: 3 });
+  assert.deepEqual(m.kernels.map((k) => [k.kernel, k.dispatches, k.measuredMs]), [
+    [first.kernel, 2, 3],
+    [other.kernel, 1, 0.5],
+  ]);
+  const bound = (k: number) => kernelBound(plan.kernels[k]!, peak).boundMs;
+  close(m.kernels[0]!.boundMs, 2 * bound(first.kernel), "twice the bound of one dispatch");
+  close(m.kernels[1]!.boundMs, bound(other.kernel), "bound");
+  close(m.totalMeasuredMs, 3.5, "total measured");
+  close(m.totalBoundMs, roofline(plan, peak, "forward").totalMs, "total bound is the roofline's");
+  const text = measuredText(m, peak).join("\n");
+  const name = plan.kernels[first.kernel]!.name;
+  assert.match(text, /median of 3 profiled steps\) vs bound at unit/);
+  assert.match(text, new RegExp(`${name} +2 +[\\d.]+us +3\\.00ms +\\d+\\.\\dx`));
+  assert.match(text, /total: measured 3\.50ms vs bound [\d.]+us \(\d+\.\dx\) over 2 kernels/);
+  assert.match(measuredText(m, peak, 1).join("\n"), /\.\.\. 1 more kernels/);
+  assert.throws(
+    () => measuredEntry(plan, "forward", peak, new Map([[first.kernel, 1]]), { timing: "host", steps: 1 }),
+    new RegExp(`no measured time for kernel ${other.kernel} of entry "forward"`),
+  );
 });
