@@ -8,6 +8,11 @@
  *   denoise_span  the P patches of the image a row is drawing; once more at t = 0 on commit
  * Positions the cache does not hold yet are padding in the layout passed along (doc = -1), so
  * stale values left there by earlier rows or requests are never seen: no state reset is needed.
+ *
+ * Only outputs something is chosen from are waited on: a decode of a known token whose logits no
+ * row needs (catching up through text already decided) and the commit pass (it only writes the
+ * cache) are submitted without waiting; the next call that reads queues behind them and settles
+ * them (raising a device error of theirs there).
  */
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
 import { SPECIAL } from "../tokenizer.ts";
@@ -40,6 +45,18 @@ export function cachedModel(executor: EntryRunner, config: TransfusionConfig): S
       }),
       g,
     );
+  // Runs an entry whose outputs are wanted only when `wanted`; otherwise it is queued, not awaited.
+  const dropped: Promise<unknown>[] = [];
+  const runFor = async (wanted: boolean, entry: string, inputs: Record<string, ArrayLike<number>>) => {
+    if (wanted || !executor.submit) return await executor.run(entry, inputs);
+    const { results } = await executor.submit(entry, inputs);
+    results.catch(() => {}); // settled (and its error raised) by the next call that reads
+    dropped.push(results);
+    return undefined;
+  };
+  const settle = async () => {
+    await Promise.all(dropped.splice(0));
+  };
   const remember = (b: number, row: Row, upTo: number) => {
     cached[b] = upTo;
     written[b] = row.tokens.slice(0, upTo);
@@ -68,7 +85,10 @@ export function cachedModel(executor: EntryRunner, config: TransfusionConfig): S
     }
     for (;;) {
       const active = rows.map((row, b) => row !== undefined && cached[b]! < upTo[b]!);
-      if (!active.includes(true)) return scores;
+      if (!active.includes(true)) {
+        await settle();
+        return scores;
+      }
       const at = (b: number) => cached[b]!;
       rows.forEach((row, b) => {
         if (active[b] && row!.images.some((img) => at(b) >= img.start && at(b) < img.start + g.P)) {
@@ -76,41 +96,50 @@ export function cachedModel(executor: EntryRunner, config: TransfusionConfig): S
         }
       });
       const a = layoutOf(rows.map((row, b) => (active[b] ? row : undefined)), (_, b) => at(b) + 1);
-      const logits = (await executor.run("decode", {
+      // Scores are read only after a row's last position; earlier ones are teacher-forced.
+      const last = rows.map((_, b) => active[b] && at(b) + 1 === upTo[b]);
+      const out = await runFor(last.includes(true), "decode", {
         token: Int32Array.from(
           { length: batch },
           (_, b) => (active[b] ? rows[b]!.tokens[at(b)]! : SPECIAL.bos),
         ),
         start: Int32Array.from({ length: batch }, (_, b) => (active[b] ? at(b) : -1)),
         ...a.layout,
-      })).logits as Float32Array; // [B, vocab]
+      });
+      const logits = out?.logits as Float32Array | undefined; // [B, vocab]
       rows.forEach((row, b) => {
         if (!active[b]) return;
-        scores.set(logits.subarray(b * g.vocab, (b + 1) * g.vocab), b * g.vocab);
+        if (last[b]) scores.set(logits!.subarray(b * g.vocab, (b + 1) * g.vocab), b * g.vocab);
         remember(b, row!, at(b) + 1);
       });
     }
   }
 
-  /** Runs denoise_span for each row's last image at x_t (rows of `xt`) and time t; [rows, C*H*W]. */
+  /**
+   * Runs denoise_span for each row's last image at x_t (rows of `xt`) and time t; [rows, C*H*W], or
+   * undefined (not waited on) when the prediction is not `wanted`.
+   */
   async function span(
     rows: readonly (Row | undefined)[],
     xt: Float32Array,
     t: number,
-  ): Promise<Float32Array> {
+    wanted = true,
+  ): Promise<Float32Array | undefined> {
     const starts = rows.map((row) => (row ? lastImage(row).start : 0));
     rows.forEach((row, b) => row && (cached[b] = Math.min(cached[b]!, starts[b]!)));
     await catchUp(rows, starts); // BOI (and whatever text precedes it)
     const x = new Float32Array(batch * g.pixels);
     x.set(xt.subarray(0, rows.length * g.pixels));
     const a = layoutOf(rows, (row) => lastImage(row).start + g.P);
-    const pred = (await executor.run("denoise_span", {
+    const out = await runFor(wanted, "denoise_span", {
       x_t: x,
       t: new Float32Array(batch).fill(t),
       start: Int32Array.from({ length: batch }, (_, b) => (rows[b] ? starts[b]! : -1)),
       ...a.layout,
-    })).pred as Float32Array; // [B, C, H, W]
-    return pred.slice(0, rows.length * g.pixels);
+    });
+    if (wanted) await settle();
+    const pred = out?.pred as Float32Array | undefined; // [B, C, H, W]
+    return pred?.slice(0, rows.length * g.pixels);
   }
 
   return {
@@ -122,15 +151,16 @@ export function cachedModel(executor: EntryRunner, config: TransfusionConfig): S
       rows.forEach((row, b) => row && (cached[b] = Math.min(cached[b]!, row.tokens.length - 1)));
       return catchUp(rows, rows.map((row) => row?.tokens.length ?? 0));
     },
-    denoise(rows, xt, t) {
+    async denoise(rows, xt, t) {
       check(rows);
-      return span(rows, xt, t);
+      return (await span(rows, xt, t))!;
     },
     async commit(rows) {
       check(rows);
       const clean = new Float32Array(rows.length * g.pixels);
       rows.forEach((row, b) => row && clean.set(lastImage(row).pixels, b * g.pixels));
-      await span(rows, clean, 0);
+      // The pass at t = 0 only leaves the clean image's keys and values in the cache.
+      await span(rows, clean, 0, false);
       rows.forEach((row, b) => row && remember(b, row, lastImage(row).start + g.P));
     },
   };

@@ -32,7 +32,8 @@ export interface SequenceModel {
 }
 
 /** What the models need of an Executor (a generated runtime can supply its own). */
-export type EntryRunner = Pick<Executor, "run" | "plan">;
+/** What a SequenceModel needs of an executor; `submit` lets it skip waiting on outputs it drops. */
+export type EntryRunner = Pick<Executor, "run" | "plan"> & Partial<Pick<Executor, "submit">>;
 
 export function uncachedModel(executor: EntryRunner, config: TransfusionConfig): SequenceModel {
   const { batch, g, model } = modelFrame(executor, config, ["logits", "denoise"]);
