@@ -8,13 +8,18 @@
  *   host ms/step:  wall minus the time spent waiting on results: what the host itself costs a step
  *   wait ms/step:  time the host waited on the device (on lavapipe: the kernels; on a fast GPU: the
  *                  ~10 ms mapAsync floor when nothing is in flight)
+ *   GPU ms/step:   the step's kernels alone, from timestamp queries (runtime/profile, median of 5
+ *                  profiled steps) where the adapter has them
+ *   host beyond GPU ms/step: pipelined wall minus GPU time: what the step costs past its kernels
  */
 import { parseArgs } from "node:util";
 import tinyRegression from "../../tests/fixtures/tiny_regression.ts";
 import t1 from "../../examples/t1.ts";
 import demo from "../../examples/transfusion_demo.ts";
 import type { AnyModel } from "../../spec/mod.ts";
-import { describeAdapter, openDevice } from "../../runtime/mod.ts";
+import { describeAdapter, Executor, openDevice } from "../../runtime/mod.ts";
+import { profileEntry } from "../../runtime/profile/mod.ts";
+import { stepInputs, trainingPlan } from "../../cli/_profile_run.ts";
 import { type LoopTime, train } from "../../runtime/train/mod.ts";
 import { report, type SuiteResult } from "../main.ts";
 
@@ -100,6 +105,12 @@ for (const c of CASES) {
     });
   }
   const [sync, piped] = MODES.map(({ mode }) => best.get(mode)!);
+  const gpuMs = await kernelMs(c.model);
+  if (gpuMs !== undefined) {
+    const wall = piped!.wallMs / piped!.steps;
+    rows.push({ model: c.name, loop: "GPU time of the step's kernels", "ms/step": gpuMs });
+    rows.push({ model: c.name, loop: "pipelined wall minus GPU time", "ms/step": wall - gpuMs });
+  }
   ratios[`${c.name}: step time, synchronous / pipelined`] = (sync!.wallMs / sync!.steps) /
     (piped!.wallMs / piped!.steps);
 }
@@ -108,3 +119,20 @@ notes.push(
     "for it not to matter, the T1 and demo runs are short (lavapipe) and include it alike in both modes",
 );
 report({ suite: "pipeline", rows, ratios, notes });
+
+/** Median over 5 profiled steps of the sum of trainStep's dispatch times (timestamp queries). */
+async function kernelMs(model: AnyModel): Promise<number | undefined> {
+  if (!adapter.features.timestampQuery) return undefined;
+  const plan = trainingPlan(model, handle, { entry: "trainStep", config: {}, dims: {} });
+  const ex = await Executor.create(plan, { seed: 1, handle, lr: 1e-4 });
+  try {
+    const { inputs } = stepInputs(model, plan, "trainStep");
+    const times: number[] = [];
+    for (let i = 0; i < (values.quick ? 3 : 5); i++) {
+      times.push((await profileEntry(ex, "trainStep", inputs, { warmup: i === 0 ? 2 : 0 })).kernelUs / 1000);
+    }
+    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  } finally {
+    ex.destroy();
+  }
+}
