@@ -6,8 +6,9 @@
  * One command from nothing to pictures: trains the demo spec on MNIST captions for M minutes
  * (default 10, compiling included; no limit with --steps alone) or N steps (default the spec's),
  * whichever ends first. The last step is evaluated with the training executor itself, so nothing
- * is compiled twice (see cli/eval.ts for the figures); the digit classifier is trained first if
- * runs/digit-classifier/ has none. Writes to OUT:
+ * is compiled twice (see cli/eval.ts for the figures); the digit classifier comes from its shipped
+ * checkpoint (examples/checkpoints/digit_classifier/), trained first only if neither it nor
+ * runs/digit-classifier/ fits its spec. Writes to OUT:
  *   run/                   the training run (checkpoint, log, loss.svg)
  *   samples/digit_<d>.png  K samples for each digit's caption
  *   captions/real_<i>.png  held-out real digits, with captions.txt giving the model's caption of each

@@ -6,9 +6,11 @@
  * Evaluates a Transfusion run on MNIST digits:
  *   1. generated-digit accuracy: K images per digit 0..9 from the caption template (default "a
  *      handwritten digit {n}"), read by the digit classifier of examples/digit_classifier.ts (trained
- *      by this compiler on first use and cached in --classifier, default runs/digit-classifier/;
- *      its own test accuracy is reported next to the figure; --classifier-steps sets its training
- *      length, and a cache trained for fewer steps is trained again);
+ *      by this compiler and shipped in examples/checkpoints/digit_classifier/; a cache in --classifier,
+ *      default runs/digit-classifier/, comes first, and where neither fits the spec's source it is
+ *      trained into the cache; its own test accuracy is reported next to the figure;
+ *      --classifier-steps sets its training length, and a checkpoint trained for fewer steps is
+ *      trained again);
  *   2. captioning accuracy: greedy captions of N held-out real digits, right when the first digit
  *      they mention (numeral or word) is the label; with --train-captions N also of N training
  *      digits, whose gap to the held-out figure measures overfitting;
@@ -39,6 +41,8 @@ import {
 
 export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
 export const CLASSIFIER_DIR = "runs/digit-classifier";
+/** The classifier checkpoint the project ships (weights only), used when the cache has none. */
+export const CLASSIFIER_SHIPPED = "examples/checkpoints/digit_classifier";
 
 const USAGE = "usage: deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] " +
   "[--seed S] [--captions N] [--train-captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N] [--weights ema|raw]";
@@ -65,6 +69,7 @@ export function openClassifier(s: EvalSettings, log: (line: string) => void): Pr
     model: classifierSpec,
     specPath: CLASSIFIER_SPEC,
     dir: s.classifierDir,
+    shipped: CLASSIFIER_SHIPPED,
     log,
     ...(s.classifierSteps ? { steps: s.classifierSteps } : {}),
   });

@@ -1,8 +1,11 @@
 /**
  * The digit classifier behind the generated-digit accuracy: a spec (examples/digit_classifier.ts)
- * trained here once with the compiler and cached as an ordinary checkpoint (runs/digit-classifier/).
- * The cache is used only when its spec hash matches the spec's current source; otherwise it is
- * trained again. Its own held-out accuracy is kept in run.json, so every report can quote it.
+ * trained with this compiler and kept as an ordinary checkpoint. The project ships one, weights only
+ * (examples/checkpoints/digit_classifier/), so nobody waits minutes for it; a cache folder
+ * (runs/digit-classifier/) takes precedence, and a checkpoint is used only when its spec hash
+ * matches the spec's current source and it was trained for at least the steps asked for. Otherwise
+ * the classifier is trained again into the cache (never into the shipped folder). Its own held-out
+ * accuracy is kept in run.json, so every report can quote it.
  */
 import { compile } from "../../compiler/compile.ts";
 import type { Plan } from "../../compiler/plan.ts";
@@ -22,6 +25,8 @@ export interface ClassifierOptions {
   readonly specPath: string;
   /** Cache folder (a run directory). */
   readonly dir: string;
+  /** A checkpoint folder shipped with the project, read (never written) when the cache has none. */
+  readonly shipped?: string;
   /** Training steps when it must be trained (default: the spec's `training.steps`, else 2000). */
   readonly steps?: number;
   readonly handle?: DeviceHandle;
@@ -31,8 +36,10 @@ export interface ClassifierOptions {
 export interface DigitClassifier {
   /** Accuracy on the data source's held-out batches. */
   readonly testAccuracy: number;
-  /** Trained by this call (false: loaded from the cache). */
+  /** Trained by this call (false: loaded from the cache or the shipped checkpoint). */
   readonly trained: boolean;
+  /** Where the weights came from: the cache folder, the shipped one, or this call's training. */
+  readonly source: string;
   /** The most likely class of each image (pixels as the spec's x rows: 28x28 in [0, 1]). */
   classify(images: readonly Float32Array[]): Promise<Int32Array>;
   destroy(): void;
@@ -79,6 +86,11 @@ async function prepare(
 
   const steps = opts.steps ?? model.training?.steps ?? 2000;
   let testAccuracy = await loadCached(dir, plan, hash, steps, executor);
+  let from = dir;
+  if (testAccuracy === undefined && opts.shipped) {
+    testAccuracy = await loadCached(opts.shipped, plan, hash, steps, executor);
+    from = opts.shipped;
+  }
   const trained = testAccuracy === undefined;
   if (testAccuracy === undefined) {
     const peak = model.training?.lr ?? 2e-3;
@@ -108,8 +120,9 @@ async function prepare(
       metrics: { [METRIC]: testAccuracy },
     });
     await saveCheckpoint(dir, parts);
+    from = `trained now into ${dir}`;
   }
-  return { testAccuracy, trained, classify, destroy: () => executor.destroy() };
+  return { testAccuracy, trained, source: from, classify, destroy: () => executor.destroy() };
 }
 
 /**
