@@ -267,10 +267,20 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
           const prompts = ["3", "5", "7"];
           const a = await generateImages(counting, prompts, { steps: 4, cfg: 3, seed: 9 });
           assert.deepEqual(calls, [6, 6, 6, 6]);
-          const b = await generateImages(loaded, prompts, { steps: 4, cfg: 3, seed: 9 });
+          const uncached: ModelSession = { config: loaded.config, entry: loaded.entry };
+          const b = await generateImages(uncached, prompts, { steps: 4, cfg: 3, seed: 9 });
           assert.deepEqual(a, b);
-          const c = await generateImages(loaded, prompts, { steps: 4, cfg: 3, seed: 10 });
+          const c = await generateImages(uncached, prompts, { steps: 4, cfg: 3, seed: 10 });
           assert.notDeepEqual(a, c);
+          // The KV-cached sampler (prefill once, then the patches per step) draws the same images.
+          assert.ok(loaded.cached, "a loaded Transfusion run has the cached entries");
+          const d = await generateImages(loaded, prompts, { steps: 4, cfg: 3, seed: 9 });
+          const { executor: cachedExecutor } = await loaded.cached(6);
+          const spans = cachedExecutor.plan.entries.denoise_span!.steps[0]!;
+          assert.ok(spans.kind === "dispatch" && cachedExecutor.dispatchCounts()[spans.kernel]! >= 4);
+          const worst = Math.max(...d.flatMap((img, i) => [...img].map((v, j) => Math.abs(v - a[i]![j]!))));
+          assert.ok(worst <= 1e-3, `cached and uncached images differ by ${worst}`);
+          assert.deepEqual(await generateImages(loaded, prompts, { steps: 4, cfg: 3, seed: 9 }), d);
           calls.length = 0;
           await generateImages(counting, prompts, { steps: 2, cfg: 1, seed: 9 });
           assert.deepEqual(calls, [3, 3]);

@@ -23,6 +23,7 @@ import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { CheckpointError } from "../file_errors.ts";
 import type { SampleContext } from "../train/sample_hooks.ts";
+import { CACHED_ENTRIES } from "./cached_model.ts";
 
 /** Where a Transfusion model's entries run. `config.seq` is the sequence length the entries use. */
 export interface ModelSession {
@@ -32,6 +33,12 @@ export interface ModelSession {
    * compiles on demand, its own fixed batch otherwise (callers pad or chunk to it).
    */
   entry(name: string, rows: number): Promise<{ executor: Executor; batch: number }>;
+  /**
+   * One executor holding the KV-cached entries (prefill, decode, denoise_span: one cache shared by
+   * them) for `rows` rows, where the session can compile them; sampling then runs only the image's
+   * patches per step against the cached prompt.
+   */
+  cached?(rows: number): Promise<{ executor: Executor; batch: number }>;
 }
 
 /** A session with the spec and dims it runs: what the digit evaluation needs (a LoadedRun is one). */
@@ -117,16 +124,28 @@ export async function loadRun(
   const handle = opts.handle ?? await openDevice();
   const adapterClass = describeAdapter(handle).adapterClass;
   const executors = new Map<string, Promise<Executor>>();
-  const open = async (name: string, rows: number) => {
+  const open = async (names: readonly string[], rows: number) => {
     const plan = compile(model, {
       config: overrides,
       dims: { ...dims, batch: rows, seq: config.seq },
-      entries: [name],
+      entries: names,
       adapterClass,
     });
     const executor = await Executor.create(plan, { handle });
     await executor.setAllParams(params);
     return executor;
+  };
+  const opened = async (names: readonly string[], rows: number) => {
+    if (!Number.isInteger(rows) || rows < 1) {
+      throw new RangeError(`entry ${names.join("+")}: rows must be >= 1, got ${rows}`);
+    }
+    const key = `${names.join("+")}@${rows}`;
+    let executor = executors.get(key);
+    if (!executor) {
+      executors.set(key, executor = open(names, rows));
+      executor.catch(() => executors.delete(key));
+    }
+    return { executor: await executor, batch: rows };
   };
   return {
     dir,
@@ -138,18 +157,10 @@ export async function loadRun(
     config,
     specChanged,
     weights,
-    async entry(name, rows) {
-      if (!Number.isInteger(rows) || rows < 1) {
-        throw new RangeError(`entry ${name}: rows must be >= 1, got ${rows}`);
-      }
-      const key = `${name}@${rows}`;
-      let executor = executors.get(key);
-      if (!executor) {
-        executors.set(key, executor = open(name, rows));
-        executor.catch(() => executors.delete(key));
-      }
-      return { executor: await executor, batch: rows };
-    },
+    entry: (name, rows) => opened([name], rows),
+    ...(CACHED_ENTRIES.every((e) => model.entries?.[e])
+      ? { cached: (rows) => opened(CACHED_ENTRIES, rows) }
+      : {}),
     destroy() {
       for (const e of executors.values()) e.then((x) => x.destroy(), () => {});
       executors.clear();

@@ -12,6 +12,11 @@ import { type PredictionTarget, usesGuidance } from "./prediction.ts";
 import { defaultMethod, noiseProcess } from "./interleaved.ts";
 import { type Denoiser, diffusionSampler, type SampleProgress, type SamplerMethod } from "./sampler.ts";
 import type { ModelSession } from "./run.ts";
+import { cachedModel } from "./cached_model.ts";
+import { captionPrompt, promptRow } from "./prompts.ts";
+import type { Row } from "./rows.ts";
+import type { EntryRunner } from "./sequence_model.ts";
+import { SPECIAL } from "../tokenizer.ts";
 
 // Shared with the interleaved loop, which the generated module bundles (it must not import run.ts).
 export { defaultMethod, noiseProcess };
@@ -29,7 +34,11 @@ export interface GenerateOptions {
 
 /**
  * One image per prompt (C * size * size each, in [-1, 1]). Image i's starting noise is element block
- * i of the seed's stream, so it does not depend on how the prompts are chunked.
+ * i of the seed's stream, so it does not depend on how the prompts are chunked. Where the session
+ * has the KV-cached entries, each row's prompt is run once (prefill) and every sampler step runs only
+ * the image's P patches against the cache (denoise_span); otherwise every step runs the whole row
+ * (denoise). The images agree to float rounding: the prompt's keys and values do not depend on the
+ * image, which comes after it.
  */
 export async function generateImages(
   session: ModelSession,
@@ -42,7 +51,9 @@ export async function generateImages(
   // Even chunks of at most `opts.chunk`: 80 prompts run as 3 x 27, not 32 + 32 + 16 padded to 32.
   const most = opts.chunk ?? 32;
   const wanted = Math.ceil(prompts.length / Math.ceil(prompts.length / most));
-  const { executor, batch } = await session.entry("denoise", guided ? 2 * wanted : wanted);
+  const rows = guided ? 2 * wanted : wanted;
+  const { executor, batch } = await (session.cached?.(rows) ?? session.entry("denoise", rows));
+  const cached = executor.plan.entries.denoise_span !== undefined;
   const chunk = Math.min(wanted, guided ? Math.floor(batch / 2) : batch);
   if (chunk < 1) throw new Error(`the denoise entry's batch of ${batch} rows cannot hold a guided pair`);
   const out: Float32Array[] = [];
@@ -58,8 +69,11 @@ export async function generateImages(
       cfg: opts.cfg,
       seed: opts.seed,
     });
+    const denoiser = cached
+      ? cachedDenoiser(executor, config, captions)
+      : modelDenoiser(executor, batch, config, captions);
     const images = await sampler.sample(
-      modelDenoiser(executor, batch, config, captions),
+      denoiser,
       chunk,
       g.pixels,
       { firstRow: first, onStep: (p) => opts.onStep?.({ ...p, done: first, total: prompts.length }) },
@@ -100,6 +114,38 @@ export function modelDenoiser(
       out.set(pred.subarray(b * g.N * g.pixels, (b * g.N + 1) * g.pixels), b * g.pixels);
     }
     return out;
+  };
+}
+
+/**
+ * The cached entries as a `Denoiser` for caption-first rows (undefined: the condition dropped, BOS
+ * then BOI), laid out as training and `modelDenoiser` lay them out: BOS, the caption slot, BOI, then
+ * the image being drawn. The first call prefills the prompts; each call then runs denoise_span.
+ */
+export function cachedDenoiser(
+  executor: EntryRunner,
+  config: TransfusionConfig,
+  captions: readonly (string | undefined)[],
+): Denoiser {
+  const model = cachedModel(executor, config);
+  const g = model.geometry;
+  if (captions.length > model.batch) {
+    throw new Error(`${captions.length} rows do not fit the batch of ${model.batch}`);
+  }
+  const prompts = captions.map((c) =>
+    promptRow(c === undefined ? { parts: [{ tokens: [SPECIAL.boi] }] } : captionPrompt(c, config), g)
+  );
+  const patches = new Array<number>(g.P).fill(0);
+  return (xt, t, rows) => {
+    if (rows !== captions.length) throw new Error(`denoiser for ${captions.length} rows called with ${rows}`);
+    const drawing = prompts.map((p, b): Row => ({
+      tokens: [...p.tokens, ...patches],
+      images: [...p.images, {
+        start: p.tokens.length,
+        pixels: xt.subarray(b * g.pixels, (b + 1) * g.pixels),
+      }],
+    }));
+    return model.denoise(drawing, xt, t);
   };
 }
 
