@@ -4,7 +4,7 @@
  * order the spec computed it), each with its shape, under a `# --- <module>` header where it starts
  * reading another module's parameters. Autograd gives the backward pass.
  */
-import { fmtShape, type LayoutField, type MaskExpr, type Node, toposort } from "../compiler/ir/mod.ts";
+import { fmtShape, isOp, type LayoutField, type MaskExpr, type Node, toposort } from "../compiler/ir/mod.ts";
 import { simplify } from "../compiler/passes/simplify.ts";
 import type { TracedModel } from "../spec/mod.ts";
 import { describeMask } from "../compiler/ir/mod.ts";
@@ -71,11 +71,11 @@ export function modelSource(src: ModelSource): string {
   };
 
   for (const n of nodes) {
-    if (n.op === "param") {
+    if (isOp(n, "param")) {
       varOf.set(n.id, attributeChain(n.arg.path));
       continue;
     }
-    if (n.op === "input") {
+    if (isOp(n, "input")) {
       const name = pythonName(n.arg.name);
       const cast = n.dtype === "f32" || n.dtype === "f16" ? "dt" : torchDtype(n.dtype);
       prologue.push(`${name} = x[${JSON.stringify(n.arg.name)}].to(device=dev, dtype=${cast})  # ${n.dtype}${fmtShape(n.shape)}`);

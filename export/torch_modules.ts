@@ -32,7 +32,7 @@ function buildTree(params: readonly ExportedParam[]): Tree {
   const root: Tree = { kind: "group", path: "", children: new Map() };
   for (const p of params) {
     const parts = p.path.split(".");
-    let at = root;
+    let at: Tree = root;
     parts.forEach((part, i) => {
       const isNumber = /^\d+$/.test(part);
       if (!isNumber && (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(part) || RESERVED.has(part))) {
