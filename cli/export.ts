@@ -11,13 +11,16 @@ import { parseArgs } from "node:util";
 import { exportTorch } from "../export/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 
-const USAGE = "usage: deno task export <spec.ts> --to torch --out DIR [--set key=value]... [--dim name=N]... " +
+const USAGE =
+  "usage: deno task export <spec.ts> --to torch --out DIR [--set key=value]... [--dim name=N]... " +
   "[--micro-batch N] [--steps N] [--seed S] [--data-steps N]";
 
 function positiveInt(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new UsageError(`--${name} must be a non-negative integer, got "${raw}"`);
+  }
   return n;
 }
 
@@ -38,12 +41,16 @@ async function main() {
   });
   const specPath = positionals[0];
   if (!specPath || !values.out) throw new UsageError(USAGE);
-  if (values.to !== "torch") throw new UsageError(`--to must be "torch" (the one target), got "${values.to ?? ""}"`);
+  if (values.to !== "torch") {
+    throw new UsageError(`--to must be "torch" (the one target), got "${values.to ?? ""}"`);
+  }
   const dims: Record<string, number> = {};
   for (const pair of values.dim ?? []) {
     const [k, v] = pair.split("=");
     const n = Number(v);
-    if (!k || !Number.isInteger(n) || n <= 0) throw new UsageError(`--dim expects name=N (N > 0), got "${pair}"`);
+    if (!k || !Number.isInteger(n) || n <= 0) {
+      throw new UsageError(`--dim expects name=N (N > 0), got "${pair}"`);
+    }
     dims[k] = n;
   }
   const steps = positiveInt("steps", values.steps);

@@ -49,7 +49,11 @@ export interface ExportResult {
 
 const PYTHON = ["spec_runtime.py", "train.py", "grads.py"] as const;
 
-export async function exportTorch(model: AnyModel, specPath: string, opts: ExportOptions): Promise<ExportResult> {
+export async function exportTorch(
+  model: AnyModel,
+  specPath: string,
+  opts: ExportOptions,
+): Promise<ExportResult> {
   const config = resolveRunConfig(model, opts.config ?? {}, undefined);
   const batchDefault = model.training?.batch ?? model.dims?.batch;
   const dims = { ...model.dims, ...(batchDefault ? { batch: batchDefault } : {}), ...opts.dims };
@@ -85,7 +89,9 @@ export async function exportTorch(model: AnyModel, specPath: string, opts: Expor
     files.push(name);
   };
   await write("model.py", source);
-  for (const name of PYTHON) await write(name, await Deno.readTextFile(new URL(`./python/${name}`, import.meta.url)));
+  for (const name of PYTHON) {
+    await write(name, await Deno.readTextFile(new URL(`./python/${name}`, import.meta.url)));
+  }
 
   const hash = await specHash(await Deno.readTextFile(specPath));
   const spec = { path: specPath, name: model.name, hash };
@@ -101,7 +107,8 @@ export async function exportTorch(model: AnyModel, specPath: string, opts: Expor
     outputs: Object.keys(traced.outputs),
     params: layout.map((p) => ({ path: p.path, shape: p.shape, frozen: p.frozen, decay: p.decay })),
     training: settings,
-    schedule: "linear warmup to lr over `warmup` steps, then cosine to lrFloor at `steps` (runtime/schedule.ts)",
+    schedule:
+      "linear warmup to lr over `warmup` steps, then cosine to lrFloor at `steps` (runtime/schedule.ts)",
     seedInput: "(seed, step + 1): the executor's in-graph RNG input for 0-based step `step`",
   };
   await write("export.json", JSON.stringify(manifest, null, 2) + "\n");
@@ -110,7 +117,9 @@ export async function exportTorch(model: AnyModel, specPath: string, opts: Expor
   const count = layout.reduce((end, p) => Math.max(end, p.offset + size(p.shape)), 0);
   const flat = initParams(layout, count, settings.seed);
   const values = new Map(layout.map((p) => [p.path, flat.subarray(p.offset, p.offset + size(p.shape))]));
-  const zeros = new Map(layout.map((p) => [p.path, { m: new Float32Array(size(p.shape)), v: new Float32Array(size(p.shape)) }]));
+  const zeros = new Map(
+    layout.map((p) => [p.path, { m: new Float32Array(size(p.shape)), v: new Float32Array(size(p.shape)) }]),
+  );
   await saveCheckpoint(`${out}/init`, {
     layout,
     params: values,
@@ -133,7 +142,10 @@ export async function exportTorch(model: AnyModel, specPath: string, opts: Expor
     if (!data) throw new Error(`spec "${model.name}" declares no data source; cannot write shards`);
     await Deno.mkdir(`${out}/data`, { recursive: true });
     for (let step = 0; step < steps; step++) {
-      await write(`data/${shardName(step)}`, encodeBatch(data.batch(step, settings.seed), traced, batch, micro));
+      await write(
+        `data/${shardName(step)}`,
+        encodeBatch(data.batch(step, settings.seed), traced, batch, micro),
+      );
     }
   }
   return { files, traced, params: layout, settings, batch, microBatch: micro };
@@ -155,7 +167,11 @@ export function encodeBatch(b: Batch, traced: TracedModel, batch: number, micro:
       );
     }
     const dtype = SAFE_DTYPE[input.dtype];
-    const data = dtype === "F32" ? Float32Array.from(values) : dtype === "U32" ? Uint32Array.from(values) : Int32Array.from(values);
+    const data = dtype === "F32"
+      ? Float32Array.from(values)
+      : dtype === "U32"
+      ? Uint32Array.from(values)
+      : Int32Array.from(values);
     tensors.set(input.arg.name, { dtype, shape, data });
   }
   return encodeSafetensors(tensors);
@@ -176,7 +192,9 @@ function randomRows(
   const shapes = (t: TracedModel) =>
     new Map(
       toposort(Object.values(t.outputs))
-        .filter((n): n is Node<"rand_uniform" | "rand_normal"> => n.op === "rand_uniform" || n.op === "rand_normal")
+        .filter((n): n is Node<"rand_uniform" | "rand_normal"> =>
+          n.op === "rand_uniform" || n.op === "rand_normal"
+        )
         .map((n) => [n.arg.stream, n.arg.shape]),
     );
   const [a, b] = [shapes(traced), shapes(twice)];

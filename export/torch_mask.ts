@@ -3,7 +3,13 @@
  * boolean [B, T, S] mask that the exported attention applies, built from the same rule the WGSL
  * predicate and the interpreter evaluate. Queries are the last T of the S key positions.
  */
-import { describeMask, foldMask, type LayoutField, type MaskExpr, type MaskRules } from "../compiler/ir/mod.ts";
+import {
+  describeMask,
+  foldMask,
+  type LayoutField,
+  type MaskExpr,
+  type MaskRules,
+} from "../compiler/ir/mod.ts";
 
 /** Each leaf reads query-side fields `<f>_q` [B, T, 1], key-side `<f>_k` [B, 1, S], positions i [T, 1], j [1, S]. */
 const PYTHON_MASK: MaskRules<string> = {

@@ -78,7 +78,11 @@ export function modelSource(src: ModelSource): string {
     if (isOp(n, "input")) {
       const name = pythonName(n.arg.name);
       const cast = n.dtype === "f32" || n.dtype === "f16" ? "dt" : torchDtype(n.dtype);
-      prologue.push(`${name} = x[${JSON.stringify(n.arg.name)}].to(device=dev, dtype=${cast})  # ${n.dtype}${fmtShape(n.shape)}`);
+      prologue.push(
+        `${name} = x[${JSON.stringify(n.arg.name)}].to(device=dev, dtype=${cast})  # ${n.dtype}${
+          fmtShape(n.shape)
+        }`,
+      );
       varOf.set(n.id, name);
       continue;
     }
@@ -120,7 +124,11 @@ from spec_runtime import (float_to_int, gather_rows, int_div, masked_attention, 
                           query_key_positions, random_tensor, scatter_add_rows, wrap_i32, wrap_u32)
 
 DIMS = ${JSON.stringify(traced.dims)}
-INPUTS = {${traced.inputs.map((i) => `${JSON.stringify(i.arg.name)}: (${JSON.stringify(i.dtype)}, ${tupleOf(i.shape)})`).join(", ")}}
+INPUTS = {${
+    traced.inputs.map((i) =>
+      `${JSON.stringify(i.arg.name)}: (${JSON.stringify(i.dtype)}, ${tupleOf(i.shape)})`
+    ).join(", ")
+  }}
 
 
 def unsplittable(row0, why):

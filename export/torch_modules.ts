@@ -15,7 +15,11 @@ export interface ExportedParam {
   readonly decay: boolean;
 }
 
-type Tree = { kind: "param"; param: ExportedParam } | { kind: "group"; path: string; children: Map<string, Tree> };
+type Tree = { kind: "param"; param: ExportedParam } | {
+  kind: "group";
+  path: string;
+  children: Map<string, Tree>;
+};
 
 /** Names a generated attribute may not take: Python keywords and what nn.Module already defines. */
 const RESERVED = new Set([
@@ -116,7 +120,9 @@ export function moduleClasses(params: readonly ExportedParam[]): { classes: stri
 
   const initLines = (g: Tree & { kind: "group" }): string[] =>
     [...g.children].map(([k, c]) => {
-      const note = c.kind === "param" ? `  # ${fmtShape(c.param.shape)}${c.param.frozen ? " constant" : ""}` : "";
+      const note = c.kind === "param"
+        ? `  # ${fmtShape(c.param.shape)}${c.param.frozen ? " constant" : ""}`
+        : "";
       return `self.${k} = ${construct(c)}${note}`;
     });
 
@@ -128,5 +134,6 @@ export function moduleClasses(params: readonly ExportedParam[]): { classes: stri
 function shapesNote(g: Tree & { kind: "group" }): string {
   const leaves = [...g.children].filter(([, c]) => c.kind === "param");
   if (!leaves.length) return "";
-  return ": " + leaves.map(([k, c]) => `${k} ${fmtShape((c as { param: ExportedParam }).param.shape)}`).join(", ");
+  return ": " +
+    leaves.map(([k, c]) => `${k} ${fmtShape((c as { param: ExportedParam }).param.shape)}`).join(", ");
 }

@@ -6,7 +6,15 @@
  * attention row gives o = 0. Floats use the module's dtype `dt` (float64 for the numeric check,
  * float32 for training); i32 / u32 are held as int64 (exact products before wrapping); bool is bool.
  */
-import { type DType, isFloat, isInt, type LayoutField, type MaskExpr, type Node, type Op } from "../compiler/ir/mod.ts";
+import {
+  type DType,
+  isFloat,
+  isInt,
+  type LayoutField,
+  type MaskExpr,
+  type Node,
+  type Op,
+} from "../compiler/ir/mod.ts";
 
 /** What a rule sees: the node, its sources' Python names, and the emitter's services. */
 export interface EmitContext {
@@ -95,7 +103,8 @@ const backwardOnly = (op: string): Rule<Op> => () => {
 export const TORCH_RULES: { readonly [O in Op]: Rule<O> } = {
   input: (n) => `x[${JSON.stringify(n.arg.name)}]`,
   param: (n, _s, ctx) => ctx.param(n.arg.path),
-  const: (n) => `torch.full(${tuple(n.arg.shape)}, ${pyNumber(n.arg.value)}, dtype=${torchDtype(n.dtype)}, device=dev)`,
+  const: (n) =>
+    `torch.full(${tuple(n.arg.shape)}, ${pyNumber(n.arg.value)}, dtype=${torchDtype(n.dtype)}, device=dev)`,
   iota: (n) => {
     const view = n.arg.shape.map((d, i) => (i === n.arg.axis ? d : 1));
     return `torch.arange(${n.arg.shape[n.arg.axis]}, dtype=${torchDtype(n.dtype)}, device=dev)` +
@@ -131,7 +140,10 @@ export const TORCH_RULES: { readonly [O in Op]: Rule<O> } = {
   or: logical("torch.logical_or"),
   where: (n, [c, a, b]) => `torch.where(${n.src[0]!.dtype === "bool" ? c : `${c} != 0`}, ${a}, ${b})`,
   sum: (n, [x]) => (n.arg.axes.length ? wrapInt(n, `${x}.sum(dim=${tuple(n.arg.axes)}, keepdim=True)`) : x!),
-  reduce_max: (n, [x]) => (n.arg.axes.length ? `torch.amax(${x}, dim=${tuple(n.arg.axes)}, keepdim=True)` : x!),
+  reduce_max: (
+    n,
+    [x],
+  ) => (n.arg.axes.length ? `torch.amax(${x}, dim=${tuple(n.arg.axes)}, keepdim=True)` : x!),
   matmul: (n, [a, b]) => wrapInt(n, `torch.matmul(${a}, ${b})`),
   reshape: (n, [x]) => `${x}.reshape(${tuple(n.arg.shape)})`,
   permute: (n, [x]) => `${x}.permute(${tuple(n.arg.perm)})`,
@@ -150,4 +162,3 @@ export const TORCH_RULES: { readonly [O in Op]: Rule<O> } = {
 export function emitNode(n: Node, src: readonly string[], ctx: EmitContext): string {
   return (TORCH_RULES[n.op] as Rule<Op>)(n, src, ctx);
 }
-

@@ -12,12 +12,17 @@ import t1 from "../examples/t1.ts";
 import unet from "../examples/transfusion_unet.ts";
 import { exportTorch } from "../export/mod.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
-import { decodeSafetensors } from "../runtime/safetensors.ts";
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
 import { compile } from "../compiler/compile.ts";
 import { interpret } from "../compiler/interpreter.ts";
 import { trace } from "../spec/mod.ts";
-import { generateImages, loadRun } from "../runtime/generate/mod.ts";
+import { loadRun } from "../runtime/generate/mod.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafeTensor,
+  type SafetensorsFile,
+} from "../runtime/safetensors.ts";
 import { compareWithInterpreter, runPython, torchPython } from "./fixtures/torch_numerics.ts";
 
 /** T1 at a small width: the same graph (layout, mask, schedule, losses), 20x fewer FLOPs. */
@@ -55,10 +60,15 @@ Deno.test("export to torch writes the module, the shards of our batches and our 
     const config = resolveRunConfig(t1, SMALL_T1, undefined);
     const data = t1.data!(config as never, { ...r.traced.dims, batch: 4 });
     for (const step of [0, 1]) {
-      const shard = decodeSafetensors(await Deno.readFile(`${dir}/data/step_00000${step}.safetensors`), "shard");
+      const shard = decodeSafetensors(
+        await Deno.readFile(`${dir}/data/step_00000${step}.safetensors`),
+        "shard",
+      );
       const want = data.batch(step, 5);
       assert.deepEqual([...shard.tensors.keys()].sort(), Object.keys(want).sort());
-      for (const [k, t] of shard.tensors) assert.deepEqual([...t.data], Array.from(want[k]!), `step ${step}: ${k}`);
+      for (const [k, t] of shard.tensors) {
+        assert.deepEqual([...t.data], Array.from(want[k]!), `step ${step}: ${k}`);
+      }
       assert.deepEqual(shard.tensors.get("images")!.shape, [4, 1, 1, 32, 32]);
     }
   } finally {
@@ -73,6 +83,20 @@ Deno.test("export to torch refuses a micro-batch that does not divide the batch"
   );
 });
 
+/** The first 2 rows of a 4-row shard, written to `path` (the model is traced at 2 rows). */
+async function halfBatch(shard: SafetensorsFile, path: string): Promise<Record<string, ArrayLike<number>>> {
+  const out: Record<string, ArrayLike<number>> = {};
+  const tensors = new Map<string, SafeTensor>();
+  for (const [k, t] of shard.tensors) {
+    const shape = [2, ...t.shape.slice(1)];
+    const data = t.data.slice(0, t.data.length / 2) as SafeTensor["data"];
+    tensors.set(k, { dtype: t.dtype, shape, data });
+    out[k] = data as ArrayLike<number>;
+  }
+  await Deno.writeFile(path, encodeSafetensors(tensors));
+  return out;
+}
+
 const py = await torchPython();
 
 if (!py) {
@@ -86,22 +110,29 @@ if (!py) {
   Deno.test("export to torch: the exported module matches the interpreter, trains under torchrun, saves our checkpoints", async (t) => {
     const root = await Deno.makeTempDir({ prefix: "export_torch_py_" });
     try {
-      await t.step("T1 (small width): loss and every gradient within 1e-5 of the f64 interpreter", async () => {
-        const r = await compareWithInterpreter(py, t1, "examples/t1.ts", `${root}/t1`, {
-          config: SMALL_T1,
-          batch: 2,
-        }, ["float64", "float32"]);
-        const [f64, f32] = [r.float64!, r.float32!];
-        console.log(`T1 small: f64 loss ${Math.max(...Object.values(f64.outputs)).toExponential(2)}, ` +
-          `grads ${f64.grads.max.toExponential(2)} (${f64.grads.worst}); f32 loss ` +
-          `${Math.max(...Object.values(f32.outputs)).toExponential(2)}, grads ${f32.grads.max.toExponential(2)}`);
-        assert.ok(Object.values(f64.outputs).every((e) => e < 1e-9), JSON.stringify(f64.outputs));
-        assert.ok(f64.grads.max < 1e-9, `${f64.grads.worst}: ${f64.grads.max}`);
-        assert.equal(f64.grads.count, 29);
-        // f32 torch against the f64 oracle: rounding only.
-        assert.ok(Object.values(f32.outputs).every((e) => e < 1e-5), JSON.stringify(f32.outputs));
-        assert.ok(f32.grads.max < 1e-3, `${f32.grads.worst}: ${f32.grads.max}`);
-      });
+      await t.step(
+        "T1 (small width): loss and every gradient within 1e-5 of the f64 interpreter",
+        async () => {
+          const r = await compareWithInterpreter(py, t1, "examples/t1.ts", `${root}/t1`, {
+            config: SMALL_T1,
+            batch: 2,
+          }, ["float64", "float32"]);
+          const [f64, f32] = [r.float64!, r.float32!];
+          console.log(
+            `T1 small: f64 loss ${Math.max(...Object.values(f64.outputs)).toExponential(2)}, ` +
+              `grads ${f64.grads.max.toExponential(2)} (${f64.grads.worst}); f32 loss ` +
+              `${Math.max(...Object.values(f32.outputs)).toExponential(2)}, grads ${
+                f32.grads.max.toExponential(2)
+              }`,
+          );
+          assert.ok(Object.values(f64.outputs).every((e) => e < 1e-9), JSON.stringify(f64.outputs));
+          assert.ok(f64.grads.max < 1e-9, `${f64.grads.worst}: ${f64.grads.max}`);
+          assert.equal(f64.grads.count, 29);
+          // f32 torch against the f64 oracle: rounding only.
+          assert.ok(Object.values(f32.outputs).every((e) => e < 1e-5), JSON.stringify(f32.outputs));
+          assert.ok(f32.grads.max < 1e-3, `${f32.grads.worst}: ${f32.grads.max}`);
+        },
+      );
 
       await t.step("U-Net codecs with flow matching: loss and every gradient within 1e-5", async () => {
         const r = await compareWithInterpreter(py, unet, "examples/transfusion_unet.ts", `${root}/unet`, {
@@ -109,8 +140,10 @@ if (!py) {
           batch: 2,
         }, ["float64"]);
         const f64 = r.float64!;
-        console.log(`U-Net + flow: f64 loss ${Math.max(...Object.values(f64.outputs)).toExponential(2)}, ` +
-          `grads ${f64.grads.max.toExponential(2)} (${f64.grads.worst})`);
+        console.log(
+          `U-Net + flow: f64 loss ${Math.max(...Object.values(f64.outputs)).toExponential(2)}, ` +
+            `grads ${f64.grads.max.toExponential(2)} (${f64.grads.worst})`,
+        );
         assert.ok(Object.values(f64.outputs).every((e) => e < 1e-9), JSON.stringify(f64.outputs));
         assert.ok(f64.grads.max < 1e-9, `${f64.grads.worst}: ${f64.grads.max}`);
       });
@@ -120,87 +153,139 @@ if (!py) {
       const run2 = `${root}/run2`;
       const logOf = async (run: string) =>
         (await Deno.readTextFile(`${run}/torch_log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
-      await t.step("torchrun with 2 processes (gloo) gives the 1-process losses at the same global batch", async () => {
-        const r = await exportTorch(t1, "examples/t1.ts", {
-          out: dir,
-          config: SMALL_T1,
-          dims: { batch: 4 },
-          microBatch: 2,
-          settings: { seed: 2, steps: 2, clip: 1 },
-          dataSteps: 3,
-        });
-        const train = ["train.py", "--steps", "2", "--dtype", "float64"];
-        await runPython(py, dir, [...train, "--out", run1, "--accumulate", "2"]);
-        // Debian's torch 1.13 on Python 3.11 cannot parse the default --redirects/--tee "0"
-        // (IntFlag zero is not iterable there); 2 (stderr) is parsed and leaves stdout alone.
-        await runPython(py, dir, [
-          "-m",
-          "torch.distributed.run",
-          "--redirects",
-          "2",
-          "--tee",
-          "2",
-          "--nproc_per_node",
-          "2",
-          ...train,
-          "--out",
-          run2,
-        ]);
-        const [one, two] = [await logOf(run1), await logOf(run2)];
-        console.log(`losses, 1 process x 2 micro-batches: ${one.map((l) => l.loss).join(", ")}`);
-        console.log(`losses, 2 processes x 1 micro-batch: ${two.map((l) => l.loss).join(", ")}`);
-        assert.equal(one.length, 2);
-        assert.equal(two.length, 2);
-        for (let i = 0; i < 2; i++) {
-          assert.ok(Math.abs(one[i].loss - two[i].loss) <= 1e-12 * Math.abs(one[i].loss), `step ${i + 1}`);
-          assert.ok(Math.abs(one[i].grad_norm - two[i].grad_norm) <= 1e-10 * one[i].grad_norm);
-        }
-        assert.notEqual(one[0].loss, one[1].loss);
-        // Step 1 is this project's loss on the whole batch of step 0, from the init checkpoint.
-        const config = resolveRunConfig(t1, SMALL_T1, undefined);
-        const traced = trace(t1, { config, dims: { ...r.traced.dims, batch: 4 } });
-        const init = decodeSafetensors(await Deno.readFile(`${dir}/init/checkpoint/model.safetensors`), "init");
-        const shard = decodeSafetensors(await Deno.readFile(`${dir}/data/step_000000.safetensors`), "shard");
-        const inputs: Record<string, ArrayLike<number>> = { seed: [2, 1] };
-        for (const [k, v] of shard.tensors) inputs[k] = v.data as ArrayLike<number>;
-        const params: Record<string, ArrayLike<number>> = {};
-        for (const [k, v] of init.tensors) params[k] = v.data as ArrayLike<number>;
-        const [loss] = interpret([traced.outputs.loss!], { inputs, params });
-        const ours = loss!.data[0]!;
-        console.log(`interpreter loss on the whole batch: ${ours}`);
-        assert.ok(Math.abs(ours - two[0].loss) <= 1e-12 * ours, `${ours} vs ${two[0].loss}`);
-      });
+      await t.step(
+        "torchrun with 2 processes (gloo) gives the 1-process losses at the same global batch",
+        async () => {
+          const r = await exportTorch(t1, "examples/t1.ts", {
+            out: dir,
+            config: SMALL_T1,
+            dims: { batch: 4 },
+            microBatch: 2,
+            settings: { seed: 2, steps: 2, clip: 1 },
+            dataSteps: 3,
+          });
+          const train = ["train.py", "--steps", "2", "--dtype", "float64"];
+          await runPython(py, dir, [...train, "--out", run1, "--accumulate", "2"]);
+          // Debian's torch 1.13 on Python 3.11 cannot parse the default --redirects/--tee "0"
+          // (IntFlag zero is not iterable there); 2 (stderr) is parsed and leaves stdout alone.
+          await runPython(py, dir, [
+            "-m",
+            "torch.distributed.run",
+            "--redirects",
+            "2",
+            "--tee",
+            "2",
+            "--nproc_per_node",
+            "2",
+            ...train,
+            "--out",
+            run2,
+          ]);
+          const [one, two] = [await logOf(run1), await logOf(run2)];
+          console.log(`losses, 1 process x 2 micro-batches: ${one.map((l) => l.loss).join(", ")}`);
+          console.log(`losses, 2 processes x 1 micro-batch: ${two.map((l) => l.loss).join(", ")}`);
+          assert.equal(one.length, 2);
+          assert.equal(two.length, 2);
+          for (let i = 0; i < 2; i++) {
+            assert.ok(Math.abs(one[i].loss - two[i].loss) <= 1e-12 * Math.abs(one[i].loss), `step ${i + 1}`);
+            assert.ok(Math.abs(one[i].grad_norm - two[i].grad_norm) <= 1e-10 * one[i].grad_norm);
+          }
+          assert.notEqual(one[0].loss, one[1].loss);
+          // Step 1 is this project's loss on the whole batch of step 0, from the init checkpoint.
+          const config = resolveRunConfig(t1, SMALL_T1, undefined);
+          const traced = trace(t1, { config, dims: { ...r.traced.dims, batch: 4 } });
+          const init = decodeSafetensors(
+            await Deno.readFile(`${dir}/init/checkpoint/model.safetensors`),
+            "init",
+          );
+          const shard = decodeSafetensors(
+            await Deno.readFile(`${dir}/data/step_000000.safetensors`),
+            "shard",
+          );
+          const inputs: Record<string, ArrayLike<number>> = { seed: [2, 1] };
+          for (const [k, v] of shard.tensors) inputs[k] = v.data as ArrayLike<number>;
+          const params: Record<string, ArrayLike<number>> = {};
+          for (const [k, v] of init.tensors) params[k] = v.data as ArrayLike<number>;
+          const [loss] = interpret([traced.outputs.loss!], { inputs, params });
+          const ours = loss!.data[0]!;
+          console.log(`interpreter loss on the whole batch: ${ours}`);
+          assert.ok(Math.abs(ours - two[0].loss) <= 1e-12 * ours, `${ours} vs ${two[0].loss}`);
+        },
+      );
 
-      await t.step("the torch checkpoint is one of ours: it loads, resumes, and samples", async () => {
-        const config = resolveRunConfig(t1, SMALL_T1, undefined);
-        const layout = compile(t1, { config, dims: { batch: 2 }, entries: [] }).params;
-        const ckpt = await loadCheckpoint(run2, { params: layout });
-        assert.equal(ckpt.run.step, 2);
-        assert.ok(ckpt.optimizer, "optimizer.safetensors is written");
-        const init = decodeSafetensors(await Deno.readFile(`${dir}/init/checkpoint/model.safetensors`), "init");
-        const w = ckpt.model.tensors.get("backbone.blocks.0.attn.wq.w")!.data;
-        assert.notDeepEqual([...w], [...init.tensors.get("backbone.blocks.0.attn.wq.w")!.data], "trained");
-        // Resuming the 2-step torch run for a third step equals 3 uninterrupted steps.
-        const run3 = `${root}/run3`;
-        await runPython(py, dir, ["train.py", "--steps", "3", "--dtype", "float64", "--out", run3, "--accumulate", "2"]);
-        await runPython(py, dir, ["train.py", "--steps", "3", "--dtype", "float64", "--out", run1, "--accumulate", "2", "--resume"]);
-        const [straight, resumed] = [await logOf(run3), await logOf(run1)];
-        assert.equal(resumed.length, 3);
-        assert.ok(Math.abs(straight[2].loss - resumed[2].loss) <= 1e-6 * straight[2].loss, "resumed step 3");
-        // Sampling reads the torch-trained weights as they are.
-        const loaded = await loadRun(run2, { weights: "raw" });
-        try {
-          const images = await generateImages(loaded, ["3"], { steps: 2, cfg: 1, seed: 1 });
-          const { executor } = await loaded.entry("denoise", 1);
-          const got = await executor.getAllParams();
-          for (const [k, t] of ckpt.model.tensors) assert.deepEqual([...got.get(k)!], [...t.data], k);
-          assert.equal(images.length, 1);
-          assert.equal(images[0]!.length, 32 * 32);
-          assert.ok(images[0]!.every(Number.isFinite));
-        } finally {
+      await t.step(
+        "the torch checkpoint is one of ours: it loads for sampling, resumes, and computes our loss",
+        async () => {
+          const config = resolveRunConfig(t1, SMALL_T1, undefined);
+          const layout = compile(t1, { config, dims: { batch: 2 }, entries: [] }).params;
+          const ckpt = await loadCheckpoint(run2, { params: layout });
+          assert.equal(ckpt.run.step, 2);
+          assert.ok(ckpt.optimizer, "optimizer.safetensors is written");
+          const init = decodeSafetensors(
+            await Deno.readFile(`${dir}/init/checkpoint/model.safetensors`),
+            "init",
+          );
+          const w = ckpt.model.tensors.get("backbone.blocks.0.attn.wq.w")!.data;
+          assert.notDeepEqual([...w], [...init.tensors.get("backbone.blocks.0.attn.wq.w")!.data], "trained");
+          // Resuming the 2-step torch run for a third step equals 3 uninterrupted steps.
+          const run3 = `${root}/run3`;
+          await runPython(py, dir, [
+            "train.py",
+            "--steps",
+            "3",
+            "--dtype",
+            "float64",
+            "--out",
+            run3,
+            "--accumulate",
+            "2",
+          ]);
+          await runPython(py, dir, [
+            "train.py",
+            "--steps",
+            "3",
+            "--dtype",
+            "float64",
+            "--out",
+            run1,
+            "--accumulate",
+            "2",
+            "--resume",
+          ]);
+          const [straight, resumed] = [await logOf(run3), await logOf(run1)];
+          assert.equal(resumed.length, 3);
+          assert.ok(
+            Math.abs(straight[2].loss - resumed[2].loss) <= 1e-6 * straight[2].loss,
+            "resumed step 3",
+          );
+          // Sampling and eval open it (loadRun checks every name and shape against the spec's plan).
+          const loaded = await loadRun(run2, { weights: "raw" });
+          assert.equal(loaded.info.step, 2);
           loaded.destroy();
-        }
-      });
+          // Our interpreter on the torch-trained weights computes what torch computes on them.
+          const traced = trace(t1, { config, dims: { batch: 2, seq: 91 } });
+          const shard = decodeSafetensors(
+            await Deno.readFile(`${dir}/data/step_000000.safetensors`),
+            "shard",
+          );
+          const half = await halfBatch(shard, `${root}/half.safetensors`);
+          const inputs: Record<string, ArrayLike<number>> = { ...half, seed: [2, 9] };
+          const params: Record<string, ArrayLike<number>> = {};
+          for (const [k, v] of ckpt.model.tensors) params[k] = v.data as ArrayLike<number>;
+          const [ours] = interpret([traced.outputs.loss!], { inputs, params });
+          await runPython(py, dir, [
+            "grads.py",
+            ...["--weights", `${run2}/checkpoint/model.safetensors`, "--batch", `${root}/half.safetensors`],
+            ...["--seed", "2", "9", "--out", `${root}/trained_{dtype}.safetensors`],
+          ]);
+          const theirs = decodeSafetensors(
+            await Deno.readFile(`${root}/trained_float64.safetensors`),
+            "grads",
+          );
+          const [a, b] = [ours!.data[0]!, theirs.tensors.get("loss")!.data[0] as number];
+          assert.ok(Math.abs(a - b) <= 1e-12 * Math.abs(a), `interpreter ${a} vs torch ${b}`);
+        },
+      );
     } finally {
       await Deno.remove(root, { recursive: true });
     }
