@@ -56,6 +56,7 @@ async function main() {
   const steps = positiveInt("steps", values.steps);
   const seed = positiveInt("seed", values.seed);
   const micro = positiveInt("micro-batch", values["micro-batch"]);
+  if (micro === 0) throw new UsageError(`--micro-batch must be at least 1, got 0`);
   const model = await loadSpec(specPath);
   const result = await exportTorch(model, specPath, {
     out: values.out,

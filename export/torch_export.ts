@@ -21,6 +21,7 @@ import { encodeSafetensors, SAFE_DTYPE, type SafeTensor } from "../runtime/safet
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
 import { resolveSettings, type TrainSettings } from "../runtime/train/settings.ts";
 import { type AnyModel, type Batch, trace, type TracedModel } from "../spec/mod.ts";
+import { ExportError } from "./errors.ts";
 import { modelSource, type RandomRows } from "./torch_model.ts";
 import type { ExportedParam } from "./torch_modules.ts";
 
@@ -58,10 +59,14 @@ export async function exportTorch(
   const batchDefault = model.training?.batch ?? model.dims?.batch;
   const dims = { ...model.dims, ...(batchDefault ? { batch: batchDefault } : {}), ...opts.dims };
   const batch = dims.batch;
-  if (batch === undefined) throw new Error(`spec "${model.name}" has no "batch" dim; give --dim batch=N`);
+  if (batch === undefined) {
+    throw new ExportError(`spec "${model.name}" has no "batch" dim; give --dim batch=N`);
+  }
   const micro = opts.microBatch ?? batch;
   if (!Number.isInteger(micro) || micro < 1 || batch % micro !== 0) {
-    throw new Error(`--micro-batch ${micro} must be a positive integer that divides the batch ${batch}`);
+    throw new ExportError(
+      `--micro-batch ${micro} must be a positive integer that divides the batch ${batch}`,
+    );
   }
   const traced = trace(model, { config, dims: { ...dims, batch: micro } });
   const settings = resolveSettings(model.training, undefined, opts.settings ?? {});
@@ -139,7 +144,7 @@ export async function exportTorch(
   const steps = opts.dataSteps ?? 0;
   if (steps > 0) {
     const data = model.data?.(config as never, dims);
-    if (!data) throw new Error(`spec "${model.name}" declares no data source; cannot write shards`);
+    if (!data) throw new ExportError(`spec "${model.name}" declares no data source; cannot write shards`);
     await Deno.mkdir(`${out}/data`, { recursive: true });
     for (let step = 0; step < steps; step++) {
       await write(
@@ -161,7 +166,7 @@ export function encodeBatch(b: Batch, traced: TracedModel, batch: number, micro:
     const values = b[input.arg.name];
     const shape = [input.shape[0]! * (batch / micro), ...input.shape.slice(1)];
     if (!values || values.length !== size(shape)) {
-      throw new Error(
+      throw new ExportError(
         `the data source's batch gives ${values?.length ?? "no"} values for "${input.arg.name}", ` +
           `expected ${input.dtype}[${shape.join(", ")}]`,
       );

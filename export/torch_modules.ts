@@ -6,6 +6,7 @@
  * a class when their structure and shapes agree (every transformer block is one `BackboneBlocks`).
  */
 import { fmtShape } from "../compiler/ir/mod.ts";
+import { ExportError } from "./errors.ts";
 
 export interface ExportedParam {
   readonly path: string;
@@ -40,12 +41,14 @@ function buildTree(params: readonly ExportedParam[]): Tree {
     parts.forEach((part, i) => {
       const isNumber = /^\d+$/.test(part);
       if (!isNumber && (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(part) || RESERVED.has(part))) {
-        throw new Error(
+        throw new ExportError(
           `parameter ${p.path}: "${part}" cannot be a PyTorch attribute name (a Python keyword or an ` +
             `nn.Module member); rename it in the spec`,
         );
       }
-      if (at.kind !== "group") throw new Error(`parameter ${p.path}: a prefix of it is itself a parameter`);
+      if (at.kind !== "group") {
+        throw new ExportError(`parameter ${p.path}: a prefix of it is itself a parameter`);
+      }
       if (i === parts.length - 1) {
         at.children.set(part, { kind: "param", param: p });
         return;
