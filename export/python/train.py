@@ -179,6 +179,8 @@ def main():
             from torch.distributed.fsdp import FullyShardedDataParallel
         except Exception as e:  # Debian's torch 1.13 on Python 3.11 fails to import it
             raise SystemExit(f"error: FSDP does not import in this torch build ({torch.__version__}): {e}")
+        # Untested here (it does not import on Debian's 1.13): saving would also need the full state
+        # dict gathered on rank 0 (FSDP.state_dict_type(..., FULL_STATE_DICT)) before save_checkpoint.
         wrapped = FullyShardedDataParallel(model)
     elif world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
