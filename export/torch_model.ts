@@ -5,12 +5,12 @@
  * reading another module's parameters. Autograd gives the backward pass.
  */
 import { fmtShape, isOp, type LayoutField, type MaskExpr, type Node, toposort } from "../compiler/ir/mod.ts";
-import { simplify } from "../compiler/passes/simplify.ts";
+import { constantValue, simplify } from "../compiler/passes/simplify.ts";
 import type { TracedModel } from "../spec/mod.ts";
 import { describeMask } from "../compiler/ir/mod.ts";
 import { maskPython } from "./torch_mask.ts";
 import { attributeChain, type ExportedParam, moduleClasses } from "./torch_modules.ts";
-import { emitNode, torchDtype } from "./torch_ops.ts";
+import { emitNode, pyNumber, torchDtype } from "./torch_ops.ts";
 
 /**
  * How a random op's counters follow the batch rows: "fixed" (its shape does not depend on the
@@ -47,7 +47,7 @@ export function modelSource(src: ModelSource): string {
   const { traced } = src;
   const names = Object.keys(traced.outputs);
   const roots = simplify(names.map((k) => traced.outputs[k]!));
-  const nodes = toposort(roots).sort((a, b) => a.id - b.id);
+  const nodes = liveNodes(roots);
   const masks = new Map<string, { name: string; mask: MaskExpr; fields: readonly LayoutField[] }>();
   const varOf = new Map<number, string>();
   const body: string[] = [];
@@ -92,7 +92,10 @@ export function modelSource(src: ModelSource): string {
       body.push("", `# --- ${section}`);
     }
     const v = `v${n.id}`;
-    const expr = emitNode(n, n.src.map((s) => varOf.get(s.id)!), ctx);
+    const fill = constantFill(n);
+    const expr = fill !== undefined
+      ? `torch.full(${tupleOf(n.shape)}, ${pyNumber(fill)}, dtype=${torchDtype(n.dtype)}, device=dev)`
+      : emitNode(n, n.src.map((s) => varOf.get(s.id)!), ctx);
     const note = n.op === "attention" ? ` mask: ${describeMask((n as Node<"attention">).arg.mask)}` : "";
     body.push(`${v} = ${expr}  # ${n.dtype}${fmtShape(n.shape)}${note}`);
     varOf.set(n.id, v);
@@ -158,6 +161,22 @@ ${prologue.map((l) => `        ${l}`).join("\n")}
 ${body.map((l) => (l ? `        ${l}` : "")).join("\n")}
         return {${result}}
 `;
+}
+
+/** The value of a filled constant seen through reshapes and broadcasts (one torch.full, not three lines). */
+function constantFill(n: Node): number | undefined {
+  return n.op === "reshape" || n.op === "expand" ? constantValue(n) : undefined;
+}
+
+/** The nodes the roots need, in trace order, not descending into constant fills. */
+function liveNodes(roots: readonly Node[]): Node[] {
+  const all = toposort(roots).sort((a, b) => a.id - b.id);
+  const live = new Set(roots.map((r) => r.id));
+  for (let i = all.length - 1; i >= 0; i--) {
+    const n = all[i]!;
+    if (live.has(n.id) && constantFill(n) === undefined) n.src.forEach((s) => live.add(s.id));
+  }
+  return all.filter((n) => live.has(n.id));
 }
 
 const tupleOf = (xs: readonly number[]) => (xs.length === 1 ? `(${xs[0]},)` : `(${xs.join(", ")})`);
