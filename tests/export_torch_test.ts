@@ -15,7 +15,8 @@ import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
 import { compile } from "../compiler/compile.ts";
 import { interpret } from "../compiler/interpreter.ts";
-import { trace } from "../spec/mod.ts";
+import { input, model, normal, param, rand, randn, trace } from "../spec/mod.ts";
+import { normalFromWords, randomWords, uniformFromWord } from "../compiler/philox.ts";
 import { loadRun } from "../runtime/generate/mod.ts";
 import {
   decodeSafetensors,
@@ -97,6 +98,35 @@ async function halfBatch(shard: SafetensorsFile, path: string): Promise<Record<s
   return out;
 }
 
+/** Three random draws: one whose shape ignores the batch, one per row, one that is neither. */
+const noisy = model({
+  name: "noisy",
+  config: { dim: 4 },
+  dims: { batch: 4 },
+  params: (c) => ({ w: param([c.dim], normal(0.1)) }),
+  inputs: (c) => ({ x: input("f32", ["batch", c.dim]) }),
+  loss: (p, { x }) => {
+    const b = x.dim(0);
+    return x.mul(p.w).add(randn([b, 4])).sum().add(rand([3]).sum()).add(rand([2 * b + 1]).sum());
+  },
+});
+
+Deno.test("export to torch: random draws of a micro-batch continue the whole batch's counters", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "export_noisy_" });
+  try {
+    await exportTorch(noisy, "tests/export_torch_test.ts", { out: dir, microBatch: 2 });
+    const source = await Deno.readTextFile(`${dir}/model.py`);
+    assert.match(source, /random_tensor\(seed, 0, \(2, 4\), row0 \* 4, True/);
+    assert.match(source, /random_tensor\(seed, 1, \(3,\), 0, False/);
+    assert.match(
+      source,
+      /random_tensor\(seed, 2, \(5,\), unsplittable\(row0, "stream 2 has shape \[5\] at batch 2/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 const py = await torchPython();
 
 if (!py) {
@@ -110,6 +140,28 @@ if (!py) {
   Deno.test("export to torch: the exported module matches the interpreter, trains under torchrun, saves our checkpoints", async (t) => {
     const root = await Deno.makeTempDir({ prefix: "export_torch_py_" });
     try {
+      await t.step("Philox in torch draws this project's numbers, at u32 edges too", async () => {
+        const script = [
+          "import json, sys, torch",
+          `sys.path.insert(0, ${JSON.stringify(new URL("../export/python", import.meta.url).pathname)})`,
+          "from spec_runtime import random_tensor",
+          "s = torch.tensor([4294967295, 4294967294])",
+          "u = random_tensor(s, 7, (9,), 4294967290, False, torch.float64, 'cpu')",
+          "n = random_tensor(s, 0, (2, 3), 123456789, True, torch.float64, 'cpu')",
+          "print(json.dumps([u.tolist(), n.reshape(-1).tolist()]))",
+        ].join("\n");
+        const [u, n] = JSON.parse(await runPython(py, root, ["-c", script]));
+        // Counters past 2^32 - 1 wrap, as the project's u32 element index does.
+        for (let i = 0; i < 9; i++) {
+          const w = randomWords(4294967295, 4294967294, 7, 4294967290 + i);
+          assert.equal(u[i], uniformFromWord(w[0]), `uniform ${i}`);
+        }
+        for (let i = 0; i < 6; i++) {
+          const v = randomWords(4294967295, 4294967294, 0, 123456789 + i);
+          assert.ok(Math.abs(n[i] - normalFromWords(v[0], v[1])) <= 1e-15, `normal ${i}`);
+        }
+      });
+
       await t.step(
         "T1 (small width): loss and every gradient within 1e-5 of the f64 interpreter",
         async () => {

@@ -33,7 +33,7 @@ def _mul_hi_lo(m, a):
 
 def philox_words(counter, offset, stream, key):
     """Words 0 and 1 of Philox(counter=(i, offset, stream, 0), key=(key, 0)) for every i in `counter`."""
-    c0 = counter
+    c0 = counter & _MASK32  # element indices wrap like the u32 counter they are
     c1 = torch.full_like(counter, offset & _MASK32)
     c2 = torch.full_like(counter, stream & _MASK32)
     c3 = torch.zeros_like(counter)
