@@ -62,6 +62,7 @@ const USER_ERRORS = new Set([
   "TrainError",
   "SamplingError",
   "TokenizerError",
+  "ExportError",
 ]);
 
 /** Runs a CLI main: errors about the user's input print one line and exit 1. */

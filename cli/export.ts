@@ -1,0 +1,76 @@
+/**
+ * `deno task export <spec.ts> --to torch --out DIR [--set key=value]... [--dim name=N]...
+ *    [--micro-batch N] [--steps N] [--seed S] [--data-steps N]`
+ *
+ * Writes the spec's loss entry as a PyTorch project (export/torch_export.ts): model.py, train.py
+ * (run it with `python3 -m torch.distributed.run --nproc_per_node 2 DIR/train.py --out RUN`),
+ * grads.py, export.json, init/ (a checkpoint of ours to start from) and, with --data-steps, the
+ * project's batches for those steps as data/step_NNNNNN.safetensors.
+ */
+import { parseArgs } from "node:util";
+import { exportTorch } from "../export/mod.ts";
+import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+
+const USAGE =
+  "usage: deno task export <spec.ts> --to torch --out DIR [--set key=value]... [--dim name=N]... " +
+  "[--micro-batch N] [--steps N] [--seed S] [--data-steps N]";
+
+function positiveInt(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new UsageError(`--${name} must be a non-negative integer, got "${raw}"`);
+  }
+  return n;
+}
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      to: { type: "string" },
+      out: { type: "string" },
+      set: { type: "string", multiple: true },
+      dim: { type: "string", multiple: true },
+      "micro-batch": { type: "string" },
+      steps: { type: "string" },
+      seed: { type: "string" },
+      "data-steps": { type: "string" },
+    },
+  });
+  const specPath = positionals[0];
+  if (!specPath || !values.out) throw new UsageError(USAGE);
+  if (values.to !== "torch") {
+    throw new UsageError(`--to must be "torch" (the one target), got "${values.to ?? ""}"`);
+  }
+  const dims: Record<string, number> = {};
+  for (const pair of values.dim ?? []) {
+    const [k, v] = pair.split("=");
+    const n = Number(v);
+    if (!k || !Number.isInteger(n) || n <= 0) {
+      throw new UsageError(`--dim expects name=N (N > 0), got "${pair}"`);
+    }
+    dims[k] = n;
+  }
+  const steps = positiveInt("steps", values.steps);
+  const seed = positiveInt("seed", values.seed);
+  const micro = positiveInt("micro-batch", values["micro-batch"]);
+  if (micro === 0) throw new UsageError(`--micro-batch must be at least 1, got 0`);
+  const model = await loadSpec(specPath);
+  const result = await exportTorch(model, specPath, {
+    out: values.out,
+    config: parseOverrides(values.set ?? []),
+    dims,
+    ...(micro ? { microBatch: micro } : {}),
+    settings: { ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) },
+    dataSteps: positiveInt("data-steps", values["data-steps"]) ?? 0,
+  });
+  console.log(
+    `exported ${result.traced.name} (batch ${result.batch}, micro-batch ${result.microBatch}, ` +
+      `${result.params.length} parameter tensors) to ${values.out}: ${result.files.length} files`,
+  );
+  console.log(`train: python3 -m torch.distributed.run --nproc_per_node 2 ${values.out}/train.py --out RUN`);
+}
+
+if (import.meta.main) await runCli(main);

@@ -1,0 +1,182 @@
+/**
+ * model.py for a traced loss entry: the parameter tree as nn.Modules (torch_modules.ts) and a
+ * `forward(x, row0)` that is the spec's forward graph, one IR node per line in trace order (the
+ * order the spec computed it), each with its shape, under a `# --- <module>` header where it starts
+ * reading another module's parameters. Autograd gives the backward pass.
+ */
+import { fmtShape, isOp, type LayoutField, type MaskExpr, type Node, toposort } from "../compiler/ir/mod.ts";
+import { constantValue, simplify } from "../compiler/passes/simplify.ts";
+import type { TracedModel } from "../spec/mod.ts";
+import { describeMask } from "../compiler/ir/mod.ts";
+import { maskPython } from "./torch_mask.ts";
+import { attributeChain, type ExportedParam, moduleClasses } from "./torch_modules.ts";
+import { emitNode, pyNumber, torchDtype } from "./torch_ops.ts";
+
+/**
+ * How a random op's counters follow the batch rows: "fixed" (its shape does not depend on the
+ * batch, so every micro-batch draws the same numbers the whole batch would), "rows" (axis 0 is
+ * `perRow` x the batch: a micro-batch starting at global row r0 starts at counter r0 * perRow), or
+ * "unsplittable" (anything else: only a whole batch reproduces its draws).
+ */
+export type RandomRows =
+  | { readonly kind: "fixed" }
+  | { readonly kind: "rows"; readonly perRow: number }
+  | { readonly kind: "unsplittable"; readonly why: string };
+
+export interface ModelSource {
+  readonly traced: TracedModel;
+  readonly params: readonly ExportedParam[];
+  /** By random stream number. */
+  readonly randomRows: ReadonlyMap<number, RandomRows>;
+  /** A header line: where the file came from. */
+  readonly origin: string;
+}
+
+/** Local names the generated forward uses for itself (inputs are renamed away from them). */
+const LOCALS = new Set(["self", "x", "row0", "dt", "dev", "torch", "F", "nn", "math"]);
+
+function pythonName(name: string): string {
+  const ok = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && !LOCALS.has(name) && !/^v\d+$/.test(name);
+  return ok ? name : `in_${name.replace(/[^A-Za-z0-9_]/g, "_")}`;
+}
+
+/** The module a parameter belongs to: its path without the leaf name. */
+const moduleOf = (path: string) => path.split(".").slice(0, -1).join(".") || "(root)";
+
+export function modelSource(src: ModelSource): string {
+  const { traced } = src;
+  const names = Object.keys(traced.outputs);
+  const roots = simplify(names.map((k) => traced.outputs[k]!));
+  const nodes = liveNodes(roots);
+  const masks = new Map<string, { name: string; mask: MaskExpr; fields: readonly LayoutField[] }>();
+  const varOf = new Map<number, string>();
+  const body: string[] = [];
+  const prologue: string[] = [];
+  let section = "";
+
+  const ctx = {
+    param: attributeChain,
+    maskFunction: (mask: MaskExpr, fields: readonly LayoutField[]) => {
+      const key = JSON.stringify([mask, fields]);
+      let m = masks.get(key);
+      if (!m) masks.set(key, m = { name: `mask_${masks.size}`, mask, fields });
+      return m.name;
+    },
+    randomFirst: (n: Node<"rand_uniform" | "rand_normal">) => {
+      const rows = src.randomRows.get(n.arg.stream) ?? { kind: "fixed" };
+      if (rows.kind === "fixed") return "0";
+      if (rows.kind === "rows") return `row0 * ${rows.perRow}`;
+      return `unsplittable(row0, ${JSON.stringify(rows.why)})`;
+    },
+  };
+
+  for (const n of nodes) {
+    if (isOp(n, "param")) {
+      varOf.set(n.id, attributeChain(n.arg.path));
+      continue;
+    }
+    if (isOp(n, "input")) {
+      const name = pythonName(n.arg.name);
+      const cast = n.dtype === "f32" || n.dtype === "f16" ? "dt" : torchDtype(n.dtype);
+      prologue.push(
+        `${name} = x[${JSON.stringify(n.arg.name)}].to(device=dev, dtype=${cast})  # ${n.dtype}${
+          fmtShape(n.shape)
+        }`,
+      );
+      varOf.set(n.id, name);
+      continue;
+    }
+    const reads = n.src.filter((s) => s.op === "param").map((s) => moduleOf((s as Node<"param">).arg.path));
+    if (reads.length && reads[0] !== section) {
+      section = reads[0]!;
+      body.push("", `# --- ${section}`);
+    }
+    const v = `v${n.id}`;
+    const fill = constantFill(n);
+    const expr = fill !== undefined
+      ? `torch.full(${tupleOf(n.shape)}, ${pyNumber(fill)}, dtype=${torchDtype(n.dtype)}, device=dev)`
+      : emitNode(n, n.src.map((s) => varOf.get(s.id)!), ctx);
+    const note = n.op === "attention" ? ` mask: ${describeMask((n as Node<"attention">).arg.mask)}` : "";
+    body.push(`${v} = ${expr}  # ${n.dtype}${fmtShape(n.shape)}${note}`);
+    varOf.set(n.id, v);
+  }
+  const result = names.map((k, i) => `${JSON.stringify(k)}: ${varOf.get(roots[i]!.id)}`).join(", ");
+  const { classes, rootInit } = moduleClasses(src.params);
+  const inputs = traced.inputs.map((i) => `    ${i.arg.name}: ${i.dtype}${fmtShape(i.shape)}`).join("\n");
+  const maskDefs = [...masks.values()].map((m) => maskPython(m.name, m.mask, m.fields)).join("\n\n\n");
+  return `"""${traced.name}: the "${traced.entry}" entry of ${src.origin}, generated by \`deno task export\`.
+
+Do not edit: regenerate it from the spec. Parameter names are the project's tree paths, so
+model.safetensors checkpoints load by name (load_state_dict). The forward is the spec's traced graph,
+one op per line; integers wrap to 32 bits and random numbers are the project's Philox stream, so the
+loss and gradients equal the project's (checked against its f64 interpreter in tests/export_*_test.ts).
+
+Config: ${JSON.stringify(traced.config)}
+Dims: ${JSON.stringify(traced.dims)}
+Inputs of forward(x) (x a dict of tensors; seed = (run seed, step + 1)):
+${inputs}
+Outputs: ${names.join(", ")}
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spec_runtime import (float_to_int, gather_rows, int_div, masked_attention, query_key,
+                          query_key_positions, random_tensor, scatter_add_rows, wrap_i32, wrap_u32)
+
+DIMS = ${JSON.stringify(traced.dims)}
+INPUTS = {${
+    traced.inputs.map((i) =>
+      `${JSON.stringify(i.arg.name)}: (${JSON.stringify(i.dtype)}, ${tupleOf(i.shape)})`
+    ).join(", ")
+  }}
+
+
+def unsplittable(row0, why):
+    if row0 != 0:
+        raise ValueError(f"this random draw cannot be split over micro-batches or ranks: {why}")
+    return 0
+
+
+${maskDefs}
+
+
+${classes}
+
+
+class Model(nn.Module):
+    """${traced.name}: ${src.params.length} parameters (tensors) by tree path."""
+
+    def __init__(self):
+        super().__init__()
+${rootInit.map((l) => `        ${l}`).join("\n")}
+
+    def forward(self, x, row0=0):
+        """x: the inputs above; row0: the global batch row of x's first row (for the random streams)."""
+        p0 = next(self.parameters())
+        dt, dev = p0.dtype, p0.device
+${prologue.map((l) => `        ${l}`).join("\n")}
+${body.map((l) => (l ? `        ${l}` : "")).join("\n")}
+        return {${result}}
+`;
+}
+
+/** The value of a filled constant seen through reshapes and broadcasts (one torch.full, not three lines). */
+function constantFill(n: Node): number | undefined {
+  return n.op === "reshape" || n.op === "expand" ? constantValue(n) : undefined;
+}
+
+/** The nodes the roots need, in trace order, not descending into constant fills. */
+function liveNodes(roots: readonly Node[]): Node[] {
+  const all = toposort(roots).sort((a, b) => a.id - b.id);
+  const live = new Set(roots.map((r) => r.id));
+  for (let i = all.length - 1; i >= 0; i--) {
+    const n = all[i]!;
+    if (live.has(n.id) && constantFill(n) === undefined) n.src.forEach((s) => live.add(s.id));
+  }
+  return all.filter((n) => live.has(n.id));
+}
+
+const tupleOf = (xs: readonly number[]) => (xs.length === 1 ? `(${xs[0]},)` : `(${xs.join(", ")})`);
