@@ -17,6 +17,7 @@ import { cachedModel } from "../../runtime/generate/cached_model.ts";
 import { generate } from "../../runtime/generate/interleaved.ts";
 import { captionPrompt } from "../../runtime/generate/prompts.ts";
 import type { Row } from "../../runtime/generate/rows.ts";
+import { generateImages, type ModelSession } from "../../runtime/generate/mod.ts";
 import { report, type SuiteResult } from "../main.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean", default: false } } });
@@ -73,12 +74,31 @@ async function imageRate(model: SequenceModel, steps: number): Promise<number> {
   return ROWS / ((performance.now() - start) / 1000);
 }
 
+/**
+ * Images/s of the sampler `sample` and `eval` call (generateImages): every step over the whole row
+ * ("denoise"), or, with the session's cached entries, the prompt prefilled once and only the patches
+ * per step ("denoise_span").
+ */
+async function evalSamplerRate(cached: boolean, steps: number): Promise<number> {
+  const session: ModelSession = {
+    config,
+    entry: () => Promise.resolve({ executor, batch: 2 * ROWS }),
+    ...(cached ? { cached: () => Promise.resolve({ executor, batch: 2 * ROWS }) } : {}),
+  };
+  const captions = Array.from({ length: ROWS }, (_, i) => `a handwritten digit ${i}`);
+  const start = performance.now();
+  await generateImages(session, captions, { steps, cfg: CFG, seed: 5, method: "ddim" });
+  return ROWS / ((performance.now() - start) / 1000);
+}
+
 // The first dispatch of a pipeline compiles it (seconds on lavapipe): warm every entry up first.
 const warm0 = performance.now();
 for (const model of Object.values(models)) {
   await decodeRate(model, 2);
   await imageRate(model, 1);
 }
+await evalSamplerRate(false, 1);
+await evalSamplerRate(true, 1);
 const warmMs = performance.now() - warm0;
 
 const rows: SuiteResult["rows"] = [];
@@ -94,12 +114,21 @@ for (const [name, model] of Object.entries(models)) {
     [`ms/image`]: 1000 / images,
   });
 }
+const sampler = { uncached: await evalSamplerRate(false, STEPS), cached: await evalSamplerRate(true, STEPS) };
+for (const [name, images] of Object.entries(sampler)) {
+  rows.push({
+    model: `sample/eval sampler, ${name}`,
+    [`images/s (DDIM ${STEPS}, cfg ${CFG})`]: images,
+    [`ms/image`]: 1000 / images,
+  });
+}
 report({
   suite: "generation",
   rows,
   ratios: {
     "text decode, cached / uncached": rates.cached!.text / rates.uncached!.text,
     "images, cached / uncached": rates.cached!.images / rates.uncached!.images,
+    "sample/eval sampler images, cached / uncached": sampler.cached / sampler.uncached,
   },
   notes: [
     `${demo.name}, random weights, ${ROWS} prompts (${
