@@ -13,10 +13,12 @@ import type { ParamLayout } from "../compiler/plan.ts";
 import { CheckpointError } from "./file_errors.ts";
 import {
   checkAgainstParams,
+  checkFinite,
   checkTensors,
   decodeSafetensors,
   encodeSafetensors,
   type ExpectedTensor,
+  nonFiniteTensors,
   SAFE_DTYPE,
   type SafeTensor,
   type SafetensorsFile,
@@ -125,15 +127,21 @@ export async function* saveCheckpointSteps(dir: string, parts: CheckpointParts):
   await settleInterruptedSave(dir);
   const temp = at(dir, `${TEMP_PREFIX}${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(temp);
-  await writeSynced(at(temp, CHECKPOINT_FILES.model), files.model);
-  yield "wrote model.safetensors";
-  await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
-  yield "wrote optimizer.safetensors";
-  if (files.ema) await writeSynced(at(temp, EMA_FILE), files.ema);
-  yield "wrote ema.safetensors (when kept)";
-  await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
-  await syncDir(temp);
-  yield "wrote run.json";
+  try {
+    await writeSynced(at(temp, CHECKPOINT_FILES.model), files.model);
+    yield "wrote model.safetensors";
+    await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
+    yield "wrote optimizer.safetensors";
+    if (files.ema) await writeSynced(at(temp, EMA_FILE), files.ema);
+    yield "wrote ema.safetensors (when kept)";
+    await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
+    await syncDir(temp);
+    yield "wrote run.json";
+  } catch (e) {
+    // A failed write (a full disk) gives its space back; the previous checkpoint was never touched.
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   await Deno.rename(temp, at(dir, NEW));
   await syncDir(dir);
   yield "renamed temp to checkpoint.new";
@@ -163,6 +171,11 @@ function encodeParts(
     moments.set(`m.${p.path}`, tensor(p, "optimizer m", state?.m));
     moments.set(`v.${p.path}`, tensor(p, "optimizer v", state?.v));
     ema?.set(p.path, tensor(p, "moving average", parts.ema!.get(p.path)));
+  }
+  // The last line of defence of "a non-finite state is never saved": the previous checkpoint stays.
+  const spoiled = nonFiniteTensors(model) ?? nonFiniteTensors(moments) ?? (ema && nonFiniteTensors(ema));
+  if (spoiled) {
+    throw new CheckpointError(`saveCheckpoint: refused, ${spoiled} (the previous checkpoint stays)`);
   }
   const stamped = { version: CHECKPOINT_VERSION, ...parts.run, created: new Date().toISOString() };
   // Checked as it will be read back (NaN metrics become null), so a bad state fails now, not on resume.
@@ -350,6 +363,7 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   );
   const modelPath = at(path, CHECKPOINT_FILES.model);
   const model = decodeSafetensors(await readRequired(modelPath), modelPath);
+  checkFinite(model, modelPath);
   const optimizer = await readOptimizer(path, model, modelPath);
   const checkpoint: Checkpoint = { path, run, model, ...(optimizer ? { optimizer } : {}) };
   const emaPath = at(path, EMA_FILE);
@@ -358,6 +372,7 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   const same = new Map<string, ExpectedTensor>();
   for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
   checkTensors(ema, same, emaPath, modelPath);
+  checkFinite(ema, emaPath);
   return { ...checkpoint, ema };
 }
 
@@ -379,6 +394,7 @@ async function readOptimizer(
     for (const prefix of ["m.", "v."]) moments.set(prefix + name, { shape: t.shape, dtype: t.dtype });
   }
   checkTensors(optimizer, moments, optimizerPath, modelPath);
+  checkFinite(optimizer, optimizerPath);
   return optimizer;
 }
 

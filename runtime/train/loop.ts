@@ -11,6 +11,7 @@ import { captureCheckpoint, restoreCheckpoint, restoreParameters, saveCheckpoint
 import type { DeviceHandle } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { learningRate } from "../schedule.ts";
+import { nonFiniteInput } from "./batch_check.ts";
 import { type PreparedRun, prepareRun } from "./prepare.ts";
 import { LogClock, logLine, type LogRecord } from "./progress.ts";
 import { appendLog, type LogLine, readLog, rewriteLog, writeLossCurve, writeSettings } from "./run_dir.ts";
@@ -165,7 +166,15 @@ async function loop(
 
   while (executor.step < settings.steps) {
     const lr = learningRate(executor.step, schedule);
-    const out = await executor.run("trainStep", data.batch(executor.step, settings.seed), { lr });
+    const batch = data.batch(executor.step, settings.seed);
+    const bad = nonFiniteInput(batch);
+    if (bad) {
+      throw new TrainError(
+        `the batch of step ${executor.step + 1} holds ${bad} (from the spec's data source); stopping ` +
+          `before training on it (the checkpoint of step ${savedAt} stays)`,
+      );
+    }
+    const out = await executor.run("trainStep", batch, { lr });
     const step = executor.step;
     const loss = out.loss![0]!;
     const metrics: Record<string, number> = {};
@@ -184,6 +193,12 @@ async function loop(
     let gradNorm: number | undefined;
     if (clock.due(step, now, periodic || stopping())) {
       gradNorm = await executor.getScalar("gradNorm");
+      if (!Number.isFinite(gradNorm)) {
+        throw new TrainError(
+          `the gradient norm is ${gradNorm} at step ${step} (loss ${loss}); stopping without saving it ` +
+            `(the checkpoint of step ${savedAt} stays). Try a lower --lr, a longer --warmup or --clip`,
+        );
+      }
       const warmingUp = records.length === 0;
       const ms = clock.mark(step, now);
       const record: LogRecord = {

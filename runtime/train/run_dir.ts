@@ -18,6 +18,13 @@ export type LogLine = Readonly<Record<string, number | null>> & { readonly step:
 
 /** Refuses to start a new run where one already is, so its checkpoint cannot be overwritten. */
 export async function refuseExistingRun(dir: string): Promise<void> {
+  const info = await Deno.stat(dir).catch((e) => {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return undefined;
+    throw e;
+  });
+  if (info && !info.isDirectory) {
+    throw new TrainError(`--out ${dir} is a file, not a directory; name a new or existing run directory`);
+  }
   const found: string[] = [];
   for (const name of RUN_MARKERS) if (await exists(`${dir}/${name}`)) found.push(name);
   if (found.length === 0) return;
