@@ -364,7 +364,9 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   const modelPath = at(path, CHECKPOINT_FILES.model);
   const model = decodeSafetensors(await readRequired(modelPath), modelPath);
   checkFinite(model, modelPath);
+  checkSameSave(model, run, modelPath);
   const optimizer = await readOptimizer(path, model, modelPath);
+  if (optimizer) checkSameSave(optimizer, run, at(path, CHECKPOINT_FILES.optimizer));
   const checkpoint: Checkpoint = { path, run, model, ...(optimizer ? { optimizer } : {}) };
   const emaPath = at(path, EMA_FILE);
   if (!(await exists(emaPath))) return checkpoint;
@@ -374,6 +376,22 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   checkTensors(ema, same, emaPath, modelPath);
   checkFinite(ema, emaPath);
   return { ...checkpoint, ema };
+}
+
+/**
+ * A save stamps each safetensors file with its step and model name (`encodeParts`); a file whose
+ * stamp disagrees with run.json comes from another save (files of two checkpoints mixed by hand).
+ * Files without the stamp (written elsewhere) are not checked.
+ */
+function checkSameSave(file: SafetensorsFile, run: RunInfo, source: string): void {
+  const { step, spec } = file.metadata;
+  const runPath = source.replace(/[^/]*$/, CHECKPOINT_FILES.run);
+  if ((step !== undefined && step !== String(run.step)) || (spec !== undefined && spec !== run.spec.name)) {
+    throw new CheckpointError(
+      `${source} was saved at step ${step} of "${spec}", but ${runPath} is of step ${run.step} of ` +
+        `"${run.spec.name}": the folder mixes files of two checkpoints`,
+    );
+  }
 }
 
 /**
