@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     });
   } catch (e) {
     if (e instanceof TrainError) throw new UsageError(e.message);
-    if (isFileSystemError(e)) throw new UsageError(`writing ${out} failed: ${e.message}; ${await whatStays(out)}`);
+    if (isFileSystemError(e)) {
+      throw new UsageError(`writing ${out} failed: ${e.message}; ${await whatStays(out)}`);
+    }
     throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
