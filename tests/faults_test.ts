@@ -340,6 +340,7 @@ Deno.test("kill -9 at random moments (ten times): the run always loads and --res
     const want = await loggedLosses(straight);
     assert.equal(want.length, KILL_STEPS);
     const random = seeded(19);
+    const landed: string[] = [];
     for (let i = 0; i < 10; i++) {
       // Killed after a random number of logged steps plus a random part of a step: inside a step, a
       // log append or a checkpoint save.
@@ -364,10 +365,20 @@ Deno.test("kill -9 at random moments (ten times): the run always loads and --res
         child.kill("SIGKILL");
         await child.status;
         await reader.cancel().catch(() => {});
-        const loaded = await loadCheckpoint(out); // always loads: no stack trace, no half-written files
-        assert.ok(loaded.run.step >= 1 && loaded.run.step <= KILL_STEPS, `step ${loaded.run.step}`);
-        const rest = await cli("train", [SPEC, "--out", out, "--resume", "--log-every", "1", "--json"]);
+        // The directory loads (no half-written file is ever read), or, killed before the first save
+        // finished, it has no checkpoint yet and --resume starts the run over.
+        const loaded = await loadCheckpoint(out).catch((e: Error) => e);
+        landed.push(loaded instanceof Error ? "none yet" : `step ${loaded.run.step}`);
+        if (loaded instanceof Error) {
+          assert.match(loaded.message, /^no checkpoint in /);
+          assert.ok(afterSteps <= 2, `only a kill in the first steps finds no checkpoint: ${loaded.message}`);
+        } else {
+          assert.ok(loaded.run.step >= 1 && loaded.run.step <= KILL_STEPS, `step ${loaded.run.step}`);
+        }
+        // The same command with --resume, as a person would rerun it.
+        const rest = await cli("train", [...killArgs(out).slice(3), "--resume"]);
         assert.equal(rest.code, 0, rest.stderr);
+        if (loaded instanceof Error) assert.match(rest.stderr, /has no checkpoint yet .*: starting it over/);
         assert.doesNotMatch(rest.stderr, /\n\s+at /);
         assert.deepEqual(
           await loggedLosses(out),
@@ -378,6 +389,13 @@ Deno.test("kill -9 at random moments (ten times): the run always loads and --res
         await Deno.remove(out, { recursive: true });
       });
     }
+    TABLE.push({
+      name: "kill -9 at 10 random moments (checkpoint every step)",
+      message: `(none: killed) checkpoint found after each kill: ${landed.join(", ")}`,
+      code: 137,
+      files:
+        "each run directory loads or has no checkpoint yet; --resume's log.jsonl = the straight run's, bit for bit",
+    });
   });
 });
 

@@ -94,8 +94,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const average = await startAverage(run, executor, opts.onNote);
     await Deno.mkdir(opts.out, { recursive: true });
     // A resume drops what was logged after its checkpoint: those steps are trained again.
-    const lines = run.checkpoint ? await readLog(opts.out, startStep) : [];
-    if (run.checkpoint) await rewriteLog(opts.out, lines);
+    const lines = opts.resume ? await readLog(opts.out, startStep) : [];
+    if (opts.resume) await rewriteLog(opts.out, lines);
     return result(await loop(opts, run, executor, lines, average));
   } finally {
     executor.destroy();

@@ -34,6 +34,17 @@ export async function refuseExistingRun(dir: string): Promise<void> {
   );
 }
 
+/**
+ * Whether DIR holds a run stopped before its first checkpoint (killed during its first steps or its
+ * first save): a log, but no checkpoint folder. `--resume` then starts it over from step 0, which
+ * loses nothing; an empty or missing DIR is not this (a mistyped --out should not start a run).
+ */
+export async function stoppedBeforeFirstCheckpoint(dir: string): Promise<boolean> {
+  if (!(await exists(`${dir}/${RUN_FILES.log}`))) return false;
+  for (const name of RUN_MARKERS) if (name !== RUN_FILES.log && await exists(`${dir}/${name}`)) return false;
+  return true;
+}
+
 /** Settings saved with the checkpoint, or undefined for a run directory without them. */
 export async function readSavedSettings(dir: string): Promise<Partial<TrainSettings> | undefined> {
   const path = `${dir}/${RUN_FILES.settings}`;
