@@ -440,13 +440,19 @@ function parseRunInfo(bytes: Uint8Array, source: string): RunInfo {
   }
   const parsed = RUN_INFO.safeParse(json);
   if (parsed.success) return parsed.data;
-  throw new CheckpointError(`${source} ${describeIssues(parsed.error)}`);
+  throw new CheckpointError(`${source} ${describeIssues(parsed.error, json)}`);
 }
 
-function describeIssues(error: z.ZodError): string {
-  const issues = error.issues.map((i) =>
-    `"${i.path.join(".") || "(root)"}": ${i.message.replace(/^Invalid input: /, "")}`
-  );
+/** Each issue as `"key" = value given: what is wrong` (the value left out where there is none). */
+function describeIssues(error: z.ZodError, json?: unknown): string {
+  const issues = error.issues.map((i) => {
+    let at: unknown = json;
+    for (const k of i.path) {
+      at = typeof at === "object" && at !== null ? (at as Record<PropertyKey, unknown>)[k] : undefined;
+    }
+    const given = at === undefined ? "" : ` = ${JSON.stringify(at)?.slice(0, 80)}`;
+    return `"${i.path.join(".") || "(root)"}"${given}: ${i.message.replace(/^Invalid input: /, "")}`;
+  });
   return `is malformed: ${issues.join("; ")}`;
 }
 

@@ -73,7 +73,8 @@ Deno.test("a damaged checkpoint: --resume refuses it in one line naming the file
         /optimizer\.safetensors: .*v\.l2\.w \(Infinity at index 0\)/,
       "run.json not JSON": /run\.json is not valid JSON/,
       "run.json missing": /run\.json is missing/,
-      "run.json with a negative step": /run\.json is malformed: "step"/,
+      "run.json with a negative step":
+        /run\.json is malformed: "step" = -3: Too small: expected number to be >=0/,
     };
     assert.deepEqual(Object.keys(patterns).sort(), Object.keys(DAMAGES).sort(), "a pattern per damage");
     for (const [name, damage] of Object.entries(DAMAGES)) {
