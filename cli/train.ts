@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof TrainError) throw new UsageError(e.message);
     if (isFileSystemError(e)) {
-      throw new UsageError(`writing ${out} failed: ${e.message}; ${await whatStays(out)}`);
+      throw new UsageError(`run directory ${out}: ${e.message}; ${await whatStays(out)}`);
     }
     throw e;
   } finally {

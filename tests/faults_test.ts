@@ -33,8 +33,10 @@ const TABLE: Row[] = [];
 
 /** Records a case for the table; paths under `dir` are written DIR. */
 function record(name: string, run: CliRun, dir: string, files: string): void {
-  const message = (run.stderr.split("\n").find((l) => l.startsWith("error: ")) ?? run.stderr.trim())
-    .replaceAll(dir, "DIR");
+  // The error and the lines under it (a mismatch lists its tensors there), joined with " / ".
+  const from = run.stderr.indexOf("error: ");
+  const message = (from < 0 ? run.stderr : run.stderr.slice(from)).trim().split("\n").map((l) => l.trim())
+    .join(" / ").replaceAll(dir, "DIR");
   TABLE.push({ name, message, code: run.code, files });
 }
 
