@@ -333,7 +333,15 @@ export async function loadCheckpoint(
 }
 
 async function findCheckpoint(dir: string): Promise<Checkpoint> {
-  if (await exists(at(dir, CURRENT))) return await readCheckpointFolder(at(dir, CURRENT));
+  const current = await Deno.stat(at(dir, CURRENT)).catch(() => undefined);
+  if (current && !current.isDirectory) {
+    throw new CheckpointError(
+      `${at(dir, CURRENT)} is a file; a checkpoint is a folder of ${
+        Object.values(CHECKPOINT_FILES).join(", ")
+      }`,
+    );
+  }
+  if (current) return await readCheckpointFolder(at(dir, CURRENT));
   if (await exists(at(dir, CHECKPOINT_FILES.model))) return await readCheckpointFolder(dir);
   const problems: string[] = [];
   for (const name of await recoveryCandidates(dir)) {

@@ -160,7 +160,7 @@ Deno.test("the run directory is a file: a new run and a resume are refused, the 
     await Deno.mkdir(`${tmp}/dir`);
     await Deno.writeTextFile(`${tmp}/dir/checkpoint`, "not a folder\n");
     const folder = await cli("train", [SPEC, "--out", `${tmp}/dir`, "--resume", "--steps", "1"]);
-    assertRefusal(folder, /checkpoint/);
+    assertRefusal(folder, /dir\/checkpoint is a file; a checkpoint is a folder of model\.safetensors/);
     record("checkpoint/ is a file (--resume)", folder, tmp, "the file: unchanged");
     assert.equal(await Deno.readTextFile(file), "not a run\n");
     assert.equal(await Deno.readTextFile(`${tmp}/dir/checkpoint`), "not a folder\n");
