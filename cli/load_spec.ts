@@ -1,4 +1,5 @@
 import { type AnyModel, isModel } from "../spec/mod.ts";
+import { isFileSystemError } from "../runtime/file_errors.ts";
 
 /** A CLI-facing error: printed as one message, exit code 1, no stack trace. */
 export class UsageError extends Error {
@@ -65,12 +66,15 @@ const USER_ERRORS = new Set([
   "ExportError",
 ]);
 
-/** Runs a CLI main: errors about the user's input print one line and exit 1. */
+/**
+ * Runs a CLI main: errors about the user's input print one line and exit 1, and so does a file-system
+ * call the machine refused (full disk, read-only folder): Deno's message names the call and the path.
+ */
 export async function runCli(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (e) {
-    if (e instanceof Error && USER_ERRORS.has(e.name)) {
+    if (e instanceof Error && (USER_ERRORS.has(e.name) || isFileSystemError(e))) {
       console.error(`error: ${e.message}`);
       Deno.exit(1);
     }

@@ -14,6 +14,7 @@ import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import {
   asUsageErrors,
+  checkCaptionFits,
   defaultMethod,
   DIGIT_SIDE,
   digitFromModelImage,
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
   const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
+    await asUsageErrors(() => Promise.resolve(checkCaptionFits(values.prompt!, run.config)));
     const method = requestedMethod ?? defaultMethod(run.config);
     const steps = requestedSteps ?? defaultSteps(method, run.config.diffusion.T);
     const started = performance.now();

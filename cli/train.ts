@@ -33,6 +33,8 @@ import {
   type TrainSettings,
 } from "../runtime/train/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { loadCheckpoint } from "../runtime/checkpoint.ts";
+import { isFileSystemError } from "../runtime/file_errors.ts";
 // Registers the Transfusion sample hook, so `--sample-every N` writes sample grids for those specs.
 import "../runtime/generate/train_samples.ts";
 
@@ -98,6 +100,9 @@ async function main(): Promise<void> {
     });
   } catch (e) {
     if (e instanceof TrainError) throw new UsageError(e.message);
+    if (isFileSystemError(e)) {
+      throw new UsageError(`run directory ${out}: ${e.message}; ${await whatStays(out)}`);
+    }
     throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
@@ -106,6 +111,16 @@ async function main(): Promise<void> {
   if (result.interrupted) {
     console.error(`stopped at step ${result.step} of ${result.settings.steps}; continue with --resume`);
     Deno.exit(130);
+  }
+}
+
+/** After a failed write (full disk, read-only folder): the checkpoint that is still there, if any. */
+async function whatStays(out: string): Promise<string> {
+  try {
+    const { run, path } = await loadCheckpoint(out);
+    return `the checkpoint of step ${run.step} in ${path} stays; fix that and continue with --resume`;
+  } catch {
+    return `no checkpoint of this run was saved in ${out}`;
   }
 }
 

@@ -1,18 +1,27 @@
 /**
  * An HTTP endpoint over a generated module (`deno task compile`): a prompt in, a PNG out.
  *
- *   deno run -A examples/serve.ts --module DIR --weights model.safetensors [--port 8000] [--host 127.0.0.1]
+ *   deno run --allow-read=DIR --allow-net=127.0.0.1 --allow-env=PORT,DENO_WEBGPU_BACKEND,XDG_RUNTIME_DIR,TMPDIR \
+ *     --allow-sys=uid examples/serve.ts --module DIR --weights DIR/model.safetensors [--port 8000] [--host 127.0.0.1]
  *   curl "http://127.0.0.1:8000/generate?prompt=a+handwritten+digit+3&steps=50&seed=1&scale=8" > digit.png
  *
  * The port comes from --port, else $PORT, else 8000 (0 picks a free one); the address is printed as
  * "listening on http://HOST:PORT/" once the model is loaded. Query parameters besides the prompt:
  * steps, guidance, seed, sampler and scale (pixels per model pixel, default 8). Requests run one at
- * a time on the GPU; a bad parameter is a 400 with the reason.
+ * a time on the GPU; a bad parameter (unknown, repeated, out of range, a prompt longer than the
+ * caption slot) is a 400 with the reason.
+ *
+ * Permissions, the narrowest that work (not -A): read the module folder and the weights (add their
+ * folder if elsewhere, or the host with --allow-net for weights by URL); listen on the host only;
+ * the environment variables of the port and of WebGPU (runtime/gpu_env.ts: the backend, and a
+ * private XDG_RUNTIME_DIR, which needs the uid to check; without it Mesa prints one warning and
+ * works). WebGPU itself needs no flag. Nothing is written.
  */
 import { parseArgs } from "node:util";
 import type { GeneratedModule, GenerateRequest, Model, SamplerName } from "../runtime/standalone/api.ts";
 
-const USAGE = "usage: deno run -A examples/serve.ts --module DIR --weights FILE [--port N] [--host H]";
+const USAGE = "usage: deno run --allow-read=DIR --allow-net=127.0.0.1 --allow-env=PORT,DENO_WEBGPU_BACKEND," +
+  "XDG_RUNTIME_DIR,TMPDIR --allow-sys=uid examples/serve.ts --module DIR --weights FILE [--port N] [--host H]";
 const SAMPLERS: readonly SamplerName[] = ["ddpm", "ddim", "euler", "heun"];
 
 class BadRequest extends Error {
@@ -22,8 +31,19 @@ class BadRequest extends Error {
 /** Errors that mean the request asked for something the model cannot do (steps past T, ...). */
 const CLIENT_ERRORS = new Set(["BadRequest", "SamplingError", "RangeError"]);
 
+/** The query parameters GET /generate reads; any other (a typo such as `stepz`) is refused. */
+const PARAMETERS = ["prompt", "steps", "guidance", "seed", "sampler", "scale"] as const;
+
 /** Reads the query of GET /generate into a request and a PNG scale. */
 export function parseQuery(params: URLSearchParams): { request: GenerateRequest; scale: number } {
+  for (const name of new Set(params.keys())) {
+    if (!(PARAMETERS as readonly string[]).includes(name)) {
+      throw new BadRequest(`unknown parameter "${name}"; /generate takes ${PARAMETERS.join(", ")}`);
+    }
+    if (params.getAll(name).length > 1) {
+      throw new BadRequest(`${name} is given ${params.getAll(name).length} times`);
+    }
+  }
   const prompt = params.get("prompt");
   if (prompt === null) throw new BadRequest("the prompt parameter is required: /generate?prompt=...");
   const number = (name: string, integer: boolean, min: number, max = Number.MAX_SAFE_INTEGER) => {

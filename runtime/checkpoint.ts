@@ -13,10 +13,12 @@ import type { ParamLayout } from "../compiler/plan.ts";
 import { CheckpointError } from "./file_errors.ts";
 import {
   checkAgainstParams,
+  checkFinite,
   checkTensors,
   decodeSafetensors,
   encodeSafetensors,
   type ExpectedTensor,
+  nonFiniteTensors,
   SAFE_DTYPE,
   type SafeTensor,
   type SafetensorsFile,
@@ -125,15 +127,21 @@ export async function* saveCheckpointSteps(dir: string, parts: CheckpointParts):
   await settleInterruptedSave(dir);
   const temp = at(dir, `${TEMP_PREFIX}${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(temp);
-  await writeSynced(at(temp, CHECKPOINT_FILES.model), files.model);
-  yield "wrote model.safetensors";
-  await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
-  yield "wrote optimizer.safetensors";
-  if (files.ema) await writeSynced(at(temp, EMA_FILE), files.ema);
-  yield "wrote ema.safetensors (when kept)";
-  await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
-  await syncDir(temp);
-  yield "wrote run.json";
+  try {
+    await writeSynced(at(temp, CHECKPOINT_FILES.model), files.model);
+    yield "wrote model.safetensors";
+    await writeSynced(at(temp, CHECKPOINT_FILES.optimizer), files.optimizer);
+    yield "wrote optimizer.safetensors";
+    if (files.ema) await writeSynced(at(temp, EMA_FILE), files.ema);
+    yield "wrote ema.safetensors (when kept)";
+    await writeSynced(at(temp, CHECKPOINT_FILES.run), files.run);
+    await syncDir(temp);
+    yield "wrote run.json";
+  } catch (e) {
+    // A failed write (a full disk) gives its space back; the previous checkpoint was never touched.
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   await Deno.rename(temp, at(dir, NEW));
   await syncDir(dir);
   yield "renamed temp to checkpoint.new";
@@ -163,6 +171,11 @@ function encodeParts(
     moments.set(`m.${p.path}`, tensor(p, "optimizer m", state?.m));
     moments.set(`v.${p.path}`, tensor(p, "optimizer v", state?.v));
     ema?.set(p.path, tensor(p, "moving average", parts.ema!.get(p.path)));
+  }
+  // The last line of defence of "a non-finite state is never saved": the previous checkpoint stays.
+  const spoiled = nonFiniteTensors(model) ?? nonFiniteTensors(moments) ?? (ema && nonFiniteTensors(ema));
+  if (spoiled) {
+    throw new CheckpointError(`saveCheckpoint: refused, ${spoiled} (the previous checkpoint stays)`);
   }
   const stamped = { version: CHECKPOINT_VERSION, ...parts.run, created: new Date().toISOString() };
   // Checked as it will be read back (NaN metrics become null), so a bad state fails now, not on resume.
@@ -347,7 +360,15 @@ export async function loadCheckpoint(
 }
 
 async function findCheckpoint(dir: string): Promise<Checkpoint> {
-  if (await exists(at(dir, CURRENT))) return await readCheckpointFolder(at(dir, CURRENT));
+  const current = await Deno.stat(at(dir, CURRENT)).catch(() => undefined);
+  if (current && !current.isDirectory) {
+    throw new CheckpointError(
+      `${at(dir, CURRENT)} is a file; a checkpoint is a folder of ${
+        Object.values(CHECKPOINT_FILES).join(", ")
+      }`,
+    );
+  }
+  if (current) return await readCheckpointFolder(at(dir, CURRENT));
   if (await exists(at(dir, CHECKPOINT_FILES.model))) return await readCheckpointFolder(dir);
   const problems: string[] = [];
   for (const name of await recoveryCandidates(dir)) {
@@ -377,7 +398,10 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   );
   const modelPath = at(path, CHECKPOINT_FILES.model);
   const model = decodeSafetensors(await readRequired(modelPath), modelPath);
+  checkFinite(model, modelPath);
+  checkSameSave(model, run, modelPath);
   const optimizer = await readOptimizer(path, model, modelPath);
+  if (optimizer) checkSameSave(optimizer, run, at(path, CHECKPOINT_FILES.optimizer));
   const checkpoint: Checkpoint = { path, run, model, ...(optimizer ? { optimizer } : {}) };
   const emaPath = at(path, EMA_FILE);
   if (!(await exists(emaPath))) return checkpoint;
@@ -385,7 +409,24 @@ async function readCheckpointFolder(path: string): Promise<Checkpoint> {
   const same = new Map<string, ExpectedTensor>();
   for (const [name, t] of model.tensors) same.set(name, { shape: t.shape, dtype: t.dtype });
   checkTensors(ema, same, emaPath, modelPath);
+  checkFinite(ema, emaPath);
   return { ...checkpoint, ema };
+}
+
+/**
+ * A save stamps each safetensors file with its step and model name (`encodeParts`); a file whose
+ * stamp disagrees with run.json comes from another save (files of two checkpoints mixed by hand).
+ * Files without the stamp (written elsewhere) are not checked.
+ */
+function checkSameSave(file: SafetensorsFile, run: RunInfo, source: string): void {
+  const { step, spec } = file.metadata;
+  const runPath = source.replace(/[^/]*$/, CHECKPOINT_FILES.run);
+  if ((step !== undefined && step !== String(run.step)) || (spec !== undefined && spec !== run.spec.name)) {
+    throw new CheckpointError(
+      `${source} was saved at step ${step} of "${spec}", but ${runPath} is of step ${run.step} of ` +
+        `"${run.spec.name}": the folder mixes files of two checkpoints`,
+    );
+  }
 }
 
 /**
@@ -406,6 +447,7 @@ async function readOptimizer(
     for (const prefix of ["m.", "v."]) moments.set(prefix + name, { shape: t.shape, dtype: t.dtype });
   }
   checkTensors(optimizer, moments, optimizerPath, modelPath);
+  checkFinite(optimizer, optimizerPath);
   return optimizer;
 }
 
@@ -433,13 +475,19 @@ function parseRunInfo(bytes: Uint8Array, source: string): RunInfo {
   }
   const parsed = RUN_INFO.safeParse(json);
   if (parsed.success) return parsed.data;
-  throw new CheckpointError(`${source} ${describeIssues(parsed.error)}`);
+  throw new CheckpointError(`${source} ${describeIssues(parsed.error, json)}`);
 }
 
-function describeIssues(error: z.ZodError): string {
-  const issues = error.issues.map((i) =>
-    `"${i.path.join(".") || "(root)"}": ${i.message.replace(/^Invalid input: /, "")}`
-  );
+/** Each issue as `"key" = value given: what is wrong` (the value left out where there is none). */
+function describeIssues(error: z.ZodError, json?: unknown): string {
+  const issues = error.issues.map((i) => {
+    let at: unknown = json;
+    for (const k of i.path) {
+      at = typeof at === "object" && at !== null ? (at as Record<PropertyKey, unknown>)[k] : undefined;
+    }
+    const given = at === undefined ? "" : ` = ${JSON.stringify(at)?.slice(0, 80)}`;
+    return `"${i.path.join(".") || "(root)"}"${given}: ${i.message.replace(/^Invalid input: /, "")}`;
+  });
   return `is malformed: ${issues.join("; ")}`;
 }
 

@@ -297,3 +297,32 @@ export function checkTensors(
     ].join("\n"),
   );
 }
+
+/**
+ * Refuses a file with a NaN or infinite float: training stops before it would save one (a
+ * non-finite loss is never checkpointed), so such values mean the file was damaged or written by
+ * something else, and a model loaded from it would only ever produce NaN.
+ */
+export function checkFinite(file: SafetensorsFile, source: string): void {
+  const bad = nonFiniteTensors(file.tensors);
+  if (!bad) return;
+  throw new CheckpointError(
+    `${source}: ${bad}; a run never saves those, so the file is damaged (use an earlier checkpoint or retrain)`,
+  );
+}
+
+/** "2 tensor(s) hold non-finite values: a.w (NaN at index 3), ..." or undefined when all are finite. */
+export function nonFiniteTensors(tensors: ReadonlyMap<string, SafeTensor>): string | undefined {
+  const bad: string[] = [];
+  let count = 0;
+  for (const [name, t] of tensors) {
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
+    const first = t.data.findIndex((x) => !Number.isFinite(x));
+    if (first < 0) continue;
+    count++;
+    if (bad.length < 3) bad.push(`${name} (${t.data[first]} at index ${first})`);
+  }
+  if (count === 0) return undefined;
+  const more = count > bad.length ? ` and ${count - bad.length} more` : "";
+  return `${count} tensor(s) hold non-finite values: ${bad.join(", ")}${more}`;
+}

@@ -24,7 +24,11 @@ function inferSchema(defaults: Record<string, unknown>): z.ZodType {
   return z.object(shape).strict();
 }
 
-/** The validated config: defaults, then `overrides` (from the CLI or a caller), checked by the schema. */
+/**
+ * The validated config: defaults, then `overrides` (from the CLI or a caller), checked by the schema.
+ * `overrides` may be nested or dotted (`{ "backbone.dim": 64 }`); each message names the key, the
+ * value as given and what is allowed (for an unknown key: the keys its group has).
+ */
 export function resolveConfig<C>(
   source: ConfigSource<C>,
   overrides: Record<string, unknown>,
@@ -32,16 +36,67 @@ export function resolveConfig<C>(
 ): C {
   const schema = isSchema(source) ? source : inferSchema(source as Record<string, unknown>);
   const base = isSchema(source) ? {} : (source as Record<string, unknown>);
-  const result = schema.safeParse({ ...base, ...overrides });
+  const input = { ...base, ...overrides };
+  const result = schema.safeParse(input);
   if (result.success) return result.data as C;
   const lines = result.error.issues.map((issue) => {
-    const key = issue.path.join(".");
-    const given = key in overrides ? overrides[key] : key in base ? base[key] : undefined;
+    const key = issue.path.map(String).join(".");
     if (issue.code === "unrecognized_keys") {
-      const known = Object.keys((schema as unknown as { shape?: object }).shape ?? base).join(", ");
-      return `unknown config key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}; known keys: ${known}`;
+      const known = knownKeys(schema, base, issue.path);
+      const at = key ? ` in "${key}"` : "";
+      return `unknown config key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}${at}; known keys: ${
+        known.length > 0 ? known.join(", ") : "(none)"
+      }`;
     }
-    return `config "${key}" = ${JSON.stringify(given)}: ${issue.message}`;
+    return `config "${key}" = ${shown(givenAt(input, issue.path))}: ${issue.message}`;
   });
   throw new SpecError("config", `${lines.join("; ")}`, where);
+}
+
+/** A value for a message: JSON where it has a JSON form, else its string (`undefined`, `NaN`). */
+function shown(value: unknown): string {
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  return value === undefined ? "(not given)" : JSON.stringify(value);
+}
+
+/** The value at `path` of an input whose keys may be nested or dotted; the dotted form wins. */
+function givenAt(input: Record<string, unknown>, path: readonly PropertyKey[]): unknown {
+  const parts = path.map(String);
+  for (let split = parts.length; split > 0; split--) {
+    const head = parts.slice(0, split).join(".");
+    if (!(head in input)) continue;
+    let at: unknown = input[head];
+    for (const part of parts.slice(split)) at = isRecord(at) ? at[part] : undefined;
+    if (at !== undefined) return at;
+  }
+  return undefined;
+}
+
+/**
+ * The keys of the group at `path`, read off the schema's object shapes (through wrappers such as
+ * preprocess, optional and default, found by their structure, not their kind), else the defaults.
+ */
+function knownKeys(schema: z.ZodType, base: Record<string, unknown>, path: readonly PropertyKey[]): string[] {
+  let shape = objectShape(schema);
+  for (const part of path) shape = shape && objectShape(shape[String(part)]);
+  if (shape) return Object.keys(shape);
+  let at: unknown = base;
+  for (const part of path) at = isRecord(at) ? at[String(part)] : undefined;
+  return isRecord(at) ? Object.keys(at) : [];
+}
+
+/** The shape of the object schema `s` is or wraps (zod 4 keeps wrapped schemas in `_zod.def`). */
+function objectShape(s: unknown, depth = 0): Record<string, unknown> | undefined {
+  if (!isRecord(s) || depth > 8) return undefined;
+  if (isRecord(s.shape)) return s.shape;
+  const def = isRecord(s._zod) && isRecord(s._zod.def) ? s._zod.def : undefined;
+  for (const inner of ["out", "innerType", "schema", "in"]) {
+    const found = def && objectShape(def[inner], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
 }

@@ -185,7 +185,7 @@ Deno.test("loadCheckpoint explains what is wrong", async (t) => {
       await Deno.writeTextFile(`${ck}/run.json`, JSON.stringify({ ...run, step: -1, spec: { name: 3 } }));
       await rejects(
         loadCheckpoint(dir),
-        new RegExp(`^${ck}/run.json is malformed: "spec.path": .*; "spec.name": .*; .*"step": `),
+        new RegExp(`^${ck}/run.json is malformed: "spec.path": .*; "spec.name" = 3: .*; .*"step" = -1: `),
       );
       await Deno.writeTextFile(`${ck}/run.json`, JSON.stringify({ ...run, version: 2 }));
       await rejects(

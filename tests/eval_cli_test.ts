@@ -61,6 +61,7 @@ Deno.test("bad input exits 1 with a clear message and touches no file", async (t
   await Deno.writeTextFile(`${corrupt}/checkpoint/model.safetensors`, "definitely not safetensors");
   await Deno.writeTextFile(`${corrupt}/checkpoint/optimizer.safetensors`, "nor this");
   await Deno.writeTextFile(`${tmp}/digit.png`, "hello, I am text");
+  await Deno.writeFile(`${tmp}/one-byte.png`, Uint8Array.of(0x89));
   const out = `${tmp}/grid.png`;
   const cases: [string, string[], RegExp][] = [
     ["sample", [`${tmp}/missing`, "--prompt", "3", "--out", out], /run directory .*missing does not exist/],
@@ -71,6 +72,12 @@ Deno.test("bad input exits 1 with a clear message and touches no file", async (t
       [corrupt, "--prompt", "3", "--n", "0", "--out", out],
       /--n must be an integer in 1\.\.1024, got "0"/,
     ],
+    [
+      "sample",
+      [corrupt, "--prompt", "3", "--n", "100000"],
+      /--n must be an integer in 1\.\.1024, got "100000"/,
+    ],
+    ["sample", [corrupt, "--prompt", "3", "--steps", "0"], /--steps must be an integer >= 1, got "0"/],
     ["sample", [corrupt, "--prompt", "3", "--cfg=-2", "--out", out], /--cfg must be a number >= 0, got "-2"/],
     ["sample", [corrupt, "--prompt", "3", "--steps", "many"], /--steps must be an integer >= 1, got "many"/],
     ["sample", [corrupt, "--prompt", "3", "--sampler", "plms"], /--sampler must be one of ddpm, ddim/],
@@ -79,6 +86,12 @@ Deno.test("bad input exits 1 with a clear message and touches no file", async (t
     ["sample", [corrupt, "--prompt", "3", "--bogus"], /Unknown option '--bogus'/],
     ["caption", [corrupt, "--image", `${tmp}/digit.png`], /digit\.png: not a PNG file/],
     ["caption", [corrupt, "--image", `${tmp}/nope.png`], /--image .*nope\.png: no such file/],
+    [
+      "caption",
+      [corrupt, "--image", `${tmp}/one-byte.png`],
+      /one-byte\.png: not a PNG file \(no PNG signature\)/,
+    ],
+    ["caption", [corrupt, "--image", tmp], /--image .* is a directory/],
     ["caption", [corrupt], /--image is required/],
     ["caption", [empty, "--image", `${tmp}/digit.png`], /not a PNG file/],
     ["eval", [`${tmp}/missing`], /does not exist/],
@@ -193,7 +206,7 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       const r = await cli("sample", [
         run,
         "--prompt",
-        "a handwritten digit 3",
+        "digit 3", // the tiny spec's caption slot holds 8 bytes
         "--n",
         "3",
         "--steps",
@@ -207,6 +220,41 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       assert.deepEqual([png.width, png.height], [3 * 28 + 4 * 2, 28 + 2 * 2]);
       assert.deepEqual(await snapshot(run), runFiles);
     });
+
+    await t.step(
+      "a prompt longer than the caption slot is refused, in bytes; nothing is written",
+      async () => {
+        for (
+          const [prompt, message] of [
+            [
+              "a handwritten digit 3",
+              /"a handwritten digit 3" is 21 bytes of UTF-8, but this model's caption slot holds 8/,
+            ],
+            [
+              "数字三",
+              /"数字三" is 9 bytes of UTF-8 \(3 characters; each non-ASCII one takes 2 to 4 bytes\)/,
+            ],
+          ] as const
+        ) {
+          const r = await cli("sample", [
+            run,
+            "--prompt",
+            prompt,
+            "--n",
+            "1",
+            "--steps",
+            "1",
+            "--out",
+            `${dir}/no.png`,
+          ]);
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, message);
+          assert.doesNotMatch(r.stderr, /\n\s+at /);
+          assert.ok(!(await Deno.stat(`${dir}/no.png`).then(() => true, () => false)), "no file written");
+        }
+        assert.deepEqual(await snapshot(run), runFiles);
+      },
+    );
 
     await t.step("caption prints one caption per image", async () => {
       const test = testDigits();

@@ -9,6 +9,7 @@ import demo from "../examples/transfusion_demo.ts";
 import { compileModule, randomWeights } from "../cli/compile.ts";
 import { SMALL_DEMO } from "./fixtures/small_demo.ts";
 import { resolveConfig } from "../spec/mod.ts";
+import { gpuEnv } from "../runtime/gpu_env.ts";
 
 /** The demo spec's image side, as the server's model sees it. */
 const demoImageSize =
@@ -35,6 +36,16 @@ function readPng(bytes: Uint8Array): { width: number; height: number; colorType:
   return { width, height, colorType, raw: unzlibSync(joined) };
 }
 
+/** The resident set of process `pid` in KiB (Linux /proc); 0 where there is no /proc. */
+function residentKiB(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** Lines of `stream` until one matches `pattern`; returns the match. */
 async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<RegExpMatchArray> {
   let seen = "";
@@ -56,7 +67,11 @@ Deno.test("serve: GET /generate returns a PNG of the prompt's image", async (t) 
   const server = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
+      // The narrowest permissions that work (examples/serve.ts says why each is there), not -A.
+      `--allow-read=${dir}`,
+      "--allow-net=127.0.0.1",
+      "--allow-env=PORT,DENO_WEBGPU_BACKEND,XDG_RUNTIME_DIR,TMPDIR",
+      "--allow-sys=uid",
       "examples/serve.ts",
       "--module",
       dir,
@@ -65,6 +80,8 @@ Deno.test("serve: GET /generate returns a PNG of the prompt's image", async (t) 
       "--port",
       "0",
     ],
+    // The server may not write (no private XDG_RUNTIME_DIR of its own): it gets ours.
+    env: gpuEnv(),
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -104,6 +121,75 @@ Deno.test("serve: GET /generate returns a PNG of the prompt's image", async (t) 
       const unknown = await fetch(`${base}nope`);
       assert.equal(unknown.status, 404);
       await unknown.body?.cancel();
+      const cases: [string, RegExp][] = [
+        ["prompt=x&stepz=2", /unknown parameter "stepz"; \/generate takes prompt, steps, guidance/],
+        ["prompt=x&steps=2&steps=3", /steps is given 2 times/],
+        ["prompt=x&steps=-1", /steps must be an integer in 1\.\.1000, got "-1"/],
+        ["prompt=x&steps=2.5", /steps must be an integer/],
+        ["prompt=x&guidance=-1", /guidance must be a number in 0\.\.100, got "-1"/],
+        ["prompt=x&guidance=NaN", /guidance must be a number/],
+        ["prompt=x&seed=-1", /seed must be an integer in 0\.\.4294967295/],
+        ["prompt=x&scale=0", /scale must be an integer in 1\.\.64, got "0"/],
+        ["prompt=x&scale=1e9", /scale must be an integer in 1\.\.64/],
+        ["prompt=x&sampler=plms", /sampler must be one of ddpm, ddim, euler, heun, got "plms"/],
+        [`prompt=${"a".repeat(5000)}`, /is 5000 bytes of UTF-8, but this model's caption slot holds 22/],
+        [
+          `prompt=${encodeURIComponent("数字三の手書き画像です")}`,
+          /is 33 bytes of UTF-8 \(11 characters; each non-ASCII/,
+        ],
+      ];
+      for (const [query, reason] of cases) {
+        const response = await fetch(`${base}generate?${query}`);
+        const text = await response.text();
+        assert.equal(response.status, 400, `${query.slice(0, 40)}: ${text}`);
+        assert.match(text, reason);
+      }
+      const post = await fetch(`${base}generate?prompt=x`, { method: "POST" });
+      assert.equal(post.status, 405);
+      await post.body?.cancel();
+    });
+
+    await t.step("a non-ASCII prompt that fits the caption slot draws an image", async () => {
+      const response = await fetch(`${base}generate?prompt=${encodeURIComponent("数字 3")}&steps=1&scale=1`);
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.equal(readPng(new Uint8Array(await response.arrayBuffer())).width, demoImageSize);
+    });
+
+    await t.step("load: 60 requests, 20 at a time, all answered right; memory stays flat", async () => {
+      // A third draw (1 step, no guidance: one row), the rest are refusals; every response is checked.
+      const query = (i: number) =>
+        i % 3 === 0 ? `prompt=load&steps=1&guidance=0&scale=1&seed=${i}` : `prompt=load&steps=0&seed=${i}`;
+      const fire = async (i: number) => {
+        const response = await fetch(`${base}generate?${query(i)}`);
+        const body = new Uint8Array(await response.arrayBuffer());
+        return { i, status: response.status, body };
+      };
+      const round = async () => {
+        const results: Awaited<ReturnType<typeof fire>>[] = [];
+        for (let start = 0; start < 60; start += 20) {
+          results.push(...await Promise.all(Array.from({ length: 20 }, (_, k) => fire(start + k))));
+        }
+        return results;
+      };
+      const rss = () => residentKiB(server.pid);
+      const warm = await round();
+      const before = rss();
+      const again = await round();
+      const after = rss();
+      for (const r of [...warm, ...again]) {
+        if (r.i % 3 === 0) {
+          assert.equal(r.status, 200, new TextDecoder().decode(r.body));
+          assert.equal(readPng(r.body).width, demoImageSize);
+        } else {
+          assert.equal(r.status, 400);
+          assert.match(new TextDecoder().decode(r.body), /steps must be an integer/);
+        }
+      }
+      // Concurrency changes nothing: each seed gives the bytes it gave the first time.
+      warm.forEach((r, k) => assert.deepEqual(again[k]!.body, r.body, `request ${r.i}`));
+      // 60 more requests may not grow the server by more than 64 MiB (no per-request leak of buffers).
+      assert.ok(after - before < 64 * 1024, `resident memory ${before} KiB -> ${after} KiB`);
+      console.log(`serve load: 2 x 60 requests (20 at a time); server RSS ${before} KiB -> ${after} KiB`);
     });
   } finally {
     server.kill("SIGTERM");

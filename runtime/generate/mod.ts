@@ -49,7 +49,14 @@ export {
   IMAGE_STRIDE,
   type ImageSampling,
 } from "./interleaved.ts";
-export { captionPrompt, imagePrompt, type Prompt, type PromptPart, promptRow } from "./prompts.ts";
+export {
+  captionPrompt,
+  checkCaptionFits,
+  imagePrompt,
+  type Prompt,
+  type PromptPart,
+  promptRow,
+} from "./prompts.ts";
 export {
   DIGIT_SIDE,
   digitFromModelImage,

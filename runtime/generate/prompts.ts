@@ -5,6 +5,7 @@
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
 import { captionIds, sequenceGeometry } from "../../spec/transfusion/sequence.ts";
 import { SPECIAL } from "../tokenizer.ts";
+import { SamplingError } from "./prediction.ts";
 import type { Row, RowGeometry, RowImage } from "./rows.ts";
 
 /** Text (UTF-8 bytes), raw token ids, or a clean image (C*H*W in [-1, 1]; laid out as BOI patches EOI). */
@@ -24,6 +25,29 @@ export interface Prompt {
 export function captionPrompt(caption: string, config: TransfusionConfig, id?: number): Prompt {
   const { ids } = captionIds(caption, sequenceGeometry(config));
   return { parts: [{ tokens: [...ids, SPECIAL.boi] }], ...(id === undefined ? {} : { id }) };
+}
+
+/**
+ * Refuses a caption prompt longer than the model's caption slot, which `captionPrompt` would cut
+ * (training cuts long captions the same way, but a person asking for an image should know that the
+ * end of the prompt was never seen). The slot counts UTF-8 bytes, so non-ASCII text is longer than
+ * it looks; that is said when it matters.
+ */
+export function checkCaptionFits(caption: string, config: TransfusionConfig): void {
+  const bytes = new TextEncoder().encode(caption).length;
+  const slot = config.text.captionLength;
+  if (bytes <= slot) return;
+  const shown = caption.length > 40
+    ? `${JSON.stringify(caption.slice(0, 40)).slice(0, -1)}..."`
+    : JSON.stringify(caption);
+  // deno-lint-ignore no-control-regex
+  const wide = /[^\u0000-\u007f]/.test(caption)
+    ? ` (${caption.length} characters; each non-ASCII one takes 2 to 4 bytes)`
+    : "";
+  throw new SamplingError(
+    `the prompt ${shown} is ${bytes} bytes of UTF-8${wide}, but this model's caption slot holds ` +
+      `${slot} (text.captionLength); shorten it to ${slot} bytes or fewer`,
+  );
 }
 
 /** Image-first captioning: a clean image, then the model's text. */

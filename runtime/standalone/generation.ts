@@ -8,7 +8,7 @@ import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
 import type { Executor } from "../executor.ts";
 import { CACHED_ENTRIES, cachedModel, hasCachedEntries } from "../generate/cached_model.ts";
 import { generate, type GenerationRequest } from "../generate/interleaved.ts";
-import { captionPrompt, imagePrompt, type Prompt } from "../generate/prompts.ts";
+import { captionPrompt, checkCaptionFits, imagePrompt, type Prompt } from "../generate/prompts.ts";
 import { SamplingError } from "../generate/prediction.ts";
 import { type SequenceModel, uncachedModel } from "../generate/sequence_model.ts";
 import type { GenerateRequest, GenerateResult } from "./api.ts";
@@ -69,6 +69,7 @@ async function generateOne(model: SequenceModel, request: GenerateRequest): Prom
 function resolve(request: GenerateRequest, config: TransfusionConfig) {
   if (typeof request?.prompt !== "string") throw new SamplingError("generate: prompt must be a string");
   const asText = (request.promptAs ?? "caption") === "text";
+  if (!asText) checkCaptionFits(request.prompt, config);
   const prompt: Prompt = asText
     ? { parts: [{ text: request.prompt }] }
     : captionPrompt(request.prompt, config);

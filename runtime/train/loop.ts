@@ -24,6 +24,7 @@ import { StepsInFlight } from "./in_flight.ts";
 import type { DeviceHandle } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { learningRate } from "../schedule.ts";
+import { nonFiniteInput } from "./batch_check.ts";
 import { type PreparedRun, prepareRun } from "./prepare.ts";
 import { LogClock, logLine, type LogRecord } from "./progress.ts";
 import { appendLog, type LogLine, readLog, rewriteLog, writeLossCurve, writeSettings } from "./run_dir.ts";
@@ -128,8 +129,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const average = await startAverage(run, executor, opts.onNote);
     await Deno.mkdir(opts.out, { recursive: true });
     // A resume drops what was logged after its checkpoint: those steps are trained again.
-    const lines = run.checkpoint ? await readLog(opts.out, startStep) : [];
-    if (run.checkpoint) await rewriteLog(opts.out, lines);
+    const lines = opts.resume ? await readLog(opts.out, startStep) : [];
+    if (opts.resume) await rewriteLog(opts.out, lines);
     return result(await loop(opts, run, executor, lines, average));
   } finally {
     executor.destroy();
@@ -202,6 +203,7 @@ async function loop(
   const firstStep = executor.step;
   const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
   let paused = 0; // saves and samples, left out of wallMs
+  let refused: ((kept: number) => TrainError) | undefined; // a batch that must not be trained on
   const timed = () => ({
     ...time,
     steps: executor.step - firstStep,
@@ -211,12 +213,25 @@ async function loop(
   try {
     while (true) {
       // Submit until the queue is full, a boundary step is in it, the run is done, or aborted.
-      while (!inFlight.full && executor.step < total && !aborted()) {
+      while (!inFlight.full && executor.step < total && !aborted() && !refused) {
         const newest = inFlight.newest;
         if (newest !== undefined && boundary(newest)) break;
         const lr = learningRate(executor.step, schedule);
         const t0 = performance.now();
         const batch = run.batchAt(executor.step);
+        // A NaN in the inputs can give a finite loss (lavapipe's min/max drop NaN) while spoiling
+        // the parameters, so the host part of every batch is checked before it is trained on. The
+        // steps in flight before it are still taken out first: an earlier fault is named first.
+        const bad = nonFiniteInput(batch);
+        if (bad) {
+          const step = executor.step + 1;
+          refused = (kept: number) =>
+            new TrainError(
+              `the batch of step ${step} holds ${bad} (from the spec's data source); stopping ` +
+                `before training on it (the checkpoint of step ${kept} stays)`,
+            );
+          break;
+        }
         const t1 = performance.now();
         inFlight.add(await executor.submit("trainStep", batch, { lr }), lr);
         if (average && executor.step % settings.emaEvery === 0) await average.update(executor.step);
@@ -224,6 +239,7 @@ async function loop(
         time.submitMs += performance.now() - t1;
       }
       if (inFlight.size === 0) {
+        if (refused) throw refused(savedAt);
         return { step: executor.step, interrupted: executor.step < total, records, time: timed() };
       }
 
@@ -237,9 +253,11 @@ async function loop(
       for (const [name, values] of Object.entries(rest)) metrics[name] = values[0]!;
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         await inFlight.discard();
-        const what = Number.isFinite(loss) ? `the gradient norm is ${gradNorm}` : `the loss is ${loss}`;
+        const what = Number.isFinite(loss)
+          ? `the gradient norm is ${gradNorm} at step ${step} (loss ${loss})`
+          : `the loss is ${loss} at step ${step}`;
         throw new TrainError(
-          `${what} at step ${step}; stopping without saving it (the checkpoint of step ` +
+          `${what}; stopping without saving it (the checkpoint of step ` +
             `${savedAt} stays). Try a lower --lr, a longer --warmup or --clip`,
         );
       }

@@ -13,7 +13,7 @@ import { checkAgainstParams } from "../safetensors.ts";
 import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { resolveRunConfig, resolveRunDims } from "./bindings.ts";
 import { resumeMismatches, savedBindings } from "./resume.ts";
-import { readSavedSettings, refuseExistingRun } from "./run_dir.ts";
+import { readSavedSettings, refuseExistingRun, stoppedBeforeFirstCheckpoint } from "./run_dir.ts";
 import { type SampleHook, sampleHookFor } from "./sample_hooks.ts";
 import { resolveSettings, TrainError, type TrainSettings } from "./settings.ts";
 import type { TrainOptions } from "./loop.ts";
@@ -58,7 +58,10 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
         `another run's parameters; give one of them`,
     );
   }
-  if (opts.resume) {
+  if (opts.resume && await stoppedBeforeFirstCheckpoint(dir)) {
+    notes.push(`${dir} has no checkpoint yet (the run stopped before its first save): starting it over`);
+    savedSettings = await readSavedSettings(dir);
+  } else if (opts.resume) {
     checkpoint = await loadCheckpoint(dir);
     savedSettings = { ...await readSavedSettings(dir), seed: checkpoint.run.rng.seed };
     if (checkpoint.run.spec.hash !== spec.hash) {

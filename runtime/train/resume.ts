@@ -19,6 +19,13 @@ export function resumeMismatches(checkpoint: Checkpoint, plan: Plan): string[] {
     problems.push(e.message);
   }
   const run = `${checkpoint.path}/${CHECKPOINT_FILES.run}`;
+  const saved = checkpoint.run.spec;
+  if (saved.name !== plan.model) {
+    problems.push(
+      `the model is "${plan.model}" here but "${saved.name}" (${saved.path}) in ${run}: a checkpoint of ` +
+        `another spec (--init-from starts a new run from its parameters when they fit)`,
+    );
+  }
   for (const [key, here, saved] of differences(flatten(plan.config), flatten(checkpoint.run.config))) {
     problems.push(`config ${key} is ${here} here but ${saved} in ${run} (--set ${key}=${saved} to match)`);
   }

@@ -18,6 +18,13 @@ export type LogLine = Readonly<Record<string, number | null>> & { readonly step:
 
 /** Refuses to start a new run where one already is, so its checkpoint cannot be overwritten. */
 export async function refuseExistingRun(dir: string): Promise<void> {
+  const info = await Deno.stat(dir).catch((e) => {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return undefined;
+    throw e;
+  });
+  if (info && !info.isDirectory) {
+    throw new TrainError(`--out ${dir} is a file, not a directory; name a new or existing run directory`);
+  }
   const found: string[] = [];
   for (const name of RUN_MARKERS) if (await exists(`${dir}/${name}`)) found.push(name);
   if (found.length === 0) return;
@@ -25,6 +32,17 @@ export async function refuseExistingRun(dir: string): Promise<void> {
     `${dir} already holds a run (${found.join(", ")}); pass --resume to continue it, ` +
       `or --out <another dir> to start a new one`,
   );
+}
+
+/**
+ * Whether DIR holds a run stopped before its first checkpoint (killed during its first steps or its
+ * first save): a log, but no checkpoint folder. `--resume` then starts it over from step 0, which
+ * loses nothing; an empty or missing DIR is not this (a mistyped --out should not start a run).
+ */
+export async function stoppedBeforeFirstCheckpoint(dir: string): Promise<boolean> {
+  if (!(await exists(`${dir}/${RUN_FILES.log}`))) return false;
+  for (const name of RUN_MARKERS) if (name !== RUN_FILES.log && await exists(`${dir}/${name}`)) return false;
+  return true;
 }
 
 /** Settings saved with the checkpoint, or undefined for a run directory without them. */
@@ -114,7 +132,8 @@ export async function exists(path: string): Promise<boolean> {
     await Deno.stat(path);
     return true;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    // NotADirectory: a part of the path is a file (an --out that names one), so nothing is there.
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
     throw e;
   }
 }

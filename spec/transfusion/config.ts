@@ -131,7 +131,8 @@ export function rowGeometry(
   return { grid, P, minSeq: 1 + c.text.captionLength + c.image.imagesPerRow * (P + 2) };
 }
 
-const int = (min: number, max: number) => {
+/** An integer in [min, max], the message saying so (also used by the spec's `training` options). */
+export const int = (min: number, max: number) => {
   const error = `must be an integer in [${min}, ${max}]`;
   return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
@@ -140,7 +141,8 @@ const lossScale = () => {
   const error = "must be a power of two in [1, 16777216]";
   return int(1, 2 ** 24).refine((s) => (s & (s - 1)) === 0, { error }).optional();
 };
-const real = (min: number, max: number, open: "(" | "[" = "[") => {
+/** A number in [min, max] (or (min, max] with open "("), the message saying so. */
+export const real = (min: number, max: number, open: "(" | "[" = "[") => {
   const error = `must be a number in ${open}${min}, ${max}]`;
   const base = z.number({ error }).max(max, { error });
   return open === "(" ? base.gt(min, { error }) : base.min(min, { error });

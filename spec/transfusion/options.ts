@@ -11,6 +11,7 @@ import {
   configSchema,
   type DeepPartial,
   DEFAULTS,
+  real,
   rowGeometry,
   type TransfusionConfig,
   valueAt,
@@ -27,17 +28,27 @@ export interface TransfusionOptions extends DeepPartial<TransfusionConfig> {
 
 const MODEL_KEYS = ["name", "batch", "training", "data"] as const;
 
+/** A number (an integer with `integer`) >= min, or < below when given. */
+const atLeast = (min: number, integer: boolean, below?: number) => {
+  const error = `must be ${integer ? "an integer" : "a number"} >= ${min}${
+    below === undefined ? "" : ` and < ${below}`
+  }`;
+  const n = z.number({ error }).min(min, { error });
+  const checked = integer ? n.int({ error }) : n;
+  return below === undefined ? checked : checked.lt(below, { error });
+};
+
 const trainingSchema = z.strictObject({
-  steps: z.number().int().min(1),
-  batch: z.number().int().min(1),
-  lr: z.number().min(0).max(10),
-  warmup: z.number().int().min(0),
-  lrFloor: z.number().min(0).max(10),
-  beta1: z.number().min(0).lt(1),
-  beta2: z.number().min(0).lt(1),
-  eps: z.number().gt(0).max(1),
-  weightDecay: z.number().min(0).max(10),
-  clip: z.number().min(0),
+  steps: atLeast(1, true),
+  batch: atLeast(1, true),
+  lr: real(0, 10),
+  warmup: atLeast(0, true),
+  lrFloor: real(0, 10),
+  beta1: atLeast(0, false, 1),
+  beta2: atLeast(0, false, 1),
+  eps: real(0, 1, "("),
+  weightDecay: real(0, 10),
+  clip: atLeast(0, false),
 }).partial();
 
 /**
