@@ -3,7 +3,8 @@
  *    [--micro-batch N] [--steps N] [--seed S] [--data-steps N]`
  *
  * Writes the spec's loss entry as a PyTorch project (export/torch_export.ts): model.py, train.py
- * (run it with `python3 -m torch.distributed.run --nproc_per_node 2 DIR/train.py --out RUN`),
+ * (run it with `python3 -m torch.distributed.run --redirects 2 --tee 2 --nproc_per_node 2 DIR/train.py
+ * --out RUN`; the two flags work around torch 1.13 on Python 3.11),
  * grads.py, export.json, init/ (a checkpoint of ours to start from) and, with --data-steps, the
  * project's batches for those steps as data/step_NNNNNN.safetensors.
  */
@@ -70,7 +71,10 @@ async function main() {
     `exported ${result.traced.name} (batch ${result.batch}, micro-batch ${result.microBatch}, ` +
       `${result.params.length} parameter tensors) to ${values.out}: ${result.files.length} files`,
   );
-  console.log(`train: python3 -m torch.distributed.run --nproc_per_node 2 ${values.out}/train.py --out RUN`);
+  // --redirects/--tee 2: Debian's torch 1.13 on Python 3.11 cannot parse torchrun's default "0" for them.
+  console.log(
+    `train: python3 -m torch.distributed.run --redirects 2 --tee 2 --nproc_per_node 2 ${values.out}/train.py --out RUN`,
+  );
 }
 
 if (import.meta.main) await runCli(main);
