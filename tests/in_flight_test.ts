@@ -81,45 +81,62 @@ Deno.test("a pipelined run equals the synchronous loop bit for bit: losses, para
   });
 });
 
-Deno.test("a NaN with steps in flight stops at the step it first appears; the last good checkpoint stays", async () => {
-  await withDir(async (dir) => {
-    // From step 11 on (0-based batch 10) the targets are NaN; checkpoints every 4 steps, 8 in flight.
-    const broken: AnyModel = {
+Deno.test("a fault with steps in flight stops at the step it first appears; the last good checkpoint stays", async (t) => {
+  // From step 11 on (0-based batch 10) the targets are bad; checkpoints every 4 steps, 8 in flight.
+  const from = (bad: number) =>
+    ({
       ...tiny,
-      data: (c, dims) => {
-        const good = tiny.data!(c as never, dims);
+      data: (c: never, dims: Readonly<Record<string, number>>) => {
+        const good = tiny.data!(c, dims);
         const batch = (step: number, seed: number) => {
           const { x, y } = good.batch(step, seed);
-          return { x: x!, y: step < 10 ? y! : Array.from(y!, () => NaN) };
+          return { x: x!, y: step < 10 ? y! : Array.from(y!, () => bad) };
         };
         return { ...good, batch };
       },
-    };
-    const out = `${dir}/run`;
-    const logged: number[] = [];
-    await assert.rejects(
-      train({
-        model: broken,
-        specPath: TINY_SPEC_PATH,
-        out,
-        settings: { steps: 30, checkpointEvery: 4, logEvery: 1, inFlight: 8 },
-        onLog: (r) => logged.push(r.step),
-      }),
-      (e: Error) =>
-        e instanceof TrainError &&
-        /the loss is NaN at step 11; stopping without saving it \(the checkpoint of step 8 stays\)/.test(
-          e.message,
-        ),
-    );
-    assert.deepEqual(logged, Array.from({ length: 10 }, (_, i) => i + 1), "every good step logged, in order");
-    const kept = await loadCheckpoint(out);
-    assert.equal(kept.run.step, 8, "the last good checkpoint stays");
-    for (const [name, t] of kept.model.tensors) {
-      assert.ok([...t.data].every((v) => Number.isFinite(Number(v))), `${name} is finite`);
-    }
-    const log = (await Deno.readTextFile(`${out}/${RUN_FILES.log}`)).trim().split("\n");
-    assert.equal(log.length, 10);
-  });
+    }) as AnyModel;
+  const cases = [
+    // 1e30 is finite on the host; its square overflows f32 on the device: the loss of step 11 is inf.
+    {
+      name: "a loss that overflows",
+      bad: 1e30,
+      message: /the loss is Infinity at step 11; stopping without/,
+    },
+    // A NaN input is refused before it is trained on, after the steps in flight before it are checked.
+    { name: "a NaN in a batch", bad: NaN, message: /the batch of step 11 holds y\[0\] = NaN .*step 8 stays/ },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      await withDir(async (dir) => {
+        const out = `${dir}/run`;
+        const logged: number[] = [];
+        await assert.rejects(
+          train({
+            model: from(c.bad),
+            specPath: TINY_SPEC_PATH,
+            out,
+            settings: { steps: 30, checkpointEvery: 4, logEvery: 1, inFlight: 8 },
+            onLog: (r) => logged.push(r.step),
+          }),
+          (e: Error) =>
+            e instanceof TrainError && c.message.test(e.message) &&
+            /checkpoint of step 8 stays/.test(e.message),
+        );
+        assert.deepEqual(
+          logged,
+          Array.from({ length: 10 }, (_, i) => i + 1),
+          "every good step logged, in order",
+        );
+        const kept = await loadCheckpoint(out);
+        assert.equal(kept.run.step, 8, "the last good checkpoint stays");
+        for (const [name, tensor] of kept.model.tensors) {
+          assert.ok([...tensor.data].every((v) => Number.isFinite(Number(v))), `${name} is finite`);
+        }
+        const log = (await Deno.readTextFile(`${out}/${RUN_FILES.log}`)).trim().split("\n");
+        assert.equal(log.length, 10);
+      });
+    });
+  }
 });
 
 Deno.test("the device moving average follows the host formula, folded every k steps", async () => {
