@@ -7,7 +7,7 @@ import type { EntryPlan, Plan } from "../compiler/plan.ts";
 import { describeAdapter, type DeviceHandle, Executor, openDevice } from "../runtime/mod.ts";
 import { type Profile, profileEntry, type Timing } from "../runtime/profile/mod.ts";
 import { resolveRunDims } from "../runtime/train/bindings.ts";
-import { resolveSettings } from "../runtime/train/settings.ts";
+import { optimizerOf, resolveSettings } from "../runtime/train/settings.ts";
 import type { AnyModel } from "../spec/mod.ts";
 
 /** The plan `deno task train` would build (its dims, optimizer and adapter class), for one entry. */
@@ -24,13 +24,7 @@ export function trainingPlan(
     entries: [opts.entry],
     adapterClass: adapter.adapterClass,
     adapterKey: adapter.cacheKey,
-    optimizer: {
-      beta1: settings.beta1,
-      beta2: settings.beta2,
-      eps: settings.eps,
-      weightDecay: settings.weightDecay,
-      clipNorm: settings.clip,
-    },
+    optimizer: optimizerOf(settings),
   });
 }
 

@@ -6,25 +6,18 @@
  */
 import assert from "node:assert/strict";
 import tiny from "./fixtures/tiny_regression.ts";
-import { TINY_SPEC_PATH, tinyOptions, withTempDir } from "./fixtures/tiny_runs.ts";
+import { TINY_SPEC_PATH, tinyOptions, trained, withTempDir } from "./fixtures/tiny_runs.ts";
 import type { AnyModel } from "../spec/mod.ts";
 import { compile } from "../compiler/mod.ts";
 import { Executor, type RunResults, type SubmittedRun } from "../runtime/executor.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
-import { type LogRecord, RUN_FILES, train, TrainError } from "../runtime/train/mod.ts";
+import { RUN_FILES, train, TrainError } from "../runtime/train/mod.ts";
 import { StepsInFlight } from "../runtime/train/in_flight.ts";
 import { DeviceAverage } from "../runtime/train/device_average.ts";
 import { WeightAverage } from "../runtime/train/weight_average.ts";
 import { resolveConfig } from "../spec/mod.ts";
 
 const withDir = (f: (dir: string) => Promise<void>) => withTempDir("in_flight_test_", f);
-const trained = (r: LogRecord) => ({
-  step: r.step,
-  loss: r.loss,
-  metrics: r.metrics,
-  lr: r.lr,
-  g: r.gradNorm,
-});
 
 const submitted = (step: number, results: Promise<RunResults>): SubmittedRun => ({
   entry: "trainStep",

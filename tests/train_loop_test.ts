@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { exists } from "../runtime/train/run_dir.ts";
 import tiny from "./fixtures/tiny_regression.ts";
-import { TINY_SPEC_PATH, tinyOptions, withTempDir } from "./fixtures/tiny_runs.ts";
+import { TINY_SPEC_PATH, tinyOptions, trained, withTempDir } from "./fixtures/tiny_runs.ts";
 import type { AnyModel } from "../spec/mod.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import {
@@ -25,15 +25,6 @@ import { LogClock, logLine } from "../runtime/train/progress.ts";
 const SPEC_PATH = TINY_SPEC_PATH;
 const withDir = (f: (dir: string) => Promise<void>) => withTempDir("train_loop_test_", f);
 const options = tinyOptions;
-
-/** What must agree between two runs of the same steps: everything but timings. */
-const trained = (r: LogRecord) => ({
-  step: r.step,
-  loss: r.loss,
-  metrics: r.metrics,
-  lr: r.lr,
-  g: r.gradNorm,
-});
 
 Deno.test("the loss falls and the run directory holds checkpoint, log and loss curve", async () => {
   await withDir(async (dir) => {

@@ -15,7 +15,7 @@ import { resolveRunConfig, resolveRunDims } from "./bindings.ts";
 import { resumeMismatches, savedBindings } from "./resume.ts";
 import { readSavedSettings, refuseExistingRun, stoppedBeforeFirstCheckpoint } from "./run_dir.ts";
 import { type SampleHook, sampleHookFor } from "./sample_hooks.ts";
-import { resolveSettings, TrainError, type TrainSettings } from "./settings.ts";
+import { optimizerOf, resolveSettings, TrainError, type TrainSettings } from "./settings.ts";
 import type { TrainOptions } from "./loop.ts";
 
 export interface PreparedRun {
@@ -109,13 +109,7 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
     adapterKey: describeAdapter(handle).cacheKey,
     // The moving average is a kernel of the plan (device_average.ts), so --ema costs no readback.
     average: settings.ema > 0,
-    optimizer: {
-      beta1: settings.beta1,
-      beta2: settings.beta2,
-      eps: settings.eps,
-      weightDecay: settings.weightDecay,
-      clipNorm: settings.clip,
-    },
+    optimizer: optimizerOf(settings),
   });
   if (checkpoint) {
     const problems = resumeMismatches(checkpoint, compiled);

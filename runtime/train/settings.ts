@@ -140,3 +140,9 @@ function checkSetting(key: keyof TrainSettings, value: unknown): void {
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** The AdamW settings of the plan a run compiles (compiler's CompileOptions.optimizer). */
+export function optimizerOf(settings: TrainSettings) {
+  const { beta1, beta2, eps, weightDecay, clip } = settings;
+  return { beta1, beta2, eps, weightDecay, clipNorm: clip };
+}
