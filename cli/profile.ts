@@ -12,8 +12,8 @@
  * Prints the step's totals and the kernels with the most GPU time beside their roofline bounds. The
  * trace goes to `--out`, default runs/traces/<model>_<entry>.json.
  */
-import { parseArgs } from "node:util";
 import { openDevice } from "../runtime/mod.ts";
+import { parseFlags } from "../runtime/generate/flags.ts";
 import { type Profile, toTrace } from "../runtime/profile/mod.ts";
 import { kernelTimes } from "../runtime/profile/measure.ts";
 import { TrainError } from "../runtime/train/settings.ts";
@@ -26,7 +26,7 @@ const USAGE = "usage: deno task profile <spec.ts> [--entry NAME] [--out trace.js
   "[--dim name=N]... [--warmup N] [--host-timed]";
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags();
+  const { values, positionals } = flags();
   const path = positionals[0];
   if (!path || positionals.length > 1) throw new UsageError(USAGE);
   const warmup = Number(values.warmup);
@@ -91,26 +91,16 @@ export function summaryText(p: Profile, plan: Plan, inputs: string, top = 5): st
   ];
 }
 
-function parseFlags() {
-  try {
-    return parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        entry: { type: "string", default: "trainStep" },
-        out: { type: "string" },
-        set: { type: "string", multiple: true, default: [] },
-        dim: { type: "string", multiple: true, default: [] },
-        warmup: { type: "string", default: "2" },
-        "host-timed": { type: "boolean", default: false },
-      },
-    });
-  } catch (e) {
-    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      throw new UsageError(`${e.message.split("\n")[0]}\n${USAGE}`);
-    }
-    throw e;
-  }
+/** The flags; a malformed command line is a usage error (the sample/eval commands' parser). */
+function flags() {
+  return parseFlags(Deno.args, {
+    entry: { type: "string", default: "trainStep" },
+    out: { type: "string" },
+    set: { type: "string", multiple: true, default: [] },
+    dim: { type: "string", multiple: true, default: [] },
+    warmup: { type: "string", default: "2" },
+    "host-timed": { type: "boolean", default: false },
+  }, USAGE);
 }
 
 if (import.meta.main) await runCli(main);
