@@ -22,12 +22,6 @@ import { runCli, UsageError } from "./load_spec.ts";
 import classifierSpec from "../examples/digit_classifier.ts";
 import {
   asUsageErrors,
-  type DigitClassifier,
-  digitClassifier,
-  type DigitEval,
-  type DigitEvalOutput,
-  evaluateDigits,
-  formatDigitEval,
   intFlag,
   loadRun,
   type ModelRun,
@@ -38,6 +32,14 @@ import {
   type Weights,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
+import {
+  type DigitClassifier,
+  digitClassifier,
+  type DigitEval,
+  type DigitEvalOutput,
+  evaluateDigits,
+  formatDigitEval,
+} from "../data/mod.ts";
 
 export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
 export const CLASSIFIER_DIR = "runs/digit-classifier";
