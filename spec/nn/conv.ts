@@ -1,6 +1,6 @@
-import { fmtShape } from "../../compiler/ir/mod.ts";
+import { fmtShape, node } from "../../compiler/ir/mod.ts";
 import { concat } from "../functions.ts";
-import { fail, type Tensor } from "../tensor.ts";
+import { fail, Tensor } from "../tensor.ts";
 
 /** Stride, zero padding (the same on every side) and channel groups of a 2-D convolution. */
 export interface Conv2dOptions {
@@ -119,7 +119,8 @@ export function conv2dIm2col(
 }
 
 /**
- * 2-D convolution, NHWC: x [N, H, W, Cin], w [KH, KW, Cin/groups, Cout] -> [N, Ho, Wo, Cout] with
+ * 2-D convolution, NHWC, as the conv2d primitive (one implicit-GEMM kernel, bias and activation
+ * fused as its epilogue): x [N, H, W, Cin], w [KH, KW, Cin/groups, Cout] -> [N, Ho, Wo, Cout] with
  * Ho = floor((H + 2 padding - KH) / stride) + 1. Zero padding on every side; `groups` splits the
  * channels into independent convolutions (groups = Cin = Cout is depthwise).
  */
@@ -128,8 +129,9 @@ export function conv2d(
   w: Tensor<"f32", 4>,
   opts: Conv2dOptions = {},
 ): Tensor<"f32", 4> {
-  conv2dGeometry("conv2d", x.shape, w.shape, opts);
-  return conv2dIm2col(x, w, opts);
+  const g = conv2dGeometry("conv2d", x.shape, w.shape, opts);
+  const arg = { stride: g.stride, padding: g.padding, groups: g.groups };
+  return new Tensor<"f32", 4>(node("conv2d", [x.node, w.node], arg));
 }
 
 /** Options of `groupNorm`: per-channel scale and bias [C] (absent: 1 and 0), and eps. */
