@@ -49,6 +49,9 @@ export interface ShapesOptions {
   readonly evalBatches?: number;
 }
 
+/** Bytes of the longest caption over every colour and shape: the caption slot a spec needs. */
+export const SHAPES_CAPTION_BYTES = longestCaption({ colours: COLOUR_NAMES, kinds: SHAPE_KINDS });
+
 export type ShapesSplit = "train" | "held-out";
 
 /** The scenes, without the row assembly: what the eval and the tests draw from. */
