@@ -11,7 +11,12 @@
  * draws already, so a cheap bijection is shuffle enough and needs no table.
  */
 import type { DataSource } from "../spec/data.ts";
-import { assembleBatch, type Example, type LossInputs, type SequenceConfig } from "../spec/transfusion/sequence.ts";
+import {
+  assembleBatch,
+  type Example,
+  type LossInputs,
+  type SequenceConfig,
+} from "../spec/transfusion/sequence.ts";
 import { mix, uniform } from "./shapes_random.ts";
 import { renderScene } from "./shapes_render.ts";
 import {
@@ -82,7 +87,9 @@ export function shapesDataset(size: number, opts: ShapesOptions = {}): ShapesDat
       throw new Error(`shapes: ${name} must be an integer in 1..2^26, got ${n}`);
     }
   }
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`shapes: seed must be an integer >= 0, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new Error(`shapes: seed must be an integer >= 0, got ${seed}`);
+  }
   if (settings.heldOut.length === 0 && opts.heldOutScenes !== undefined) {
     throw new Error("shapes: heldOutScenes given but no (colour, shape) pair is held out");
   }
@@ -211,9 +218,15 @@ export function shapesCaptions(
     describe: () => {
       const s = dataset.settings;
       const held = s.heldOut.map(([c, k]) => `${c} ${k}`).join(", ");
-      return `Shapes: ${n} train / ${dataset.heldOutScenes} held-out scenes (${held || "nothing"} held out), ` +
-        `${s.colours.length} colours x ${s.kinds.length} shapes, ${Math.round(s.twoShapes * 100)}% two shapes, ` +
-        `${Math.round(captionFirst * 100)}% caption-first, ${Math.round(dropout * 100)}% condition dropout, ` +
+      return `Shapes: ${n} train / ${dataset.heldOutScenes} held-out scenes (${
+        held || "nothing"
+      } held out), ` +
+        `${s.colours.length} colours x ${s.kinds.length} shapes, ${
+          Math.round(s.twoShapes * 100)
+        }% two shapes, ` +
+        `${Math.round(captionFirst * 100)}% caption-first, ${
+          Math.round(dropout * 100)
+        }% condition dropout, ` +
         `${s.size}x${s.size} RGB`;
     },
   } as ShapesSource & { readonly kind: string };

@@ -18,15 +18,15 @@ import {
   type Quadrant,
   quadrantOf,
   type Relation,
+  relationOf,
   RELATIONS,
+  type SceneDescription,
   SHAPE_COLOURS,
   SHAPE_SIZES,
-  type SceneDescription,
   type ShapeColour,
   type ShapeKind,
   type ShapeSize,
   sidePixels,
-  relationOf,
 } from "./shapes_scene.ts";
 
 /** A shape as read from pixels or from a caption; attributes missing where nothing could be read. */
@@ -173,10 +173,13 @@ export function scoreReading(truth: SceneDescription, read: ReadScene, S: number
     const got = pick.map((j) => (j < 0 ? undefined : read.shapes[j]));
     const same = (k: "colour" | "kind" | "size") => named.every((n, i) => got[i]?.[k] === n[k]);
     const where = whereOf(pick, got, read, S) === truth.where;
-    const marks = named.reduce((m, n, i) => m + ["colour", "kind", "size"].filter((k) =>
-      got[i]?.[k as "colour"] === n[k as "colour"]
-    ).length, 0) + (where ? 1 : 0);
-    if (best && marks <= best.marks) continue;
+    const marks = named.reduce((m, n, i) =>
+      m + ["colour", "kind", "size"].filter((k) =>
+        got[i]?.[k as "colour"] === n[k as "colour"]
+      ).length, 0) + (where ? 1 : 0);
+    if (best && marks <= best.marks) {
+      continue;
+    }
     const count = read.shapes.length === named.length;
     const [colour, kind, size] = [same("colour"), same("kind"), same("size")];
     best = { count, colour, kind, size, where, all: count && colour && kind && size && where, marks };
@@ -195,7 +198,9 @@ function whereOf(
   if (got.some((g) => g === undefined)) return undefined;
   const centres = got.map((g) => g!.centre);
   if (centres.every((c) => c !== undefined)) {
-    return centres.length === 1 ? quadrantOf(centres[0]![0], centres[0]![1], S) : relationOf(centres[0]!, centres[1]!);
+    return centres.length === 1
+      ? quadrantOf(centres[0]![0], centres[0]![1], S)
+      : relationOf(centres[0]!, centres[1]!);
   }
   const w = read.where;
   if (w === undefined || pick.length !== 2) return pick.length === 1 ? w : undefined;

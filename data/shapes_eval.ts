@@ -13,7 +13,7 @@ import { type AttributeScore, readImage, SCORED_ATTRIBUTES, scoreReading } from 
 import { readCaption } from "./shapes_parse.ts";
 import { describeScene, type Scene, sceneCaption } from "./shapes_scene.ts";
 import type { ShapesDataset, ShapesSource, ShapesSplit } from "./shapes.ts";
-import { type ImageAutoencoder, reconstructionError, type ReconstructionError } from "./shapes_vae.ts";
+import { type ImageAutoencoder, type ReconstructionError, reconstructionError } from "./shapes_vae.ts";
 import {
   captionImages,
   generateImages,
@@ -86,7 +86,9 @@ export async function evaluateShapes(
 
   const drawn = [...scenes("held-out", opts.generate), ...scenes("train", opts.generate)];
   const prompts = drawn.map((s) => sceneCaption(describeScene(s)));
-  log(`generating ${prompts.length} images (${opts.generate} held-out and ${opts.generate} training captions)`);
+  log(
+    `generating ${prompts.length} images (${opts.generate} held-out and ${opts.generate} training captions)`,
+  );
   let started = performance.now();
   const images = await model.generate(prompts);
   const genSeconds = (performance.now() - started) / 1000;
@@ -115,7 +117,11 @@ export async function evaluateShapes(
   }
   const g = opts.generate, c = opts.captions;
   const result: ShapesEval = {
-    generation: { heldOut: summarize(genScores.slice(0, g)), train: summarize(genScores.slice(g)), seconds: genSeconds },
+    generation: {
+      heldOut: summarize(genScores.slice(0, g)),
+      train: summarize(genScores.slice(g)),
+      seconds: genSeconds,
+    },
     captioning: {
       heldOut: summarize(capScores.slice(0, c)),
       train: summarize(capScores.slice(c)),
@@ -192,7 +198,9 @@ export function formatShapesEval(r: ShapesEval): string {
     `held-out losses          ${losses || "none"}` +
     (r.heldOutLosses.batches ? `  (${r.heldOutLosses.batches} batches)` : ""),
     ae
-      ? `autoencoder              MSE ${ae.mse.toFixed(5)}  PSNR ${ae.psnr.toFixed(2)} dB  (${ae.count} held-out images, [-1, 1] range)`
+      ? `autoencoder              MSE ${ae.mse.toFixed(5)}  PSNR ${
+        ae.psnr.toFixed(2)
+      } dB  (${ae.count} held-out images, [-1, 1] range)`
       : "autoencoder              not measured (no --vae run given)",
   ].join("\n");
 }

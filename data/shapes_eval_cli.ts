@@ -27,7 +27,8 @@ import { evaluateShapes, formatShapesEval, runModel } from "./shapes_eval.ts";
 import { rgbGridPng } from "./shapes_png.ts";
 import { type ImageAutoencoder, openAutoencoder } from "./shapes_vae.ts";
 
-const USAGE = "usage: deno task eval <DIR> [--json] [--generate K] [--captions K] [--steps S] [--sampler M] " +
+const USAGE =
+  "usage: deno task eval <DIR> [--json] [--generate K] [--captions K] [--steps S] [--sampler M] " +
   "[--cfg W] [--seed S] [--loss-batches N] [--weights ema|raw] [--vae RUN] [--reconstruct N] [--out DIR]";
 
 const FLAGS = {
@@ -69,7 +70,11 @@ export async function evaluatesShapes(args: readonly string[]): Promise<boolean>
     const info = (await loadCheckpoint(dir)).run;
     const model = await loadSpec(info.spec.path);
     if (!model.data) return false;
-    const config = resolveConfig(model.config, (info.config ?? {}) as Record<string, unknown>, info.spec.path);
+    const config = resolveConfig(
+      model.config,
+      (info.config ?? {}) as Record<string, unknown>,
+      info.spec.path,
+    );
     return isShapesSource(model.data(config as never, { ...model.dims, ...info.dims }));
   } catch {
     return false;
@@ -112,8 +117,14 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
     );
     const S = source.dataset.settings.size;
     await Deno.mkdir(out, { recursive: true });
-    await Deno.writeFile(`${out}/generated_heldout.png`, rgbGridPng(samples.slice(0, generate).map((s) => s.image), S, 8));
-    await Deno.writeFile(`${out}/generated_seen.png`, rgbGridPng(samples.slice(generate).map((s) => s.image), S, 8));
+    await Deno.writeFile(
+      `${out}/generated_heldout.png`,
+      rgbGridPng(samples.slice(0, generate).map((s) => s.image), S, 8),
+    );
+    await Deno.writeFile(
+      `${out}/generated_seen.png`,
+      rgbGridPng(samples.slice(generate).map((s) => s.image), S, 8),
+    );
     await Deno.writeTextFile(`${out}/prompts.txt`, samples.map((s) => s.caption).join("\n") + "\n");
     if (reconstructions) {
       const rows: Float32Array[] = [];
@@ -136,7 +147,9 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
     console.log(
       values.json
         ? JSON.stringify(json)
-        : `${run.dir} at step ${run.info.step}, ${run.weights} weights\n${formatShapesEval(result)}\nwrote ${out}/`,
+        : `${run.dir} at step ${run.info.step}, ${run.weights} weights\n${
+          formatShapesEval(result)
+        }\nwrote ${out}/`,
     );
   } finally {
     autoencoder?.destroy();

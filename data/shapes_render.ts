@@ -10,7 +10,14 @@ import { type PlacedShape, type Scene, SHAPE_COLOURS, type ShapeKind, sidePixels
  * side x side box around the centre: a disc, the box, an upward triangle (apex top centre, base the
  * bottom edge) and a plus whose arms are a third of the side wide.
  */
-export function insideShape(kind: ShapeKind, cx: number, cy: number, side: number, x: number, y: number): boolean {
+export function insideShape(
+  kind: ShapeKind,
+  cx: number,
+  cy: number,
+  side: number,
+  x: number,
+  y: number,
+): boolean {
   const [dx, dy, r] = [x - cx, y - cy, side / 2];
   switch (kind) {
     case "circle":
@@ -29,8 +36,14 @@ export function insideShape(kind: ShapeKind, cx: number, cy: number, side: numbe
 /** Pixels of the shape in an S x S image, as a 0/1 mask [S * S]. */
 export function shapeMask(kind: ShapeKind, cx: number, cy: number, side: number, S: number): Uint8Array {
   const mask = new Uint8Array(S * S);
-  const [x0, x1] = [Math.max(0, Math.floor(cx - side / 2) - 1), Math.min(S - 1, Math.ceil(cx + side / 2) + 1)];
-  const [y0, y1] = [Math.max(0, Math.floor(cy - side / 2) - 1), Math.min(S - 1, Math.ceil(cy + side / 2) + 1)];
+  const [x0, x1] = [
+    Math.max(0, Math.floor(cx - side / 2) - 1),
+    Math.min(S - 1, Math.ceil(cx + side / 2) + 1),
+  ];
+  const [y0, y1] = [
+    Math.max(0, Math.floor(cy - side / 2) - 1),
+    Math.min(S - 1, Math.ceil(cy + side / 2) + 1),
+  ];
   for (let y = y0; y <= y1; y++) {
     for (let x = x0; x <= x1; x++) if (insideShape(kind, cx, cy, side, x + 0.5, y + 0.5)) mask[y * S + x] = 1;
   }
@@ -48,6 +61,6 @@ function paint(out: Float32Array, shape: PlacedShape, S: number): void {
   const mask = shapeMask(shape.kind, shape.cx, shape.cy, sidePixels(shape.size, S), S);
   const rgb = SHAPE_COLOURS[shape.colour];
   for (let i = 0; i < S * S; i++) {
-    if (mask[i]) for (let c = 0; c < 3; c++) out[c * S * S + i] = rgb[c]!;
+    if (mask[i]) { for (let c = 0; c < 3; c++) out[c * S * S + i] = rgb[c]!; }
   }
 }

@@ -103,12 +103,18 @@ export function checkSceneSettings(s: SceneSettings, where: string): void {
     throw new Error(`${where}: ${what}`);
   };
   if (!Number.isInteger(s.size) || s.size < 32) fail(`image size must be an integer >= 32, got ${s.size}`);
-  for (const c of s.colours) if (!(c in SHAPE_COLOURS)) fail(`unknown colour "${c}" (${COLOUR_NAMES.join(", ")})`);
-  for (const k of s.kinds) if (!SHAPE_KINDS.includes(k)) fail(`unknown shape "${k}" (${SHAPE_KINDS.join(", ")})`);
+  for (const c of s.colours) {
+    if (!(c in SHAPE_COLOURS)) fail(`unknown colour "${c}" (${COLOUR_NAMES.join(", ")})`);
+  }
+  for (const k of s.kinds) {
+    if (!SHAPE_KINDS.includes(k)) fail(`unknown shape "${k}" (${SHAPE_KINDS.join(", ")})`);
+  }
   if (s.colours.length === 0 || s.kinds.length === 0) fail("needs at least one colour and one shape");
   if (!(s.twoShapes >= 0 && s.twoShapes <= 1)) fail(`twoShapes must be in [0, 1], got ${s.twoShapes}`);
   for (const [c, k] of s.heldOut) {
-    if (!s.colours.includes(c) || !s.kinds.includes(k)) fail(`held-out pair "${c} ${k}" is not in the vocabulary`);
+    if (!s.colours.includes(c) || !s.kinds.includes(k)) {
+      fail(`held-out pair "${c} ${k}" is not in the vocabulary`);
+    }
   }
   if (s.heldOut.length >= s.colours.length * s.kinds.length) fail("every (colour, shape) pair is held out");
 }
@@ -181,18 +187,27 @@ export function shapePhrase(a: ShapeAttributes): string {
 export function sceneCaption(d: SceneDescription): string {
   const [first, second] = d.shapes;
   if (!first) throw new Error("sceneCaption: a scene has at least one shape");
-  return second ? `${shapePhrase(first)} ${d.where} ${shapePhrase(second)}` : `${shapePhrase(first)} at the ${d.where}`;
+  return second
+    ? `${shapePhrase(first)} ${d.where} ${shapePhrase(second)}`
+    : `${shapePhrase(first)} at the ${d.where}`;
 }
 
 /** The description of a scene (what its caption says). */
 export function describeScene(scene: Scene): SceneDescription {
-  return { shapes: scene.shapes.map(({ colour, kind, size }) => ({ colour, kind, size })), where: scene.where };
+  return {
+    shapes: scene.shapes.map(({ colour, kind, size }) => ({ colour, kind, size })),
+    where: scene.where,
+  };
 }
 
 /** Bytes of the longest caption the settings can produce (a caption slot must hold them). */
 export function longestCaption(s: Pick<SceneSettings, "colours" | "kinds">): number {
   const longest = <T extends string>(xs: readonly T[]) => xs.reduce((a, b) => (b.length > a.length ? b : a));
-  const shape: ShapeAttributes = { colour: longest(s.colours), kind: longest(s.kinds), size: longest(SHAPE_SIZES) };
+  const shape: ShapeAttributes = {
+    colour: longest(s.colours),
+    kind: longest(s.kinds),
+    size: longest(SHAPE_SIZES),
+  };
   const one = sceneCaption({ shapes: [shape], where: longest(QUADRANTS) }).length;
   const two = sceneCaption({ shapes: [shape, shape], where: longest(RELATIONS) }).length;
   return Math.max(one, two);

@@ -39,7 +39,9 @@ export function reconstructionError(
   let sum = 0, n = 0;
   inputs.forEach((x, i) => {
     const y = outputs[i]!;
-    if (y.length !== x.length) throw new Error(`reconstructionError: image ${i} has ${y.length} values, not ${x.length}`);
+    if (y.length !== x.length) {
+      throw new Error(`reconstructionError: image ${i} has ${y.length} values, not ${x.length}`);
+    }
     for (let k = 0; k < x.length; k++) sum += (x[k]! - y[k]!) ** 2;
     n += x.length;
   });
@@ -114,13 +116,17 @@ export async function openAutoencoder(dir: string): Promise<ImageAutoencoder> {
         const packed = new Float32Array(batch * perImage);
         part.forEach((img, i) => {
           if (img.length !== perImage) {
-            throw new UsageError(`${info.spec.path}: images of ${img.length} values, the autoencoder takes ${perImage}`);
+            throw new UsageError(
+              `${info.spec.path}: images of ${img.length} values, the autoencoder takes ${perImage}`,
+            );
           }
           packed.set(img, i * perImage);
         });
         const y = await run(packed);
         if (y.length !== packed.length) {
-          throw new UsageError(`${info.spec.path}: reconstructions of ${y.length / batch} values per image, not ${perImage}`);
+          throw new UsageError(
+            `${info.spec.path}: reconstructions of ${y.length / batch} values per image, not ${perImage}`,
+          );
         }
         for (let i = 0; i < part.length; i++) out.push(y.slice(i * perImage, (i + 1) * perImage));
       }

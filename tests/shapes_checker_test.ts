@@ -9,7 +9,8 @@ import { describeScene, type Scene, sceneCaption, SHAPE_KINDS } from "../data/sh
 const S = 32;
 const data = shapesDataset(S);
 const checker = { size: S, colours: data.settings.colours, kinds: data.settings.kinds };
-const scenes = (split: "train" | "held-out", n: number) => Array.from({ length: n }, (_, i) => data.scene(split, i));
+const scenes = (split: "train" | "held-out", n: number) =>
+  Array.from({ length: n }, (_, i) => data.scene(split, i));
 
 /** Fraction of scenes whose perturbed image the checker reads entirely right, and the first miss. */
 function accuracy(list: readonly Scene[], perturb: (x: Float32Array, i: number) => Float32Array) {
@@ -27,7 +28,9 @@ function accuracy(list: readonly Scene[], perturb: (x: Float32Array, i: number) 
 function noisy(sigma: number) {
   return (x: Float32Array, i: number) => {
     const random = uniform(mix(99, i));
-    return x.map((v) => v + sigma * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
+    return x.map((v) =>
+      v + sigma * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+    );
   };
 }
 
@@ -80,7 +83,10 @@ Deno.test("the checker says what is wrong: colour, kind, size, where, count", ()
   const truth = describeScene(scene);
   const one = truth.shapes[0]!;
   const image = (s: Scene) => readImage(renderScene(s, S), checker);
-  const changed = (patch: object) => ({ ...scene, shapes: [{ ...scene.shapes[0]!, ...patch }, ...scene.shapes.slice(1)] });
+  const changed = (patch: object) => ({
+    ...scene,
+    shapes: [{ ...scene.shapes[0]!, ...patch }, ...scene.shapes.slice(1)],
+  });
   const otherColour = one.colour === "red" ? "green" : "red";
   const otherKind = SHAPE_KINDS.find((k) => k !== one.kind)!;
   assert.deepEqual(
@@ -96,14 +102,19 @@ Deno.test("the checker says what is wrong: colour, kind, size, where, count", ()
   );
   // A single shape moved to the opposite quadrant.
   const single = scenes("train", 50).find((s) => s.shapes.length === 1)!;
-  const moved = { ...single, shapes: [{ ...single.shapes[0]!, cx: S - single.shapes[0]!.cx, cy: S - single.shapes[0]!.cy }] };
+  const moved = {
+    ...single,
+    shapes: [{ ...single.shapes[0]!, cx: S - single.shapes[0]!.cx, cy: S - single.shapes[0]!.cy }],
+  };
   const score = scoreReading(describeScene(single), readImage(renderScene(moved, S), checker), S);
   assert.deepEqual([score.where, score.colour, score.kind], [false, true, true]);
   assert.throws(() => readImage(new Float32Array(10), checker), /10 values, a \[3, 32, 32\] image has 3072/);
 });
 
 Deno.test("a pair read in the other order scores the same; a swapped relation does not", () => {
-  const pair = scenes("train", 50).find((s) => s.shapes.length === 2 && s.shapes[0]!.colour !== s.shapes[1]!.colour)!;
+  const pair = scenes("train", 50).find((s) =>
+    s.shapes.length === 2 && s.shapes[0]!.colour !== s.shapes[1]!.colour
+  )!;
   const truth = describeScene(pair);
   const [a, b] = truth.shapes;
   const inverse = { "left of": "right of", "right of": "left of", above: "below", below: "above" } as const;

@@ -12,21 +12,34 @@ const scenes = [0, 1].flatMap((k) =>
 
 /** A stand-in model that draws each caption's scene and names each image's scene, recoloured by `paint`. */
 function fakeModel(paint: (c: ShapeColour) => ShapeColour, opts: { captions?: boolean } = {}): ShapesModel {
-  const recolour = (s: Scene): Scene => ({ ...s, shapes: s.shapes.map((x) => ({ ...x, colour: paint(x.colour) })) });
+  const recolour = (s: Scene): Scene => ({
+    ...s,
+    shapes: s.shapes.map((x) => ({ ...x, colour: paint(x.colour) })),
+  });
   const byCaption = new Map(scenes.map((s) => [sceneCaption(describeScene(s)), s]));
   const byImage = new Map(scenes.map((s) => [data.image(s).join(), s]));
   return {
-    generate: (captions) => Promise.resolve(captions.map((c) => renderScene(recolour(byCaption.get(c)!), 32))),
+    generate: (captions) =>
+      Promise.resolve(captions.map((c) => renderScene(recolour(byCaption.get(c)!), 32))),
     caption: (images) =>
       Promise.resolve(
-        images.map((x) => (opts.captions === false ? "" : sceneCaption(describeScene(recolour(byImage.get(x.join())!))))),
+        images.map((
+          x,
+        ) => (opts.captions === false ? "" : sceneCaption(describeScene(recolour(byImage.get(x.join())!))))),
       ),
   };
 }
 
 Deno.test("a model that draws and names every scene right scores 100% on every attribute", async () => {
   const { result, samples } = await evaluateShapes(fakeModel((c) => c), data, { generate: 16, captions: 16 });
-  for (const split of [result.generation.heldOut, result.generation.train, result.captioning.heldOut, result.captioning.train]) {
+  for (
+    const split of [
+      result.generation.heldOut,
+      result.generation.train,
+      result.captioning.heldOut,
+      result.captioning.train,
+    ]
+  ) {
     assert.equal(split.count, 16);
     assert.deepEqual(Object.values(split.accuracy), [1, 1, 1, 1, 1, 1]);
   }
@@ -38,7 +51,10 @@ Deno.test("a model that draws and names every scene right scores 100% on every a
 
 Deno.test("wrong colours cost the colour attribute and all-correct, nothing else; empty captions score 0", async () => {
   const swap = (c: ShapeColour): ShapeColour => (c === "red" ? "cyan" : "red");
-  const { result } = await evaluateShapes(fakeModel(swap, { captions: false }), data, { generate: 16, captions: 16 });
+  const { result } = await evaluateShapes(fakeModel(swap, { captions: false }), data, {
+    generate: 16,
+    captions: 16,
+  });
   const g = result.generation.heldOut.accuracy;
   assert.deepEqual([g.count, g.kind, g.size, g.where, g.colour, g.all], [1, 1, 1, 1, 0, 0]);
   assert.deepEqual(Object.values(result.captioning.train.accuracy), [0, 0, 0, 0, 0, 0]);

@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
-import { isHeldOut, longestCaption, sceneCaption, describeScene, relationOf, quadrantOf } from "../data/shapes_scene.ts";
-import { isShapesSource, SHAPES_CAPTION_BYTES, shapesCaptions, type ShapesConfig, shapesDataset } from "../data/shapes.ts";
+import {
+  describeScene,
+  isHeldOut,
+  longestCaption,
+  quadrantOf,
+  relationOf,
+  sceneCaption,
+} from "../data/shapes_scene.ts";
+import {
+  isShapesSource,
+  SHAPES_CAPTION_BYTES,
+  shapesCaptions,
+  type ShapesConfig,
+  shapesDataset,
+} from "../data/shapes.ts";
 import { sidePixels } from "../data/shapes_scene.ts";
 import { shapeMask } from "../data/shapes_render.ts";
 import { mnistCaptions } from "../data/mnist_captions.ts";
@@ -44,13 +57,18 @@ Deno.test("shapes stay inside the image, apart from each other, and where their 
       const masks = scene.shapes.map((s) => shapeMask(s.kind, s.cx, s.cy, sidePixels(s.size, S), S));
       for (const s of scene.shapes) {
         const r = sidePixels(s.size, S) / 2;
-        assert.ok(s.cx - r >= 1 && s.cx + r <= S - 1 && s.cy - r >= 1 && s.cy + r <= S - 1, `${S}: scene ${i}`);
+        assert.ok(
+          s.cx - r >= 1 && s.cx + r <= S - 1 && s.cy - r >= 1 && s.cy + r <= S - 1,
+          `${S}: scene ${i}`,
+        );
       }
       if (masks.length === 2) {
         // No pixel of one shape touches (4-neighbour) a pixel of the other.
         for (let p = 0; p < S * S; p++) {
           if (!masks[0]![p]) continue;
-          for (const q of [p, p - 1, p + 1, p - S, p + S]) assert.ok(!masks[1]![q], `${S}: scene ${i} touches`);
+          for (const q of [p, p - 1, p + 1, p - S, p + S]) {
+            assert.ok(!masks[1]![q], `${S}: scene ${i} touches`);
+          }
         }
         const [a, b] = scene.shapes;
         assert.equal(relationOf([a!.cx, a!.cy], [b!.cx, b!.cy]), scene.where);
@@ -77,7 +95,10 @@ Deno.test("rows: captions in the slot, RGB images in [-1, 1], the same batch for
     const slot = row.slice(1, 1 + SHAPES_CAPTION_BYTES);
     const end = slot.indexOf(EOS);
     const text = new TextDecoder().decode(Uint8Array.from(end < 0 ? slot : slot.slice(0, end)));
-    assert.match(text, /^a (small|large) \w+ \w+ (at the (top|bottom) (left|right)|(left of|right of|above|below) a .+)$/);
+    assert.match(
+      text,
+      /^a (small|large) \w+ \w+ (at the (top|bottom) (left|right)|(left of|right of|above|below) a .+)$/,
+    );
   }
   assert.ok(captionFirst > 0);
   assert.equal(source.truncatedRows, 0);
@@ -98,7 +119,10 @@ Deno.test("every training scene is visited once per epoch", () => {
 });
 
 Deno.test("bad settings are refused by name", () => {
-  assert.throws(() => shapesCaptions({ ...CONFIG, image: { ...CONFIG.image, channels: 1 } }, DIMS), /channels must be 3, got 1/);
+  assert.throws(
+    () => shapesCaptions({ ...CONFIG, image: { ...CONFIG.image, channels: 1 } }, DIMS),
+    /channels must be 3, got 1/,
+  );
   assert.throws(
     () => shapesCaptions({ ...CONFIG, text: { ...CONFIG.text, captionLength: 40 } }, DIMS),
     /captionLength 40 is shorter than the longest caption \(58 bytes\)/,
@@ -107,8 +131,20 @@ Deno.test("bad settings are refused by name", () => {
   assert.throws(() => shapesDataset(32, { heldOut: [["red", "star" as never]] }), /held-out pair "red star"/);
   assert.throws(() => shapesCaptions(CONFIG, { batch: 0 }), /dims.batch must be a positive integer, got 0/);
   assert.throws(() => shapesCaptions(CONFIG, DIMS).evalBatch(128), /eval batch 128 is not in 0..127/);
-  assert.equal(longestCaption({ colours: ["red"], kinds: ["cross"] }), "a small red cross right of a small red cross".length);
-  assert.ok(!isShapesSource(mnistCaptions({ ...CONFIG, image: { ...CONFIG.image, channels: 1 }, text: { captionLength: 24, vocab: 261 }, seq: 43 }, DIMS)));
+  assert.equal(
+    longestCaption({ colours: ["red"], kinds: ["cross"] }),
+    "a small red cross right of a small red cross".length,
+  );
+  assert.ok(
+    !isShapesSource(
+      mnistCaptions({
+        ...CONFIG,
+        image: { ...CONFIG.image, channels: 1 },
+        text: { captionLength: 24, vocab: 261 },
+        seq: 43,
+      }, DIMS),
+    ),
+  );
 });
 
 Deno.test("RGB grids are PNGs of the images' colours", () => {
@@ -119,7 +155,14 @@ Deno.test("RGB grids are PNGs of the images' colours", () => {
   const s = d.scene("train", 0).shapes[0]!;
   const [x, y] = [2 + Math.floor(s.cx), 2 + Math.floor(s.cy)];
   const at = (y * png.width + x) * 4;
-  const want = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255], yellow: [255, 255, 0], cyan: [0, 255, 255], magenta: [255, 0, 255] }[s.colour];
+  const want = {
+    red: [255, 0, 0],
+    green: [0, 255, 0],
+    blue: [0, 0, 255],
+    yellow: [255, 255, 0],
+    cyan: [0, 255, 255],
+    magenta: [255, 0, 255],
+  }[s.colour];
   assert.deepEqual(Array.from(png.rgba.subarray(at, at + 3)), want);
   assert.deepEqual(Array.from(png.rgba.subarray(0, 3)), [128, 128, 128]);
 });
