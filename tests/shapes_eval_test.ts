@@ -76,3 +76,37 @@ Deno.test("the autoencoder's error is measured on held-out images", async () => 
   assert.equal(reconstructionError([new Float32Array(3)], [new Float32Array(3)]).psnr, Infinity);
   assert.throws(() => reconstructionError([new Float32Array(3)], []), /1 inputs but 0 reconstructions/);
 });
+
+Deno.test("the VAE hook opens a run with encode and decode entries and reconstructs through both", async () => {
+  const { train } = await import("../runtime/train/mod.ts");
+  const { loadCheckpoint } = await import("../runtime/checkpoint.ts");
+  const { openAutoencoder } = await import("../data/shapes_vae.ts");
+  const spec = (await import("./fixtures/shapes_autoencoder.ts")).default;
+  const out = await Deno.makeTempDir({ prefix: "shapes_vae_" });
+  try {
+    const specPath = new URL("./fixtures/shapes_autoencoder.ts", import.meta.url).pathname;
+    await train({ model: spec, specPath, out, settings: { steps: 2, lr: 0.01, logEvery: 1 } });
+    const saved = (await loadCheckpoint(out)).model.tensors;
+    const gain = Array.from(saved.get("gain")!.data as Float32Array);
+    const bias = (saved.get("bias")!.data as Float32Array)[0]!;
+    assert.notDeepEqual(gain, [0.5, 1, -1], "training moved the parameters");
+    const ae = await openAutoencoder(out);
+    try {
+      // 6 images: a whole batch of 4 and a padded one of 2.
+      const inputs = Array.from({ length: 6 }, (_, i) => data.image(data.scene("held-out", i)));
+      const outputs = await ae.reconstruct(inputs);
+      assert.equal(outputs.length, 6);
+      outputs.forEach((y, i) => {
+        for (let k = 0; k < y.length; k += 97) {
+          const want = inputs[i]![k]! * gain[Math.floor(k / 1024)]! + bias;
+          assert.ok(Math.abs(y[k]! - want) < 1e-5, `image ${i} value ${k}: ${y[k]} vs ${want}`);
+        }
+      });
+    } finally {
+      ae.destroy();
+    }
+    await assert.rejects(openAutoencoder("/nonexistent-run"), /does not exist/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
