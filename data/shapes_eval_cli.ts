@@ -127,11 +127,19 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
     );
     await Deno.writeTextFile(`${out}/prompts.txt`, samples.map((s) => s.caption).join("\n") + "\n");
     if (reconstructions) {
+      // Rows of `cols` inputs, each above its row of reconstructions.
+      const cols = Math.min(8, reconstructions.inputs.length);
       const rows: Float32Array[] = [];
-      for (let at = 0; at < reconstructions.inputs.length; at += 8) {
-        rows.push(...reconstructions.inputs.slice(at, at + 8), ...reconstructions.outputs.slice(at, at + 8));
+      for (let at = 0; at < reconstructions.inputs.length; at += cols) {
+        const [ins, outs] = [
+          reconstructions.inputs.slice(at, at + cols),
+          reconstructions.outputs.slice(at, at + cols),
+        ];
+        const blank = new Float32Array(3 * S * S).fill(-1);
+        const pad = (xs: Float32Array[]) => [...xs, ...Array<Float32Array>(cols - xs.length).fill(blank)];
+        rows.push(...pad(ins), ...pad(outs));
       }
-      await Deno.writeFile(`${out}/reconstructions.png`, rgbGridPng(rows, S, 8));
+      await Deno.writeFile(`${out}/reconstructions.png`, rgbGridPng(rows, S, cols));
     }
     const json = {
       run: run.dir,
