@@ -1,6 +1,7 @@
 /**
- * Data sources and batch assembly for training, and the MNIST evaluation (a digit classifier reads
- * generated digits): it belongs with the MNIST data, the runtime knows nothing of digits.
+ * Data sources and batch assembly for training, with their evaluations: MNIST captions (a digit
+ * classifier reads generated digits) and the built-in shapes scenes (an exact pixel checker). Each
+ * evaluation belongs with its data; the runtime knows nothing of digits or shapes.
  */
 export { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "./mnist.ts";
 export {
@@ -28,3 +29,39 @@ export {
   percentRange,
   wilsonInterval,
 } from "./digit_eval.ts";
+export {
+  isShapesSource,
+  SHAPES_CAPTION_BYTES,
+  shapesCaptions,
+  type ShapesConfig,
+  type ShapesDataset,
+  shapesDataset,
+  type ShapesOptions,
+  type ShapesSource,
+  type ShapesSplit,
+} from "./shapes.ts";
+export {
+  COLOUR_NAMES,
+  DEFAULT_HELD_OUT,
+  describeScene,
+  QUADRANTS,
+  RELATIONS,
+  type Scene,
+  sceneCaption,
+  type SceneDescription,
+  SHAPE_COLOURS,
+  SHAPE_KINDS,
+  SHAPE_SIZES,
+} from "./shapes_scene.ts";
+export { renderScene } from "./shapes_render.ts";
+export { type AttributeScore, readImage, type ReadScene, scoreReading } from "./shapes_checker.ts";
+export { readCaption } from "./shapes_parse.ts";
+export {
+  evaluateShapes,
+  formatShapesEval,
+  runModel,
+  type ShapesEval,
+  type ShapesModel,
+} from "./shapes_eval.ts";
+export { type ImageAutoencoder, openAutoencoder, reconstructionError } from "./shapes_vae.ts";
+export { rgbGridPng } from "./shapes_png.ts";
