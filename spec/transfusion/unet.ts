@@ -37,7 +37,7 @@ function convSame(x: T4, w: Tensor<"f32", 4>): T4 {
   return concat(taps, -1).matmul(w.reshape([k * k * cin, cout])) as T4;
 }
 
-function conv(cin: number, cout: number, k: number, std: number) {
+export function conv(cin: number, cout: number, k: number, std: number) {
   return module(
     { w: param([k, k, cin, cout], normal(std)), b: param([cout], zeros()) },
     (p) => (x: T4): T4 => convSame(x, p.w).add(p.b) as T4,
@@ -45,13 +45,13 @@ function conv(cin: number, cout: number, k: number, std: number) {
 }
 
 /** [N, H, W, C] -> [N, H/2, W/2, C], the mean of each 2x2 block. */
-function avgPool2(x: T4): T4 {
+export function avgPool2(x: T4): T4 {
   const [n, h, w, c] = x.shape as [number, number, number, number];
   return x.reshape([n, h / 2, 2, w / 2, 2, c]).mean([2, 4]) as T4;
 }
 
 /** [N, H, W, C] -> [N, 2H, 2W, C], each pixel repeated over a 2x2 block. */
-function upsample2(x: T4): T4 {
+export function upsample2(x: T4): T4 {
   const [n, h, w, c] = x.shape as [number, number, number, number];
   return x.reshape([n, h, 1, w, 1, c]).broadcastTo([n, h, 2, w, 2, c]).reshape([n, 2 * h, 2 * w, c]) as T4;
 }
