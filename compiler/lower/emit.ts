@@ -8,7 +8,7 @@ import {
 } from "../../kernels/kernel.ts";
 import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
-import { scatterAddKernel } from "../../kernels/scatter.ts";
+import { scatterAddKernel, scatterRowsPerThread } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
 import { vectorBlocker } from "../../kernels/matmul_vector.ts";
 import {
@@ -296,7 +296,7 @@ export function emitKernel(
         ...io,
         index: (i) => `${fi}(${i})`,
         update: (i, c) => `${fu}(${i}, ${c})`,
-      }, meta(rows * cols * count));
+      }, meta(rows * cols * count), scatterRowsPerThread(opts.adapterClass ?? "cpu", rows));
       return finish(k);
     }
     case "attention":
