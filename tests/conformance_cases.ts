@@ -628,7 +628,8 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
       // More rows than one cpu block holds (kernels/scatter.ts scatterRowsPerThread): several row
       // blocks, a part-filled last block, and indices past the table and below it.
       name: "[90, 5] into 150 rows, several row blocks",
-      build: (f) => node("scatter_add", [f.input([90], "i32", ints(-3, 160)), f.param([90, 5])], { rows: 150 }),
+      build: (f) =>
+        node("scatter_add", [f.input([90], "i32", ints(-3, 160)), f.param([90, 5])], { rows: 150 }),
     },
     {
       name: "i32 updates",

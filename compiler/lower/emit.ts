@@ -292,11 +292,20 @@ export function emitKernel(
         type,
         (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
       );
-      const k = scatterAddKernel(name, rows, cols, count, type, {
-        ...io,
-        index: (i) => `${fi}(${i})`,
-        update: (i, c) => `${fu}(${i}, ${c})`,
-      }, meta(rows * cols * count), scatterRowsPerThread(opts.adapterClass ?? "cpu", rows));
+      const k = scatterAddKernel(
+        name,
+        rows,
+        cols,
+        count,
+        type,
+        {
+          ...io,
+          index: (i) => `${fi}(${i})`,
+          update: (i, c) => `${fu}(${i}, ${c})`,
+        },
+        meta(rows * cols * count),
+        scatterRowsPerThread(opts.adapterClass ?? "cpu", rows),
+      );
       return finish(k);
     }
     case "attention":
