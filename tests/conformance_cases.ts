@@ -653,6 +653,13 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
       build: (f) => node("scatter_add", [f.input([300], "i32", ints(0, 6)), f.param([300])], { rows: 7 }),
     },
     {
+      // More rows than one cpu block holds (kernels/scatter.ts scatterRowsPerThread): several row
+      // blocks, a part-filled last block, and indices past the table and below it.
+      name: "[90, 5] into 150 rows, several row blocks",
+      build: (f) =>
+        node("scatter_add", [f.input([90], "i32", ints(-3, 160)), f.param([90, 5])], { rows: 150 }),
+    },
+    {
       name: "i32 updates",
       build: (f) =>
         node("scatter_add", [f.input([40], "i32", ints(0, 4)), f.input([40, 3], "i32", ints(-99, 99))], {

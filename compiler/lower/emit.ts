@@ -8,7 +8,7 @@ import {
 } from "../../kernels/kernel.ts";
 import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
-import { scatterAddKernel } from "../../kernels/scatter.ts";
+import { scatterAddKernel, scatterRowsPerThread } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
 import { convGemmShape, convKernel } from "../../kernels/conv.ts";
 import { vectorBlocker } from "../../kernels/matmul_vector.ts";
@@ -332,11 +332,20 @@ export function emitKernel(
         type,
         (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
       );
-      const k = scatterAddKernel(name, rows, cols, count, type, {
-        ...io,
-        index: (i) => `${fi}(${i})`,
-        update: (i, c) => `${fu}(${i}, ${c})`,
-      }, meta(rows * cols * count));
+      const k = scatterAddKernel(
+        name,
+        rows,
+        cols,
+        count,
+        type,
+        {
+          ...io,
+          index: (i) => `${fi}(${i})`,
+          update: (i, c) => `${fu}(${i}, ${c})`,
+        },
+        meta(rows * cols * count),
+        scatterRowsPerThread(opts.adapterClass ?? "cpu", rows),
+      );
       return finish(k);
     }
     case "attention":
