@@ -34,14 +34,13 @@ import { digitCaption } from "../data/mnist_captions.ts";
 import {
   asUsageErrors,
   DIGIT_SIDE,
-  type DigitEvalOutput,
-  formatDigitEval,
   intFlag,
   loadRun,
   numberFlag,
   parseFlags,
   trainingSession,
 } from "../runtime/generate/mod.ts";
+import { type DigitEvalOutput, formatDigitEval } from "../data/mod.ts";
 
 const USAGE = "usage: deno task demo [--minutes M] [--steps N] [--out demo-out] [--spec FILE] " +
   "[--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR] " +

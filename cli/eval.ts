@@ -17,17 +17,14 @@
  *   3. held-out losses: the forward entry over the data source's eval batches.
  * The run's moving-average weights are evaluated when it kept them (`--weights raw` for the last
  * step's). `--json` prints one JSON object and nothing else on stdout. The run directory is only read.
+ * A run trained on the shapes dataset (data/shapes.ts) gets the shapes evaluation instead, with its own
+ * flags (data/shapes_eval_cli.ts).
  */
 import { runCli, UsageError } from "./load_spec.ts";
+import { evaluatesShapes, shapesEvalMain } from "../data/shapes_eval_cli.ts";
 import classifierSpec from "../examples/digit_classifier.ts";
 import {
   asUsageErrors,
-  type DigitClassifier,
-  digitClassifier,
-  type DigitEval,
-  type DigitEvalOutput,
-  evaluateDigits,
-  formatDigitEval,
   intFlag,
   loadRun,
   type ModelRun,
@@ -38,6 +35,14 @@ import {
   type Weights,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
+import {
+  type DigitClassifier,
+  digitClassifier,
+  type DigitEval,
+  type DigitEvalOutput,
+  evaluateDigits,
+  formatDigitEval,
+} from "../data/mod.ts";
 
 export const CLASSIFIER_SPEC = "examples/digit_classifier.ts";
 export const CLASSIFIER_DIR = "runs/digit-classifier";
@@ -120,6 +125,7 @@ export function evalJson(run: RunRef, r: DigitEval): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
+  if (await evaluatesShapes(Deno.args)) return await shapesEvalMain(Deno.args);
   const { values, positionals } = parseFlags(Deno.args, {
     json: { type: "boolean", default: false },
     "n-per-digit": { type: "string" },

@@ -1,54 +1,7 @@
-import { type AnyModel, isModel } from "../spec/mod.ts";
 import { isFileSystemError } from "../runtime/file_errors.ts";
 
-/** A CLI-facing error: printed as one message, exit code 1, no stack trace. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** Imports a spec file and returns its default-exported model, or says clearly what is wrong. */
-export async function loadSpec(path: string): Promise<AnyModel> {
-  let stat: Deno.FileInfo;
-  try {
-    stat = await Deno.stat(path);
-  } catch {
-    throw new UsageError(`spec file not found: ${path}`);
-  }
-  if (!stat.isFile) throw new UsageError(`spec path is not a file: ${path}`);
-  const url = new URL(path, `file://${Deno.cwd()}/`).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = await import(url);
-  } catch (e) {
-    throw new UsageError(`could not load spec ${path}: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  const m = mod.default;
-  if (!isModel(m)) {
-    const found = Object.keys(mod).length
-      ? `it exports ${Object.keys(mod).join(", ")}`
-      : "it exports nothing";
-    throw new UsageError(
-      `spec ${path} has no default-exported model (model({...}) from spec/mod.ts); ${found}`,
-    );
-  }
-  return m;
-}
-
-/** `key=value` pairs from `--set` flags, values parsed as JSON when they parse (numbers, booleans). */
-export function parseOverrides(pairs: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--set expects key=value, got "${pair}"`);
-    const [key, raw] = [pair.slice(0, eq), pair.slice(eq + 1)];
-    try {
-      out[key] = JSON.parse(raw);
-    } catch {
-      out[key] = raw;
-    }
-  }
-  return out;
-}
+/** Spec loading and UsageError live in runtime/ (runtime must not import cli/); re-exported here. */
+export { loadSpec, parseOverrides, UsageError } from "../runtime/load_spec.ts";
 
 /**
  * Errors about the user's input (command line, spec, checkpoint, image, settings, device): printed

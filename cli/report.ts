@@ -4,14 +4,14 @@
  * when there is one), the evaluation figures, a sample grid per digit caption, captions of real
  * held-out digits, and the loss curve.
  */
+import { type Weights } from "../runtime/generate/mod.ts";
 import {
   type DigitEval,
   mentionedDigit,
   msPerStep,
   percent as pct,
   percentRange as ci,
-  type Weights,
-} from "../runtime/generate/mod.ts";
+} from "../data/mod.ts";
 
 export interface ReportSection {
   /** What this model is, e.g. "trained now: 1200 steps in 8.0 min". */

@@ -81,6 +81,7 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
       opts.matmulVariant?.(s) ?? (opts.adapterKey ? cachedVariant(opts.adapterKey, s) : undefined) ??
         defaultVariant(adapterClass, s),
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
+    adapterClass,
     fuse: opts.fuse ?? true,
     arenaWords: Math.floor((opts.maxBindingBytes ?? DEFAULT_BINDING_BYTES) / 4),
     storage: traced.precision.storage,
@@ -219,6 +220,7 @@ export function compileGraph(
   const lowerOpts = {
     matmulVariant: (s: MatmulShape) => opts.matmulVariant?.(s) ?? defaultVariant(adapterClass, s),
     attentionVariant: (s: AttentionShape) => defaultAttentionVariant(adapterClass, s),
+    adapterClass,
     fuse: opts.fuse ?? true,
     arenaWords: Math.floor(DEFAULT_BINDING_BYTES / 4),
     storage: opts.storage ?? "f32",

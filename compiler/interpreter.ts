@@ -1,6 +1,7 @@
 import { type DType, fmtShape, type Node, normalize, type Op, size, SpecError, toposort } from "./ir/mod.ts";
 import { normalFromWords, randomWords, uniformFromWord } from "./philox.ts";
 import { attentionGradRule, attentionRule } from "./attention_interpreter.ts";
+import { conv2dRule } from "./conv_interpreter.ts";
 
 /**
  * The reference interpreter: plain TypeScript, f64 arithmetic, one rule per op. It is the oracle
@@ -196,6 +197,7 @@ export const INTERPRETER: { readonly [O in Op]: Rule<O> } = {
     }
     return out;
   },
+  conv2d: (n, [x, w]) => conv2dRule(n, x!.data, w!.data),
   reshape: (_n, [x]) => x!.data.slice(),
   permute: (n, [x]) => {
     const xs = strides(x!.shape);

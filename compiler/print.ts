@@ -116,6 +116,7 @@ const ARG_TEXT: { readonly [O in Op]: (arg: OpArgs[O]) => string } = {
   sum: (a) => `axes=${list(a.axes)}`,
   reduce_max: (a) => `axes=${list(a.axes)}`,
   matmul: none,
+  conv2d: (a) => `stride=${a.stride} padding=${a.padding} groups=${a.groups}`,
   reshape: none,
   permute: (a) => `perm=${list(a.perm)}`,
   expand: none,

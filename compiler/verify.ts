@@ -67,6 +67,7 @@ const ARG_FIELDS: { readonly [O in Op]: readonly (keyof OpArgs[O] & string)[] } 
   sum: ["axes"],
   reduce_max: ["axes"],
   matmul: [],
+  conv2d: ["stride", "padding", "groups"],
   reshape: ["shape"],
   permute: ["perm"],
   expand: ["shape"],

@@ -1,4 +1,5 @@
 import { isFloat, type Node, node, type Op } from "./ir/mod.ts";
+import { conv2dVjp } from "./conv_vjp.ts";
 
 /**
  * Vector-Jacobian products, one rule per op. A rule gets the forward node and the cotangent of its
@@ -126,6 +127,7 @@ export const VJP: { readonly [O in Op]: VjpRule<O> | "nondifferentiable" } = {
     const [a, b] = [n.src[0]!, n.src[1]!];
     return [node("matmul", [ct, transposeLast(b)], null), node("matmul", [transposeLast(a), ct], null)];
   },
+  conv2d: (n, ct) => conv2dVjp(n, ct),
   reshape: (n, ct) => [node("reshape", [ct], { shape: n.src[0]!.shape })],
   permute: (n, ct) => {
     const inverse = new Array<number>(n.arg.perm.length);

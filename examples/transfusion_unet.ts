@@ -3,11 +3,13 @@
  * (16 patches of 16 values). The paper found linear patching degrades quickly with bigger patches
  * while U-Net patching barely does.
  *
- * What "unet" means here (there is no convolution op): per patch, a stem and two down levels of
- * residual MLP blocks with plain LayerNorm (widths 32, 64), each conditioned on t, then a projection
- * to the transformer's width; on the way out, two up levels mirror them, each adding the skip of its
- * down level across the transformer. Pixels mix inside a patch in the codecs and across patches only
- * in the transformer (spec/transfusion/encoder.ts).
+ * The codec is the paper's U-Net (spec/transfusion/unet.ts): on the way in, a 3x3 conv stem and two
+ * down levels over the whole 16x16 image (a residual conv block with plain LayerNorm and the timestep
+ * embedding added inside, then a 2x2 average pool: 16 -> 8 -> 4, the patch grid), widths 32 and 64,
+ * then a linear map to the transformer's width per grid cell; on the way out, two up levels mirror
+ * them (nearest upsampling, the down level's skip added, a residual block) and a 3x3 conv gives the
+ * pixels back. Pixels mix across patch borders in the codec as well as in the transformer. The
+ * per-patch residual-MLP codec this example used before is `encoder: "mlp"`.
  */
 import { transfusion } from "../spec/transfusion/mod.ts";
 import { mnistCaptions } from "../data/mnist_captions.ts";

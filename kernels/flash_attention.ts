@@ -119,7 +119,7 @@ export function defaultAttentionVariant(adapterClass: AdapterClass, shape: Atten
 
 /** The variants worth measuring on this class of adapter that fit `shape`, the preferred one first. */
 export function attentionVariants(adapterClass: AdapterClass, shape: AttentionShape): AttentionVariant[] {
-  const all = adapterClass === "cpu" ? cpuCandidates(shape.d) : GPU_CANDIDATES;
+  const all = adapterClass === "cpu" ? cpuCandidates(shape) : GPU_CANDIDATES;
   const seen = new Set<string>();
   return all.filter((v) => {
     const key = JSON.stringify(v);
@@ -136,14 +136,30 @@ export function attentionVariants(adapterClass: AdapterClass, shape: AttentionSh
  * 300 / 430 / 590), but LLVM's compile time grows faster than perThread * d (under load, per kernel:
  * 8-23 s at 2 x 64, 20-94 s at 4 x 64, minutes at 8 x 64), so the default keeps perThread * d at 128.
  */
-function cpuCandidates(d: number): AttentionVariant[] {
+function cpuCandidates({ t, s, d }: AttentionShape): AttentionVariant[] {
   const r = Math.max(1, Math.min(4, Math.floor(128 / d)));
   return [
+    ...shortRows(Math.max(t, s), d),
     { kind: "rows", blockQ: 16 * r, blockK: 16 * r, perThread: r },
     { kind: "rows", blockQ: 16, blockK: 16, perThread: 1 },
     { kind: "rows", blockQ: 32 * r, blockK: 32 * r, perThread: 2 * r },
     { kind: "tiled", blockQ: 16, blockK: 16, lanes: 1 },
   ];
+}
+
+/**
+ * lavapipe runs a workgroup's invocations in SIMD groups of 8 lanes (256-bit registers), so a block
+ * of 16 invocations x 4 rows costs two groups whatever part of its 64 rows exist. Rows no longer
+ * than 8 x (128 / d) fit one group of 8 invocations that owns them all with the fewest rows each:
+ * the demo's 41 positions at head dim 16 take 6 rows per invocation (48 slots, 85% used, against 64
+ * slots at 64% in two groups), and every key or query loaded feeds 6 rows instead of 4.
+ */
+function shortRows(rows: number, d: number): AttentionVariant[] {
+  const lanes = 8;
+  const most = Math.max(1, Math.floor(128 / d));
+  const perThread = Math.ceil(rows / lanes);
+  if (perThread > most) return [];
+  return [{ kind: "rows", blockQ: lanes * perThread, blockK: lanes * perThread, perThread }];
 }
 
 // Largest tiles first; the memory check keeps the ones that fit the head size.

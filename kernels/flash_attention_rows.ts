@@ -21,7 +21,8 @@ type RowsVariant = Extract<AttentionVariant, { kind: "rows" }>;
  * gather, far more than an fma, so each invocation owns `perThread` rows (interleaved: row r is
  * base + tid + r * threads) and every element loaded from the other side feeds all of them. Vectors
  * live in one WGSL variable per element, so nothing is indexed dynamically. Pairs are visited one
- * at a time; the forward pass rescales its accumulator only when a row's running max grows.
+ * at a time; the forward pass rescales its accumulator only when a row's running max grows. The
+ * loop over the other side stops at its last row, so an edge tile costs only its rows in range.
  */
 interface RowKernel {
   readonly wgsl: string;
@@ -64,7 +65,6 @@ export function rowsForward(
   const xs = range(d);
   const [q, acc] = [perRow(rows, "q", d), perRow(rows, "acc", d)];
   const [k, vv] = [names("k", d), names("v", d)];
-  const keyRange = s % v.blockK === 0 ? "" : `${P}j < ${s}u`;
   const perRowStep = (r: number) => [
     ...dot(`${P}s${r}`, q[r]!, k),
     `if (${P}ok${r} && ${P}s${r} > ${P}m${r}) {`,
@@ -103,11 +103,11 @@ ${
     let ${P}cls = ${tileClassOf(io, shape, v, `${P}i0`, `${P}j0`)};
     if (${P}cls == 0u) { continue; }
     let ${P}always = ${P}cls == 1u;
-    for (var ${P}j = ${P}j0; ${P}j < ${P}j0 + ${v.blockK}u; ${P}j++) {
+    for (var ${P}j = ${P}j0; ${P}j < min(${P}j0 + ${v.blockK}u, ${s}u); ${P}j++) {
       let ${P}jc = min(${P}j, ${s - 1}u);
 ${
     indent(
-      rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, `${P}ownc${r}`, `${P}jc`, `${P}always`, keyRange)};`),
+      rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, `${P}ownc${r}`, `${P}jc`, `${P}always`, "")};`),
       3,
     )
   }
@@ -155,7 +155,6 @@ export function rowsBackwardQ(
   const xs = range(d);
   const [q, dO, dq] = [perRow(rows, "q", d), perRow(rows, "do", d), perRow(rows, "dq", d)];
   const [k, vv] = [names("k", d), names("v", d)];
-  const keyRange = s % v.blockK === 0 ? "" : `${P}j < ${s}u`;
   const i = (r: number) => `${P}ownc${r}`;
   const wgsl = `${entry.header}
   let ${P}i0 = ${P}blk * ${v.blockQ}u;
@@ -176,9 +175,9 @@ ${
     let ${P}cls = ${tileClassOf(io, shape, v, `${P}i0`, `${P}j0`)};
     if (${P}cls == 0u) { continue; }
     let ${P}always = ${P}cls == 1u;
-    for (var ${P}j = ${P}j0; ${P}j < ${P}j0 + ${v.blockK}u; ${P}j++) {
+    for (var ${P}j = ${P}j0; ${P}j < min(${P}j0 + ${v.blockK}u, ${s}u); ${P}j++) {
       let ${P}jc = min(${P}j, ${s - 1}u);
-${indent(rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, i(r), `${P}jc`, `${P}always`, keyRange)};`), 3)}
+${indent(rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, i(r), `${P}jc`, `${P}always`, "")};`), 3)}
       if (!(${rows.map((r) => `${P}ok${r}`).join(" || ")})) { continue; }
 ${indent(xs.map((x) => `let ${k[x]} = ${io.loadK(B, H, `${P}jc`, `${x}u`)};`), 3)}
 ${indent(xs.map((x) => `let ${vv[x]} = ${io.loadV(B, H, `${P}jc`, `${x}u`)};`), 3)}
@@ -229,7 +228,6 @@ export function rowsBackwardKV(
     perRow(rows, "dv", d),
   ];
   const [q, dO] = [names("q", d), names("do", d)];
-  const queryRange = t % v.blockQ === 0 ? "" : `${P}i < ${t}u`;
   const j = (r: number) => `${P}ownc${r}`;
   const wgsl = `${entry.header}
   let ${P}j0 = ${P}blk * ${v.blockK}u;
@@ -248,9 +246,9 @@ ${
     let ${P}cls = ${tileClassOf(io, shape, v, `${P}i0`, `${P}j0`)};
     if (${P}cls == 0u) { continue; }
     let ${P}always = ${P}cls == 1u;
-    for (var ${P}i = ${P}i0; ${P}i < ${P}i0 + ${v.blockQ}u; ${P}i++) {
+    for (var ${P}i = ${P}i0; ${P}i < min(${P}i0 + ${v.blockQ}u, ${t}u); ${P}i++) {
       let ${P}ic = min(${P}i, ${t - 1}u);
-${indent(rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, `${P}ic`, j(r), `${P}always`, queryRange)};`), 3)}
+${indent(rows.map((r) => `let ${P}ok${r} = ${maskTerm(io, `${P}ic`, j(r), `${P}always`, "")};`), 3)}
       if (!(${rows.map((r) => `${P}ok${r}`).join(" || ")})) { continue; }
 ${indent(xs.map((x) => `let ${q[x]} = ${io.loadQ(B, H, `${P}ic`, `${x}u`)};`), 3)}
 ${indent(xs.map((x) => `let ${dO[x]} = ${io.loadDO(B, H, `${P}ic`, `${x}u`)};`), 3)}

@@ -90,7 +90,8 @@ const CPU_WORKERS = 8;
  * costs its whole block (clamped rows and columns past the edge are computed too) times the loads
  * per FMA. Ties go to the earlier candidate: taller blocks reuse each column of B from cache.
  */
-function cpuDefault({ batch, m, n }: MatmulShape): MatmulVariant {
+function cpuDefault({ batch, m, n, k }: MatmulShape): MatmulVariant {
+  if (narrowProduct({ batch, m, n, k })) return NARROW;
   const cost = (v: VectorVariant) => {
     const [rows, cols] = [v.tm * v.wgY, v.tn * v.wgX];
     const blocks = batch * Math.ceil(m / rows) * Math.ceil(n / cols);
@@ -98,6 +99,24 @@ function cpuDefault({ batch, m, n }: MatmulShape): MatmulVariant {
   };
   // The first nine are the register kernel's tiles, which the estimate was fitted to.
   return CPU_CANDIDATES.slice(0, CPU_TILES.length).reduce((best, v) => (cost(v) < cost(best) ? v : best));
+}
+
+const NARROW: VectorVariant = { kind: "vector", tm: 8, tn: 8, wgX: 8, wgY: 8 };
+
+/**
+ * Products with a short reduction or few outputs, where the estimate above (fitted at 512^3 and
+ * 1024^3) misleads: measured in the demo spec's train step on lavapipe (bench/suites/demo.ts shapes,
+ * plans alternating in one process, whole-plan GPU time per product), 8x8 tiles in 8x8 workgroups
+ * beat the estimate's choice at K = 64..384 with 1312 rows (1312x64x64 10.7 -> 9.7 ms, x384 by 64
+ * 20.7 -> 16.3, 1312x64 by 192 21.4 -> 17.9) and for the weight gradients, K = 1312 over 64..192
+ * outputs a side (192x64 12.6 -> 6.8 ms, 64x192 17.4 -> 14.2), 11% of the step's matmul time in all.
+ * At 512^3 they lose (0.8x of 8x16), so long reductions over many outputs keep the estimate. Rows or
+ * columns under 64 (heads, patches) and columns not in whole vec4s keep it too.
+ */
+function narrowProduct({ m, n, k }: MatmulShape): boolean {
+  if (m < 64 || n < 64 || n % 4 !== 0) return false;
+  const outputs = m * n;
+  return outputs <= 1 << 19 && (k <= 384 || outputs <= 1 << 16);
 }
 
 /** Enough workgroups to fill a large GPU (~100+ multiprocessors) at each size. */

@@ -12,6 +12,7 @@ export {
 export { reduceKernel } from "./reduce.ts";
 export { scatterAddKernel, type ScatterIO } from "./scatter.ts";
 export * from "./matmul.ts";
+export * from "./conv.ts";
 export { cachedVariant, defaultCachePath, shapeKey, tuneMatmul } from "./autotune.ts";
 export * from "./flash_attention.ts";
 export { maskPredicateWgsl, TILE_CLASS_CODE, tileClassWgsl } from "./mask_wgsl.ts";

@@ -15,7 +15,7 @@ import {
 } from "../compiler/ir/mod.ts";
 import { concat, scatterAdd, where } from "../spec/functions.ts";
 import { Tensor } from "../spec/tensor.ts";
-import { causal, flashAttention, type Layout, sameDocument, sameSpan } from "../spec/mod.ts";
+import { causal, conv2d, flashAttention, type Layout, sameDocument, sameSpan } from "../spec/mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // seeded inputs
@@ -173,6 +173,33 @@ const CASES: Partial<Record<Op, Case[]>> = {
     {
       name: "[1,2,3] x [2,3,4] (batch broadcast)",
       build: (f) => f.param([1, 2, 3]).matmul(f.param([2, 3, 4])),
+    },
+  ],
+  conv2d: [
+    {
+      name: "3x3 same padding, [2,4,5,3] -> 4",
+      build: (f) => conv2d(f.param4([2, 4, 5, 3]), f.param4([3, 3, 3, 4]), { padding: 1 }),
+    },
+    {
+      name: "stride 2 padding 1, [1,5,6,2]",
+      build: (f) => conv2d(f.param4([1, 5, 6, 2]), f.param4([3, 3, 2, 3]), { stride: 2, padding: 1 }),
+    },
+    {
+      name: "groups 2, stride 2, no padding, [1,6,5,4]",
+      build: (f) => conv2d(f.param4([1, 6, 5, 4]), f.param4([3, 2, 2, 6]), { stride: 2, groups: 2 }),
+    },
+    {
+      name: "padding larger than the kernel, 2x2 pad 2 stride 3",
+      build: (f) => conv2d(f.param4([1, 4, 4, 1]), f.param4([2, 2, 1, 2]), { stride: 3, padding: 2 }),
+    },
+    // a chain: the outer conv's input gradient is the inner conv's cotangent
+    {
+      name: "a conv of a conv (depthwise then pointwise)",
+      build: (f) =>
+        conv2d(
+          conv2d(f.param4([1, 5, 5, 2]), f.param4([3, 3, 1, 2]), { padding: 1, groups: 2 }),
+          f.param4([1, 1, 2, 3]),
+        ),
     },
   ],
   reshape: [

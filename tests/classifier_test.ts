@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import classifierSpec from "../examples/digit_classifier.ts";
-import { digitClassifier } from "../runtime/generate/classifier.ts";
+import { digitClassifier } from "../data/digit_classifier.ts";
 import { loadCheckpoint, specHash } from "../runtime/checkpoint.ts";
 import { CLASSIFIER_SHIPPED, CLASSIFIER_SPEC } from "../cli/eval.ts";
 import { testDigits } from "../data/mnist_captions.ts";

@@ -27,7 +27,7 @@ const BAD: Record<string, readonly [unknown, RegExp]> = {
   "image.channels": [65, /must be an integer in \[1, 64\]/],
   "image.patch": [5, /must divide image\.size = 16/],
   "image.imagesPerRow": [0, /must be an integer in \[1, 64\]/],
-  "image.encoder": ["conv", /must be one of "linear", "unet"/],
+  "image.encoder": ["conv", /must be one of "linear", "unet", "mlp"/],
   "image.unetWidths": [[], /must list at least one width/],
   "image.positions": ["alibi", /must be one of "rope2d", "learned"/],
   "image.timestep": ["film", /must be one of "add", "adanorm"/],

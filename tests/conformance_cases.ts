@@ -125,6 +125,8 @@ const expand = (x: Node, shape: readonly number[]) => node("expand", [x], { shap
 const reshape = (x: Node, shape: readonly number[]) => node("reshape", [x], { shape });
 const cast = (x: Node, dtype: DType) => node("cast", [x], { dtype });
 const matmul = (a: Node, b: Node) => node("matmul", [a, b], null);
+const conv = (x: Node, w: Node, stride: number, padding: number, groups: number) =>
+  node("conv2d", [x, w], { stride, padding, groups });
 
 const I32_MIN = -2147483648;
 const I32_MAX = 2147483647;
@@ -502,6 +504,32 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
       grads: false,
     },
   ],
+  // An implicit GEMM over the matmul tiles: shapes off the tile sizes, stride, padding, groups; one
+  // case with gradients (dx is a conv of a dilated view, dw a matmul of the window view).
+  conv2d: [
+    {
+      // A U-Net block's conv: bias and SiLU-like activation are the epilogue fused into the kernel.
+      name: "tanh(conv 3x3 pad 1 [3, 9, 7, 5] -> 6 + bias)",
+      build: (f) => {
+        const y = conv(f.param([3, 9, 7, 5]), f.param([3, 3, 5, 6]), 1, 1, 1);
+        return ap("tanh", ap("add", y, expand(reshape(f.param([6]), [1, 1, 1, 6]), [3, 9, 7, 6])));
+      },
+    },
+    {
+      name: "stride 2, pad 1, groups 2, [2, 9, 8, 4] -> 6",
+      build: (f) => conv(f.param([2, 9, 8, 4]), f.param([3, 3, 2, 6]), 2, 1, 2),
+    },
+    {
+      name: "depthwise 5x5, pad 2, [1, 11, 13, 8]",
+      build: (f) => conv(f.param([1, 11, 13, 8]), f.param([5, 5, 1, 8]), 1, 2, 8),
+      grads: false,
+    },
+    {
+      name: "1x1 (a matmul over pixels) [4, 6, 6, 33] -> 70",
+      build: (f) => conv(f.param([4, 6, 6, 33]), f.param([1, 1, 33, 70]), 1, 0, 1),
+      grads: false,
+    },
+  ],
   reshape: [
     { name: "[7, 13] -> [13, 7] output as is", build: (f) => reshape(f.param([7, 13]), [13, 7]) },
     // A reshape of a permute feeding an elementwise op: the flat index goes through div/mod twice.
@@ -623,6 +651,13 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
     {
       name: "[300] into 7 rows of scalars",
       build: (f) => node("scatter_add", [f.input([300], "i32", ints(0, 6)), f.param([300])], { rows: 7 }),
+    },
+    {
+      // More rows than one cpu block holds (kernels/scatter.ts scatterRowsPerThread): several row
+      // blocks, a part-filled last block, and indices past the table and below it.
+      name: "[90, 5] into 150 rows, several row blocks",
+      build: (f) =>
+        node("scatter_add", [f.input([90], "i32", ints(-3, 160)), f.param([90, 5])], { rows: 150 }),
     },
     {
       name: "i32 updates",

@@ -211,7 +211,9 @@ for (const adapterClass of ADAPTER_CLASSES) {
       ...ALL_OPS.map((op): [string, readonly Case[]] => [op, CASES[op]]),
       ["composite", COMPOSITE_CASES],
     ];
-    for (const [label, cases] of groups) {
+    // CONFORMANCE_ONLY=conv2d,matmul runs those groups alone (a focused check of one op's kernels).
+    const only = Deno.env.get("CONFORMANCE_ONLY")?.split(",");
+    for (const [label, cases] of groups.filter(([label]) => !only || only.includes(label))) {
       await t.step(label, async (t) => {
         const failures = await runBatch(buildBatch(label, cases), adapterClass);
         for (const [caseName, lines] of failures) {

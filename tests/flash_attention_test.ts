@@ -319,6 +319,22 @@ for (const variant of [...VARIANTS, ...SMALL_TILES]) {
   });
 }
 
+// The cpu default for short rows (kernels/flash_attention.ts shortRows): the demo spec's 41 positions at
+// head dim 16 in one block of 8 invocations x 6 rows, every mask scenario.
+Deno.test("flash attention, cpu short-row default at t 41, d 16: every mask scenario", async (t) => {
+  const variant = defaultAttentionVariant("cpu", { batch: 1, heads: 2, t: 41, s: 41, d: 16 });
+  assert.deepEqual(variant, { kind: "rows", blockQ: 48, blockK: 48, perThread: 6 });
+  for (const [n, scenario] of SCENARIOS.entries()) {
+    for (const classify of ["exact", "none"] as const) {
+      const layouts = scenario.layouts(41);
+      const shape = { batch: layouts.length, heads: 2, t: 41, s: 41, d: 16 };
+      await t.step(`${scenario.name}, tile classes ${classify}`, async () => {
+        await checkAgainstReference(problem(shape, layouts, 10 * n + 1), variant, classify, scenario.name);
+      });
+    }
+  }
+});
+
 for (const variant of VARIANTS) {
   Deno.test(`flash attention ${attentionVariantName(variant)}: head sizes and ragged lengths`, async (t) => {
     // With the scenarios' d 32, t 37: every head size, and lengths below, inside and past one tile.

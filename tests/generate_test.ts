@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  balancedIndices,
   type Denoiser,
   diffusionSampler,
   digitFromModelImage,
@@ -16,14 +15,13 @@ import {
   gaussianNoise,
   greedyDecode,
   guide,
-  mentionedDigit,
   type NoiseProcess,
   type PredictionTarget,
   type SamplerMethod,
   SamplingError,
   timestepSubsequence,
-  wilsonInterval,
 } from "../runtime/generate/mod.ts";
+import { balancedIndices, mentionedDigit, wilsonInterval } from "../data/mod.ts";
 import { diffusionSchedule } from "../spec/transfusion/schedule.ts";
 import { digitImage, testDigits } from "../data/mnist_captions.ts";
 import { MNIST_PIXELS } from "../data/mnist.ts";

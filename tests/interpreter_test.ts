@@ -190,6 +190,36 @@ Deno.test("interpreter: every op against hand-computed values", async (s) => {
     expect(node("matmul", [a, b], null), "f32", [2, 2, 2], [19, 22, 43, 50, 0, 3, 2, 0]);
   });
 
+  await s.step("conv2d: padding, stride and groups on hand-computed values", () => {
+    // x: one 3x3 channel 1..9; w: 2x2 [[1, 0], [0, -1]]; padding 1 -> 4x4 of xp[i][j] - xp[i+1][j+1]
+    const x = f32([1, 3, 3, 1], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const w = f32([2, 2, 1, 1], [1, 0, 0, -1]);
+    const conv = (a: Node, b: Node, stride: number, padding: number, groups: number) =>
+      node("conv2d", [a, b], { stride, padding, groups });
+    expect(conv(x, w, 1, 1, 1), "f32", [1, 4, 4, 1], [
+      -1,
+      -2,
+      -3,
+      0,
+      -4,
+      -4,
+      -4,
+      3,
+      -7,
+      -4,
+      -4,
+      6,
+      0,
+      7,
+      8,
+      9,
+    ]);
+    expect(conv(x, w, 2, 1, 1), "f32", [1, 2, 2, 1], [-1, -3, -7, -4]);
+    // two groups over channels (a, b) of a 1x1 image, 1x1 kernel: out = [2a, 3a, 5b, 7b]
+    const w2 = f32([1, 1, 1, 4], [2, 3, 5, 7]);
+    expect(conv(f32([1, 1, 1, 2], [10, 100]), w2, 1, 0, 2), "f32", [1, 1, 1, 4], [20, 30, 500, 700]);
+  });
+
   await s.step("movement", () => {
     const x = f32([2, 3], [1, 2, 3, 4, 5, 6]);
     expect(node("reshape", [x], { shape: [3, 2] }), "f32", [3, 2], [1, 2, 3, 4, 5, 6]);

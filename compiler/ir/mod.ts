@@ -6,6 +6,7 @@ export * from "./dtype.ts";
 export * from "./errors.ts";
 export * from "./node.ts";
 export * from "./ops.ts";
+export * from "./conv.ts";
 export { SHAPE_RULES } from "./shape_rules.ts";
 export * from "./mask.ts";
 export * from "./position.ts";

@@ -13,6 +13,13 @@ export interface AttentionArg {
   readonly fields: readonly LayoutField[];
 }
 
+/** What a conv2d carries: one stride and one zero padding for both spatial axes, channel groups. */
+export interface Conv2dArg {
+  readonly stride: number;
+  readonly padding: number;
+  readonly groups: number;
+}
+
 /**
  * The primitive set. Every stage of the compiler keys a rule table by `Op` with a mapped type
  * (`{ [O in Op]: Rule<O> }`), so adding an op here does not type-check until every stage handles it.
@@ -62,6 +69,11 @@ export interface OpArgs {
   reduce_max: { axes: readonly number[] };
   /** Batched matmul: [...b, m, k] x [...b, k, n] -> [...b, m, n], batch dims equal. */
   matmul: null;
+  /**
+   * 2-D convolution, NHWC: src [x [N, H, W, Cin], w [KH, KW, Cin/groups, Cout]] -> [N, Ho, Wo, Cout],
+   * Ho = floor((H + 2 padding - KH) / stride) + 1; zero padding on every side.
+   */
+  conv2d: Conv2dArg;
   // movement: views, lowered to index arithmetic in the consumer
   reshape: { shape: readonly number[] };
   permute: { perm: readonly number[] };
@@ -93,6 +105,8 @@ export type OpKind =
   | "elementwise"
   | "reduce"
   | "contraction"
+  /** A convolution: a contraction whose operand index is a window of the input (no plain matmul). */
+  | "convolution"
   | "movement"
   | "index"
   | "attention";
@@ -157,6 +171,7 @@ export const OPS: { readonly [O in Op]: OpInfo } = {
   sum: { kind: "reduce", arity: 1, differentiable: true, doc: "sum over axes" },
   reduce_max: { kind: "reduce", arity: 1, differentiable: true, doc: "max over axes" },
   matmul: { kind: "contraction", arity: 2, differentiable: true, doc: "batched matrix product" },
+  conv2d: { kind: "convolution", arity: 2, differentiable: true, doc: "2-D convolution (NHWC)" },
   reshape: { kind: "movement", arity: 1, differentiable: true, doc: "same elements, new shape" },
   permute: { kind: "movement", arity: 1, differentiable: true, doc: "reorder axes" },
   expand: { kind: "movement", arity: 1, differentiable: true, doc: "broadcast size-1 axes" },

@@ -1,4 +1,5 @@
 import { type DType, isFloat } from "./dtype.ts";
+import { convGeometry } from "./conv.ts";
 import { ShapeMismatch } from "./errors.ts";
 import type { Node } from "./node.ts";
 import type { AttentionArg, Op, OpArgs } from "./ops.ts";
@@ -205,6 +206,15 @@ export const SHAPE_RULES: { readonly [O in Op]: ShapeRule<O> } = {
       fail(`inner dims differ: ${describe(a)} x ${describe(b)} (k = ${a.shape[r - 1]} vs ${b.shape[r - 2]})`);
     }
     return { shape: [...a.shape.slice(0, r - 1), b.shape[r - 1]!], dtype: a.dtype };
+  },
+  conv2d: (src, arg) => {
+    const [x, w] = [src[0]!, src[1]!];
+    if (x.dtype !== "f32" || w.dtype !== "f32") {
+      fail(`expects f32 operands, got ${describe(x)} and ${describe(w)}`);
+    }
+    const g = convGeometry(x.shape, w.shape, arg);
+    if (typeof g === "string") fail(g);
+    return { shape: [g.n, g.ho, g.wo, g.cout], dtype: "f32" };
   },
   reshape: (src, arg) => {
     const x = src[0]!;

@@ -1,4 +1,4 @@
-import { fmtShape, type Node, OPS, size } from "../ir/mod.ts";
+import { convGeometry, fmtShape, type Node, OPS, size } from "../ir/mod.ts";
 import {
   bindingDecl,
   enableDirective,
@@ -8,8 +8,9 @@ import {
 } from "../../kernels/kernel.ts";
 import { elementwiseKernel, type KernelMeta } from "../../kernels/elementwise.ts";
 import { reduceKernel, rowReduceKernel } from "../../kernels/reduce.ts";
-import { scatterAddKernel } from "../../kernels/scatter.ts";
+import { scatterAddKernel, scatterRowsPerThread } from "../../kernels/scatter.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "../../kernels/matmul.ts";
+import { convGemmShape, convKernel } from "../../kernels/conv.ts";
 import { vectorBlocker } from "../../kernels/matmul_vector.ts";
 import {
   isHalfArena,
@@ -275,6 +276,45 @@ export function emitKernel(
       const doc = task.fused ? `${describe(mm)}, epilogue ${describe(n)}` : describe(n);
       return finish({ ...k, doc, ops, bytes: meta(0).bytes });
     }
+    case "conv": {
+      const cv = task.fused ?? n;
+      const [x, w] = [cv.src[0]!, cv.src[1]!];
+      const g = convGeometry(x.shape, w.shape, cv.arg as Node<"conv2d">["arg"]);
+      if (typeof g === "string") throw new Error(`internal: conv2d ${g}`);
+      // x and w through the value rules, so a padded, dilated or flipped view is read in place.
+      const loadX = fns.define(
+        "load_x",
+        [["b", "u32"], ["y", "u32"], ["x", "u32"], ["c", "u32"]],
+        "f32",
+        (ctx) => ctx.at(x, Ix.axes(x.shape, ["b", "y", "x", "c"])),
+      );
+      const loadW = fns.define(
+        "load_w",
+        [["kk", "u32"], ["o", "u32"]],
+        "f32",
+        (ctx) => ctx.at(w, Ix.flat(w.shape, sumIndex([`kk * ${g.cout}u`, "o"]))),
+      );
+      const epilogue = task.fused
+        ? fns.define(
+          "epilogue",
+          [["acc", "f32"], ["flat", "u32"]],
+          type,
+          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+        )
+        : undefined;
+      const k = convKernel(name, g, {
+        declarations: "",
+        bindings: [],
+        loadX: (b, y, xx, c) => `${loadX}(${b}, ${y}, ${xx}, ${c})`,
+        loadW: (kk, o) => `${loadW}(${kk}, ${o})`,
+        store: (flat, v) => store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v),
+      }, opts.matmulVariant(convGemmShape(g)));
+      const ops = task.fused
+        ? ["conv2d", ...inlineOps(n, location).filter((o) => o !== "conv2d")]
+        : ["conv2d"];
+      const doc = task.fused ? `${describe(cv)}, epilogue ${describe(n)}` : describe(n);
+      return finish({ ...k, doc: `${doc}; ${k.doc}`, ops, bytes: meta(0).bytes });
+    }
     case "scatter": {
       const [index, updates] = [n.src[0]!, n.src[1]!];
       const rows = n.shape[0]!;
@@ -292,11 +332,20 @@ export function emitKernel(
         type,
         (ctx) => ctx.at(updates, Ix.flat(updates.shape, sumIndex([`i * ${cols}u`, "c"]))),
       );
-      const k = scatterAddKernel(name, rows, cols, count, type, {
-        ...io,
-        index: (i) => `${fi}(${i})`,
-        update: (i, c) => `${fu}(${i}, ${c})`,
-      }, meta(rows * cols * count));
+      const k = scatterAddKernel(
+        name,
+        rows,
+        cols,
+        count,
+        type,
+        {
+          ...io,
+          index: (i) => `${fi}(${i})`,
+          update: (i, c) => `${fu}(${i}, ${c})`,
+        },
+        meta(rows * cols * count),
+        scatterRowsPerThread(opts.adapterClass ?? "cpu", rows),
+      );
       return finish(k);
     }
     case "attention":
@@ -352,7 +401,7 @@ function inlineOps(n: Node, location: Map<number, Location>): string[] {
     const m = stack.pop()!;
     if (location.has(m.id) || OPS[m.op].kind === "leaf" && m.op !== "const" && m.op !== "iota") continue;
     ops.push(m.op);
-    if (LOWERING[m.op].kernel === "matmul" || LOWERING[m.op].kernel === "reduce") continue; // an epilogue's accumulator
+    if (["matmul", "conv", "reduce"].includes(LOWERING[m.op].kernel ?? "")) continue; // an epilogue's accumulator
     stack.push(...m.src);
   }
   return ops;

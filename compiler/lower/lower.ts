@@ -1,6 +1,6 @@
 import { type Node, size, toposort } from "../ir/mod.ts";
 import type { Kernel } from "../../kernels/kernel.ts";
-import type { MatmulShape, MatmulVariant } from "../../kernels/matmul.ts";
+import type { AdapterClass, MatmulShape, MatmulVariant } from "../../kernels/matmul.ts";
 import type { AttentionShape, AttentionVariant } from "../../kernels/flash_attention.ts";
 import type { Step, TensorSlot } from "../plan.ts";
 import { arenaName, halfArenaName, type Lifetime, planMemory } from "./memory.ts";
@@ -32,6 +32,8 @@ export interface LowerOptions {
   readonly fuse?: boolean;
   readonly matmulVariant: (shape: MatmulShape) => MatmulVariant;
   readonly attentionVariant: (shape: AttentionShape) => AttentionVariant;
+  /** The adapter class kernels without a tuned variant are shaped for (scatter-add blocks); default cpu. */
+  readonly adapterClass?: AdapterClass;
   /** Words at the bottom of `act` that this entry must not use. */
   readonly reservedWords?: number;
   /** The most words one activation arena may hold (the adapter's storage binding limit). */

@@ -8,6 +8,8 @@ export type KernelKind =
   | "row"
   | "reduce"
   | "matmul"
+  /** A convolution as an implicit GEMM: the matmul tiles reading the input window in place. */
+  | "conv"
   | "scatter"
   | "attention"
   | "attention_grad_q"
@@ -123,6 +125,7 @@ export const LOWERING: { readonly [O in Op]: Lowering<O> } = {
   sum: { kernel: "reduce", value: null },
   reduce_max: { kernel: "reduce", value: null },
   matmul: { kernel: "matmul", value: null },
+  conv2d: { kernel: "conv", value: null },
   reshape: { kernel: null, value: (n, ix, ctx) => ctx.at(n.src[0]!, Ix.flat(n.src[0]!.shape, ix.flat())) },
   permute: {
     kernel: null,

@@ -102,7 +102,7 @@ export function chooseMaterialized(
     const piece = direct.length > 0 && direct.every(isJoin);
     if (
       (kind === "elementwise" && direct.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
-      (!piece && feeds("contraction") && c > PROLOGUE_COST) ||
+      (!piece && (feeds("contraction") || feeds("convolution")) && c > PROLOGUE_COST) ||
       (!piece && feeds("attention") && c > ATTENTION_PROLOGUE_COST)
     ) {
       stored.add(n.id);
@@ -113,7 +113,7 @@ export function chooseMaterialized(
   const epilogues = new Map<number, Node>();
   for (const m of order) {
     const k = kernelKind(m);
-    if ((k !== "matmul" && k !== "reduce") || roots.has(m.id)) continue;
+    if ((k !== "matmul" && k !== "conv" && k !== "reduce") || roots.has(m.id)) continue;
     let c = m;
     let ok = true;
     while (true) {

@@ -3,7 +3,7 @@
  * bad value is a UsageError that quotes the flag, the value and what was expected.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../../cli/load_spec.ts";
+import { UsageError } from "../load_spec.ts";
 import { ImageError } from "../file_errors.ts";
 import { TrainError } from "../train/settings.ts";
 import { SAMPLER_METHODS, type SamplerMethod } from "./sampler.ts";

@@ -84,18 +84,4 @@ export {
   modelDenoiser,
   noiseProcess,
 } from "./transfusion.ts";
-export { type ClassifierOptions, type DigitClassifier, digitClassifier } from "./classifier.ts";
-export {
-  balancedIndices,
-  type DigitEval,
-  type DigitEvalOptions,
-  type DigitEvalOutput,
-  evaluateDigits,
-  formatDigitEval,
-  mentionedDigit,
-  msPerStep,
-  percent,
-  percentRange,
-  wilsonInterval,
-} from "./digit_eval.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";

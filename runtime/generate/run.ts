@@ -5,7 +5,7 @@
  * picks one explicitly. A checkpoint of another spec or config is rejected before anything runs.
  */
 import { compile } from "../../compiler/compile.ts";
-import { loadSpec, UsageError } from "../../cli/load_spec.ts";
+import { loadSpec, UsageError } from "../load_spec.ts";
 import type { AnyModel } from "../../spec/model.ts";
 import { resolveConfig } from "../../spec/config.ts";
 import type { TransfusionConfig } from "../../spec/transfusion/config.ts";

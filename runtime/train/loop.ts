@@ -29,6 +29,7 @@ import { type PreparedRun, prepareRun } from "./prepare.ts";
 import { LogClock, logLine, type LogRecord } from "./progress.ts";
 import { appendLog, type LogLine, readLog, rewriteLog, writeLossCurve, writeSettings } from "./run_dir.ts";
 import type { SampleHook } from "./sample_hooks.ts";
+import { DEFAULT_MEASURE_STEPS, type TrainBudget } from "./budget.ts";
 import { TrainError, type TrainSettings } from "./settings.ts";
 
 export interface TrainOptions {
@@ -63,6 +64,11 @@ export interface TrainOptions {
   readonly signal?: AbortSignal;
   /** Used instead of the hook registered for the spec's kind. */
   readonly sampleHook?: SampleHook;
+  /**
+   * Size the run to a time budget after a few measured steps (budget.ts): the total steps (capped
+   * by `settings.steps`) and the sample period come from it, and are what training.json records.
+   */
+  readonly budget?: TrainBudget;
   readonly handle?: DeviceHandle;
 }
 
@@ -75,6 +81,7 @@ export interface TrainResult {
   readonly interrupted: boolean;
   /** What this call logged, in order. */
   readonly records: readonly LogRecord[];
+  /** The settings trained with: `steps` and `sampleEvery` as a budget sized them. */
   readonly settings: TrainSettings;
   readonly config: unknown;
   readonly dims: Readonly<Record<string, number>>;
@@ -104,7 +111,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     dir: opts.out,
     startStep,
     ...stopped,
-    settings,
     config: plan.config,
     dims: plan.dims,
   });
@@ -113,7 +119,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       `the checkpoint is at step ${startStep} of ${settings.steps}: nothing to train (raise --steps)`,
     );
     const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
-    return result({ step: startStep, interrupted: false, records: [], time });
+    return result({ step: startStep, interrupted: false, records: [], time, settings });
   }
   opts.onNote?.(
     `${startStep > 0 ? `resuming at step ${startStep}` : "training"} ${plan.model}: ${data.describe()}`,
@@ -137,7 +143,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-type Stopped = Pick<TrainResult, "step" | "interrupted" | "records" | "time">;
+type Stopped = Pick<TrainResult, "step" | "interrupted" | "records" | "time" | "settings">;
 
 /** The run's moving average: the checkpoint's, or one starting at the present parameters. */
 async function startAverage(
@@ -168,9 +174,10 @@ async function loop(
   lines: LogLine[],
   average: DeviceAverage | undefined,
 ): Promise<Stopped> {
-  const { plan, data, settings } = run;
-  const total = settings.steps;
-  const schedule = { peak: settings.lr, warmup: settings.warmup, total, floor: settings.lrFloor };
+  const { plan, data } = run;
+  let settings = run.settings;
+  let total = settings.steps;
+  let schedule = { peak: settings.lr, warmup: settings.warmup, total, floor: settings.lrFloor };
   const records: LogRecord[] = [];
   const clock = new LogClock(settings.logEvery);
   const began = performance.now();
@@ -196,11 +203,18 @@ async function loop(
   };
   const periodic = (step: number) => settings.checkpointEvery > 0 && step % settings.checkpointEvery === 0;
   const samples = (step: number) =>
-    run.hook !== undefined && (step % settings.sampleEvery === 0 || step === total);
-  const boundary = (step: number) => step === total || periodic(step) || samples(step);
+    run.hook !== undefined && settings.sampleEvery > 0 &&
+    (step % settings.sampleEvery === 0 || step === total);
+  const firstStep = executor.step;
+  // A budget sizes the run at this step, after `measureSteps` timed steps (the first is not timed).
+  const measureSteps = opts.budget?.measureSteps ?? DEFAULT_MEASURE_STEPS;
+  const sizingStep = opts.budget && firstStep + 1 + measureSteps < total
+    ? firstStep + 1 + measureSteps
+    : undefined;
+  let firstTakenAt = NaN;
+  const boundary = (step: number) => step === total || periodic(step) || samples(step) || step === sizingStep;
   const aborted = () => opts.signal?.aborted === true;
   const inFlight = new StepsInFlight(settings.inFlight);
-  const firstStep = executor.step;
   const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
   let paused = 0; // saves and samples, left out of wallMs
   let refused: ((kept: number) => TrainError) | undefined; // a batch that must not be trained on
@@ -240,12 +254,14 @@ async function loop(
       }
       if (inFlight.size === 0) {
         if (refused) throw refused(savedAt);
-        return { step: executor.step, interrupted: executor.step < total, records, time: timed() };
+        return { step: executor.step, interrupted: executor.step < total, records, time: timed(), settings };
       }
 
       const waitStart = performance.now();
       const { step, lr, out } = await inFlight.next();
-      time.waitMs += performance.now() - waitStart;
+      const takenAt = performance.now();
+      time.waitMs += takenAt - waitStart;
+      if (step === firstStep + 1) firstTakenAt = takenAt;
       const { loss: lossValues, ...rest } = out.outputs;
       const loss = lossValues![0]!;
       const gradNorm = out.gradNorm ?? NaN;
@@ -287,6 +303,34 @@ async function loop(
         opts.onLog?.(record);
       }
       if (!current) continue;
+      if (step === sizingStep) {
+        const sizingStart = performance.now();
+        // The hook first: a caller may time a first sample to reserve time for what follows.
+        if (run.hook && !samples(step)) {
+          await run.hook({ executor, plan, model: opts.model, config: plan.config, step, dir: opts.out });
+        }
+        const pace = { step, msPerStep: (takenAt - firstTakenAt) / measureSteps, now: performance.now() };
+        const sized = opts.budget!.size(pace);
+        total = Math.max(step + 1, Math.min(settings.steps, Math.floor(sized.steps)));
+        settings = {
+          ...settings,
+          steps: total,
+          sampleEvery: Math.max(0, Math.floor(sized.sampleEvery ?? 0)),
+        };
+        schedule = { ...schedule, total };
+        if (settings.warmup < step) {
+          opts.onNote?.(
+            `warmup (${settings.warmup}) ended before the budget sized the run at step ${step}: steps ` +
+              `${settings.warmup + 1}..${step} decayed towards the spec's total, not the sized ${total}`,
+          );
+        }
+        opts.onNote?.(
+          `${pace.msPerStep.toFixed(1)} ms/step over ${measureSteps} steps: training ${total} steps` +
+            (settings.sampleEvery > 0 ? `, sampling every ${settings.sampleEvery}` : ""),
+        );
+        clock.start(step, performance.now());
+        paused += performance.now() - sizingStart;
+      }
       // Asked after the log: `onLog` may be what aborts.
       const last = stopping();
       const saveNow = periodic(step) || last;
@@ -299,7 +343,7 @@ async function loop(
       // Saving and sampling are not training: the next log's ms/step leaves them out.
       if (saveNow || sampleNow) clock.start(step, performance.now());
       paused += performance.now() - pauseStart;
-      if (last) return { step, interrupted: !done, records, time: timed() };
+      if (last) return { step, interrupted: !done, records, time: timed(), settings };
     }
   } finally {
     await inFlight.discard();

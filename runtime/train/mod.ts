@@ -25,3 +25,11 @@ export {
   type SpecKind,
 } from "./sample_hooks.ts";
 export { DEFAULT_SETTINGS, TrainError, type TrainSettings } from "./settings.ts";
+export {
+  type BudgetPlan,
+  DEFAULT_MEASURE_STEPS,
+  type MeasuredPace,
+  minutesBudget,
+  stepsWithin,
+  type TrainBudget,
+} from "./budget.ts";

@@ -91,9 +91,12 @@ export async function prepareRun(opts: TrainOptions): Promise<PreparedRun> {
 
   const handle = opts.handle ?? await openDevice();
   let hook: SampleHook | undefined;
-  if (settings.sampleEvery > 0) {
+  // A budget may set a sample period after its first steps, and samples at its sizing step.
+  if (settings.sampleEvery > 0 || opts.budget) {
     hook = opts.sampleHook ?? sampleHookFor(model);
-    if (!hook) notes.push(`no sample hook is registered for spec "${model.name}"; sampleEvery is ignored`);
+    if (!hook && settings.sampleEvery > 0) {
+      notes.push(`no sample hook is registered for spec "${model.name}"; sampleEvery is ignored`);
+    }
   }
   const compiled = compile(model, {
     config,

@@ -9,3 +9,4 @@ export * from "./rope.ts";
 export * from "./swiglu.ts";
 export * from "./timestep.ts";
 export * from "./flash_attention.ts";
+export * from "./conv.ts";

@@ -33,9 +33,12 @@ export interface ImageConfig {
   readonly patch: number;
   /** N, the image slots of a row. */
   readonly imagesPerRow: number;
-  /** "linear": one linear layer each way; "unet": conv-free down/up stacks with skips (encoder.ts). */
-  readonly encoder: "linear" | "unet";
-  /** Hidden widths of the "unet" levels, outermost first. */
+  /**
+   * "linear": one linear layer each way; "unet": the paper's conv down/up blocks over the image with
+   * skips (unet.ts); "mlp": conv-free per-patch residual MLP stacks with skips (encoder.ts).
+   */
+  readonly encoder: "linear" | "unet" | "mlp";
+  /** Hidden widths of the "unet" / "mlp" levels, outermost first. */
   readonly unetWidths: readonly number[];
   /** "rope2d": rotary (row, col) for patches, pos for text; "learned": a [P, dim] table added to patches. */
   readonly positions: "rope2d" | "learned";
@@ -176,7 +179,7 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       channels: int(1, 64).default(i.channels),
       patch: int(1, 4096).default(i.patch),
       imagesPerRow: int(1, 64).default(i.imagesPerRow),
-      encoder: oneOf(["linear", "unet"]).default(i.encoder),
+      encoder: oneOf(["linear", "unet", "mlp"]).default(i.encoder),
       unetWidths: z.array(int(1, 65536), { error: "must be a list of widths" })
         .min(1, { error: "must list at least one width" }).default([...i.unetWidths]),
       positions: oneOf(["rope2d", "learned"]).default(i.positions),

@@ -3,16 +3,18 @@
  * vector -> patch (decoder), and how the timestep conditions the patch vectors. Patch rows are
  * [B, N*P, K] with K = C*p*p values; vectors are [B, N*P, D].
  *
- * The "unet" codec is NOT a convolutional U-Net: the op set has no convolution. It keeps the U-Net's
- * shape at the patch level: down blocks (residual MLP blocks with plain LayerNorm, conditioned on t)
- * widen each patch's features level by level into the transformer's width, and up blocks mirror them
- * on the way out, each adding the skip from its down block across the transformer. Pixels only mix
- * inside a patch here; patches mix in the transformer.
+ * Codecs: "linear" (one linear layer each way), "unet" (the paper's: convolutions over the whole
+ * image down to the patch grid and back, with skips; unet.ts), and "mlp", which keeps the U-Net's
+ * shape at the patch level without convolution: down blocks (residual MLP blocks with plain
+ * LayerNorm, conditioned on t) widen each patch's features level by level into the transformer's
+ * width, and up blocks mirror them on the way out, each adding the skip from its down block across
+ * the transformer. With "mlp" pixels only mix inside a patch; patches mix in the transformer.
  */
 import { gelu, layernorm, linear, silu, sinusoidalEmbedding } from "../nn/mod.ts";
 import { module, param, type ParamDecl, zeros } from "../params.ts";
 import type { Tensor } from "../tensor.ts";
 import type { BackboneConfig, ImageConfig } from "./config.ts";
+import { unetDecoder, unetEncoder } from "./unet.ts";
 
 type T3 = Tensor<"f32", 3>;
 
@@ -40,9 +42,11 @@ function residualBlock(width: number, dim: number, std: number) {
 }
 
 /** patches [B, N*P, K], temb [B, N*P, D] -> vectors [B, N*P, D] and the skips the decoder takes. */
-export type Encode = (patches: T3, temb: T3) => { vectors: T3; skips: T3[] };
+export type Encode = (patches: T3, temb: T3) => { vectors: T3; skips: Skip[] };
+/** A skip across the transformer: [B, N*P, w] rows ("mlp") or [B*N, H, W, w] feature maps ("unet"). */
+export type Skip = Tensor<"f32", number>;
 /** h [B, N*P, D] (read back from the patch positions), the encoder's skips, temb -> [B, N*P, K]. */
-export type Decode = (h: T3, skips: readonly T3[], temb: T3) => T3;
+export type Decode = (h: T3, skips: readonly Skip[], temb: T3) => T3;
 
 export function patchEncoder(b: BackboneConfig, image: ImageConfig, values: number) {
   const std = b.initStd;
@@ -52,6 +56,7 @@ export function patchEncoder(b: BackboneConfig, image: ImageConfig, values: numb
       (p): Encode => (x) => ({ vectors: p.proj(x), skips: [] }),
     );
   }
+  if (image.encoder === "unet") return unetEncoder(b, image);
   const widths = image.unetWidths;
   const down = widths.map((w, i) => ({
     res: residualBlock(w, b.dim, std),
@@ -74,6 +79,7 @@ export function patchDecoder(b: BackboneConfig, image: ImageConfig, values: numb
   if (image.encoder === "linear") {
     return module({ proj: linear(b.dim, values, { std }) }, (p): Decode => (h) => p.proj(h));
   }
+  if (image.encoder === "unet") return unetDecoder(b, image);
   const widths = image.unetWidths;
   // Innermost level first, mirroring the encoder.
   const up = widths.map((w, i) => ({
@@ -86,7 +92,7 @@ export function patchDecoder(b: BackboneConfig, image: ImageConfig, values: numb
     (p): Decode => (h, skips, temb) => {
       let x = h;
       p.up.forEach((level, i) => {
-        x = level.res(level.enter(x).add(skips[skips.length - 1 - i]!) as T3, temb);
+        x = level.res(level.enter(x).add(skips[skips.length - 1 - i]! as T3) as T3, temb);
       });
       return p.proj(p.norm(x));
     },

@@ -19,7 +19,7 @@ import type { Tensor } from "../tensor.ts";
 import { attendOptions, backbone } from "./backbone.ts";
 import { rowGeometry, type TransfusionConfig } from "./config.ts";
 import { noiseImages, perImage, perImageMse } from "./diffusion.ts";
-import { patchDecoder, patchEncoder, timestepConditioning, timestepEmbedding } from "./encoder.ts";
+import { patchDecoder, patchEncoder, type Skip, timestepConditioning, timestepEmbedding } from "./encoder.ts";
 import { lmLoss } from "./lm.ts";
 import { resolveOptions, type TransfusionOptions } from "./options.ts";
 import {
@@ -81,7 +81,7 @@ export interface Batch {
 export interface EncodedImages {
   /** Patch vectors [B, N*P, D], conditioned on t (and the learned positions). */
   readonly patches: T3;
-  readonly skips: T3[];
+  readonly skips: Skip[];
   /** The timestep embedding, one copy per patch [B, N*P, D]. */
   readonly temb: T3;
 }

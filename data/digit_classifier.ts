@@ -7,16 +7,16 @@
  * the classifier is trained again into the cache (never into the shipped folder). Its own held-out
  * accuracy is kept in run.json, so every report can quote it.
  */
-import { compile } from "../../compiler/compile.ts";
-import type { Plan } from "../../compiler/plan.ts";
-import type { AnyModel } from "../../spec/model.ts";
-import { resolveConfig } from "../../spec/config.ts";
-import type { DataSource } from "../../spec/data.ts";
-import { captureCheckpoint, loadCheckpoint, saveCheckpoint, specHash } from "../checkpoint.ts";
-import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
-import { Executor } from "../executor.ts";
-import { CheckpointError } from "../file_errors.ts";
-import { learningRate } from "../schedule.ts";
+import { compile } from "../compiler/compile.ts";
+import type { Plan } from "../compiler/plan.ts";
+import type { AnyModel } from "../spec/model.ts";
+import { resolveConfig } from "../spec/config.ts";
+import type { DataSource } from "../spec/data.ts";
+import { captureCheckpoint, loadCheckpoint, saveCheckpoint, specHash } from "../runtime/checkpoint.ts";
+import { describeAdapter, type DeviceHandle, openDevice } from "../runtime/device.ts";
+import { Executor } from "../runtime/executor.ts";
+import { CheckpointError } from "../runtime/file_errors.ts";
+import { learningRate } from "../runtime/schedule.ts";
 
 export interface ClassifierOptions {
   /** A spec with inputs x [batch, pixels], y [batch], a "logits" entry and a data source. */

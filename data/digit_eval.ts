@@ -5,13 +5,18 @@
  *               (numeral or English word) is the label
  *   held-out    the forward entry's loss and metrics over the data source's eval batches
  */
-import { digitCaption, digitImage, T1_CAPTION_TEMPLATE, testDigits } from "../../data/mnist_captions.ts";
-import { loadMnist, MNIST_PIXELS } from "../../data/mnist.ts";
-import { digitFromModelImage } from "./images.ts";
-import type { DigitClassifier } from "./classifier.ts";
-import type { ModelRun } from "./run.ts";
-import { captionImages, defaultMethod, generateImages, heldOutLosses } from "./transfusion.ts";
-import type { SamplerMethod } from "./sampler.ts";
+import { digitCaption, digitImage, T1_CAPTION_TEMPLATE, testDigits } from "./mnist_captions.ts";
+import { loadMnist, MNIST_PIXELS } from "./mnist.ts";
+import { digitFromModelImage } from "../runtime/generate/images.ts";
+import type { DigitClassifier } from "./digit_classifier.ts";
+import type { ModelRun } from "../runtime/generate/run.ts";
+import {
+  captionImages,
+  defaultMethod,
+  generateImages,
+  heldOutLosses,
+} from "../runtime/generate/transfusion.ts";
+import type { SamplerMethod } from "../runtime/generate/sampler.ts";
 
 export interface DigitEvalOptions {
   readonly nPerDigit: number;
