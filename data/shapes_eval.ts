@@ -19,10 +19,9 @@ import {
   generateImages,
   heldOutLosses,
   type ModelRun,
-  percent,
   type SamplerMethod,
-  wilsonInterval,
 } from "../runtime/generate/mod.ts";
+import { percent, wilsonInterval } from "./digit_eval.ts";
 
 /** What the evaluation asks of a model. */
 export interface ShapesModel {
