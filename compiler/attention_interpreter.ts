@@ -2,14 +2,7 @@
  * The interpreter's rules for the attention ops: the mask rule is evaluated on the layout fields
  * (materialized as a predicate, which is fine for an oracle), then the f64 reference does the math.
  */
-import {
-  type AttentionArg,
-  LAYOUT_FIELDS,
-  type LayoutField,
-  type LayoutFields,
-  maskAt,
-  type Node,
-} from "./ir/mod.ts";
+import { type AttentionArg, type LayoutField, maskAt, type Node } from "./ir/mod.ts";
 import { type AllowedFn, attentionForwardRef } from "./attention_reference.ts";
 import type { AttentionShape } from "../kernels/flash_attention_common.ts";
 
@@ -24,12 +17,10 @@ function setup(n: Node, src: readonly Raw[], extra: number) {
   const [batch, heads, t, d] = q.shape as [number, number, number, number];
   const s = k.shape[2]!;
   const shape: AttentionShape = { batch, heads, t, s, d };
-  const fields = Object.fromEntries(LAYOUT_FIELDS.map((f) => [f, new Int32Array(batch * s)])) as Record<
-    LayoutField,
-    Int32Array
-  >;
-  arg.fields.forEach((f, i) => fields[f].set(src[3 + extra + i]!.data));
-  const allowed: AllowedFn = (b, i, j) => maskAt(arg.mask, fields as LayoutFields, s, b, i + s - t, j);
+  // Only the fields the op carries: the ones its rule reads.
+  const fields: Partial<Record<LayoutField, Int32Array>> = {};
+  arg.fields.forEach((f, i) => fields[f] = Int32Array.from(src[3 + extra + i]!.data));
+  const allowed: AllowedFn = (b, i, j) => maskAt(arg.mask, fields, s, b, i + s - t, j);
   return { arg, shape, allowed };
 }
 

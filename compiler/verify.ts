@@ -1,8 +1,8 @@
 import {
+  ALL_LAYOUT_FIELDS,
   DTYPES,
   fmtShape,
   IRError,
-  LAYOUT_FIELDS,
   type Node,
   type Op,
   type OpArgs,
@@ -175,8 +175,8 @@ function checkArg(n: Node) {
         throw bad("is not a mask rule");
       }
     } else if (k === "fields") {
-      if (!Array.isArray(v) || !v.every((f) => (LAYOUT_FIELDS as readonly unknown[]).includes(f))) {
-        throw bad(`is not a list of layout fields (${LAYOUT_FIELDS.join(", ")})`);
+      if (!Array.isArray(v) || !v.every((f) => (ALL_LAYOUT_FIELDS as readonly unknown[]).includes(f))) {
+        throw bad(`is not a list of layout fields (${ALL_LAYOUT_FIELDS.join(", ")})`);
       }
     } else if (Array.isArray(v)) {
       if (!v.every(Number.isInteger)) throw bad(`holds a non-integer (${fmtShape(v)})`);

@@ -20,6 +20,7 @@ const PYTHON_MASK: MaskRules<string> = {
   sameSpan: ({ modality: m }) =>
     `((span_q >= 0) & (span_q == span_k) & (modality_q == ${m}) & (modality_k == ${m}))`,
   prefix: ({ n }) => `(j < ${n})`,
+  inPrefix: () => "(prefix_k > 0)",
   window: ({ w }) => `((i - j).abs() < ${w})`,
   and: (e, sub) => `(${sub(e.a)} & ${sub(e.b)})`,
   or: (e, sub) => `(${sub(e.a)} | ${sub(e.b)})`,

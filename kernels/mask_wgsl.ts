@@ -39,6 +39,7 @@ export function maskPredicateWgsl(expr: MaskExpr, q: PositionWgsl, k: PositionWg
       `(${q.field("span")} >= ${int(0)} && ${q.field("span")} == ${k.field("span")} && ` +
       `${q.field("modality")} == ${int(modality)} && ${k.field("modality")} == ${int(modality)})`,
     prefix: ({ n }) => `(${j} < ${int(n)})`,
+    inPrefix: () => `(${k.field("prefix")} > ${int(0)})`,
     window: ({ w }) => `(abs(${i} - ${j}) < ${int(w)})`,
     and: (e, sub) => `(${sub(e.a)} && ${sub(e.b)})`,
     or: (e, sub) => `(${sub(e.a)} || ${sub(e.b)})`,
@@ -94,6 +95,7 @@ function tileBitRules(q: TileRangesWgsl, k: TileRangesWgsl): MaskRules<string> {
       return leaf(`(${span.never} || ${outside})`, `(${span.always} && ${only})`);
     },
     prefix: ({ n }) => leaf(`${kf} >= ${int(n)}`, `${kl} < ${int(n)}`),
+    inPrefix: () => leaf(`${k.max("prefix")} <= ${zero}`, `${k.min("prefix")} > ${zero}`),
     window: ({ w }) =>
       leaf(
         `max(max(${kf} - ${ql}, ${qf} - ${kl}), ${zero}) >= ${int(w)}`,

@@ -2,7 +2,7 @@
  * Layouts for the mask and layout tests: hand-drawn ones (segments and the fields they must give,
  * written out by hand) and seeded random ones. Not a test file itself: tests import it.
  */
-import type { LayoutFields, MaskExpr } from "../compiler/ir/mask.ts";
+import type { LayoutField, MaskExpr } from "../compiler/ir/mask.ts";
 import type { PositionExpr } from "../compiler/ir/position.ts";
 import { buildLayout, type BuiltLayout, type Segment } from "../spec/layout_builder.ts";
 
@@ -11,12 +11,23 @@ export interface DrawnLayout {
   readonly B: number;
   readonly T: number;
   readonly rows: readonly (readonly Segment[])[];
-  /** Per field, B * T values. */
-  readonly fields: { readonly [F in keyof LayoutFields]: readonly number[] };
+  /** Per field, B * T values (prefix: all 0 where not drawn). */
+  readonly fields: { readonly [F in Exclude<LayoutField, "prefix">]: readonly number[] } & {
+    readonly prefix?: readonly number[];
+  };
 }
 
-const text = (length: number, doc = 0): Segment => ({ kind: "text", length, doc });
-const image = (rows: number, cols: number, doc = 0): Segment => ({ kind: "image", rows, cols, doc });
+/** Every field as an Int32Array, as `buildLayout` gives them. */
+export type AllFields = Readonly<Record<LayoutField, Int32Array>>;
+
+const text = (length: number, doc = 0, prefix = false): Segment => ({ kind: "text", length, doc, prefix });
+const image = (rows: number, cols: number, doc = 0, prefix = false): Segment => ({
+  kind: "image",
+  rows,
+  cols,
+  doc,
+  prefix,
+});
 
 // Legend in the comments: t text, B/E BOI/EOI (text), p patch, . padding.
 export const DRAWN: readonly DrawnLayout[] = [
@@ -91,6 +102,36 @@ export const DRAWN: readonly DrawnLayout[] = [
     },
   },
   {
+    name: "prefix-LM rows", // P P P t t . / P t t t t t (each row its own prefix length)
+    B: 2,
+    T: 6,
+    rows: [[text(3, 0, true), text(2)], [text(1, 0, true), text(5)]],
+    fields: {
+      doc: [0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0],
+      modality: [0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0],
+      span: [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],
+      pos: [0, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5],
+      row: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+      col: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+      prefix: [1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+    },
+  },
+  {
+    name: "packed prefix documents", // P P t | P B p p E t (an image in the second prefix)
+    B: 1,
+    T: 9,
+    rows: [[text(2, 0, true), text(1, 0), text(1, 1, true), image(1, 2, 1, true), text(1, 1)]],
+    fields: {
+      doc: [0, 0, 0, 1, 1, 1, 1, 1, 1],
+      modality: [0, 0, 0, 0, 0, 1, 1, 0, 0],
+      span: [-1, -1, -1, -1, -1, 0, 0, -1, -1],
+      pos: [0, 1, 2, 0, 1, 0, 1, 4, 5],
+      row: [0, 0, 0, 0, 0, 0, 0, 0, 0],
+      col: [0, 0, 0, 0, 0, 0, 1, 0, 0],
+      prefix: [1, 1, 0, 1, 1, 1, 1, 1, 0],
+    },
+  },
+  {
     name: "padding rows", // t t . / . . .
     B: 2,
     T: 3,
@@ -113,7 +154,7 @@ export function drawn(name: string): DrawnLayout {
 }
 
 /** The drawn fields as Int32Arrays (taken from the literals, not from buildLayout). */
-export function drawnFields(d: DrawnLayout): LayoutFields {
+export function drawnFields(d: DrawnLayout): AllFields {
   const f = d.fields;
   return {
     doc: Int32Array.from(f.doc),
@@ -122,6 +163,7 @@ export function drawnFields(d: DrawnLayout): LayoutFields {
     pos: Int32Array.from(f.pos),
     row: Int32Array.from(f.row),
     col: Int32Array.from(f.col),
+    prefix: f.prefix ? Int32Array.from(f.prefix) : new Int32Array(d.B * d.T),
   };
 }
 
@@ -150,15 +192,18 @@ export function randomLayout(rand: Rand, maxB: number, maxT: number): BuiltLayou
   const rows = Array.from({ length: B }, () => {
     const budget = rand() < 0.3 ? randInt(rand, 0, T) : T;
     const segments: Segment[] = [];
-    let [used, doc] = [0, randInt(rand, 0, 3)];
+    let [used, doc, opening] = [0, randInt(rand, 0, 3), true];
     for (;;) {
-      if (rand() < 0.25) doc += randInt(rand, 1, 4);
-      const s: Segment = rand() < 0.5 ? text(randInt(rand, 1, 6), doc) : {
+      if (rand() < 0.25) [doc, opening] = [doc + randInt(rand, 1, 4), true];
+      // A document's first segments may form its prefix (a prefix-LM), the rest never do.
+      const prefix = (opening &&= rand() < 0.5);
+      const s: Segment = rand() < 0.5 ? text(randInt(rand, 1, 6), doc, prefix) : {
         kind: "image",
         rows: randInt(rand, 1, 3),
         cols: randInt(rand, 1, 4),
         doc,
         markers: rand() < 0.8,
+        prefix,
       };
       const length = s.kind === "text" ? s.length : s.rows * s.cols + (s.markers === false ? 0 : 2);
       if (used + length > budget) break;
@@ -171,9 +216,17 @@ export function randomLayout(rand: Rand, maxB: number, maxT: number): BuiltLayou
 }
 
 /** Arbitrary field values in -1..3 with no structure at all: the classifier must be sound anyway. */
-export function randomFields(rand: Rand, B: number, T: number): LayoutFields {
+export function randomFields(rand: Rand, B: number, T: number): AllFields {
   const make = () => Int32Array.from({ length: B * T }, () => randInt(rand, -1, 3));
-  return { doc: make(), modality: make(), span: make(), pos: make(), row: make(), col: make() };
+  return {
+    doc: make(),
+    modality: make(),
+    span: make(),
+    pos: make(),
+    row: make(),
+    col: make(),
+    prefix: make(),
+  };
 }
 
 /** A random mask rule of depth <= `depth`, with parameters around the row length T. */
@@ -186,6 +239,7 @@ export function randomMask(rand: Rand, depth: number, T: number): MaskExpr {
     () => ({ kind: "sameSpan", modality: randInt(rand, 0, 2) }),
     () => ({ kind: "prefix", n: randInt(rand, 0, T + 1) }),
     () => ({ kind: "window", w: randInt(rand, 1, T + 1) }),
+    () => ({ kind: "inPrefix" }),
   ];
   if (depth <= 0 || rand() < 0.3) return leaves[randInt(rand, 0, leaves.length - 1)]!();
   const a = randomMask(rand, depth - 1, T);

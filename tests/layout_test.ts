@@ -135,7 +135,15 @@ Deno.test("layoutInputs and layoutOf carry the layout through a traced model", (
 
 Deno.test("layoutOf names what is missing", () => {
   const t = new Tensor<"i32", 2>(node("input", [], { name: "layout_doc", shape: [1, 4], dtype: "i32" }));
-  assert.throws(() => layoutOf({ layout_doc: t } as never), /the inputs have no "layout_modality"/);
+  // A partial layout is fine (a rule reads only its fields); none at all is named, and so is a
+  // field a rule reads that the layout lacks.
+  assert.throws(() => layoutOf({ tokens: t } as never), /the inputs have no layout_<field> input \(tokens\)/);
+  const partial = layoutOf({ layout_doc: t });
+  assert.deepEqual(Object.keys(partial), ["doc"]);
+  assert.throws(
+    () => maskDense(sameDocument().and(sameSpan("image")), partial),
+    /reads layout field\(s\) modality, span, which the layout lacks \(it has doc\)/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { interpret } from "../compiler/interpreter.ts";
 import { node } from "../compiler/ir/mod.ts";
 import {
+  ALL_LAYOUT_FIELDS,
   classifyTile,
   denseMask,
   describeMask,
   fieldRanges,
-  LAYOUT_FIELDS,
-  type LayoutFields,
+  type LayoutField,
   maskAt,
   type MaskExpr,
   maskFields,
@@ -18,9 +18,21 @@ import type { Kernel } from "../kernels/kernel.ts";
 import { maskPredicateWgsl, TILE_CLASS_CODE, tileClassWgsl } from "../kernels/mask_wgsl.ts";
 import type { Layout } from "../spec/layout.ts";
 import { buildLayout, layoutInputName } from "../spec/layout_builder.ts";
-import { all, causal, Mask, maskDense, none, prefix, sameDocument, sameSpan, window } from "../spec/mask.ts";
+import {
+  all,
+  causal,
+  inPrefix,
+  Mask,
+  maskDense,
+  none,
+  prefix,
+  sameDocument,
+  sameSpan,
+  window,
+} from "../spec/mask.ts";
 import { Tensor } from "../spec/tensor.ts";
 import {
+  type AllFields,
   drawn,
   drawnFields,
   randInt,
@@ -32,6 +44,8 @@ import {
 import { runKernel } from "./gpu_harness.ts";
 
 const TRANSFUSION = sameDocument().and(causal().or(sameSpan("image")));
+/** A prefix-LM over packed documents: each document's prefix is seen whole, the rest causally. */
+const PREFIX_LM = sameDocument().and(causal().or(inPrefix()));
 
 /** Rows of a [B, T, T] 0/1 array as arrays, for readable diffs against the drawn matrices. */
 function matrices(dense: ArrayLike<number>, B: number, T: number): number[][][] {
@@ -147,6 +161,43 @@ Deno.test("masks on hand-drawn layouts give the hand-drawn matrices", async (t) 
     assert.deepEqual(cpuMatrices(all(), "padding rows")[1], [[1, 1, 1], [1, 1, 1], [1, 1, 1]]);
     assert.deepEqual(cpuMatrices(none(), text), [[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]]);
   });
+  await t.step("prefix-LM, each row its own prefix length (layout data, one rule)", () => {
+    // P P P t t . / P t t t t t
+    assert.deepEqual(cpuMatrices(PREFIX_LM, "prefix-LM rows"), [
+      [
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0],
+      ],
+      [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 1],
+      ],
+    ]);
+    // Without sameDocument the padding query still sees the prefix: inPrefix reads only the key.
+    assert.deepEqual(cpuMatrices(causal().or(inPrefix()), "prefix-LM rows")[0]![5], [1, 1, 1, 1, 1, 1]);
+  });
+  await t.step("packed documents with their own prefixes: block diagonal, each block a prefix-LM", () => {
+    // P P t | P B p p E t  (doc 1's prefix holds an image, BOI and EOI)
+    assert.deepEqual(cpuMatrices(PREFIX_LM, "packed prefix documents"), [[
+      [1, 1, 0, 0, 0, 0, 0, 0, 0],
+      [1, 1, 0, 0, 0, 0, 0, 0, 0],
+      [1, 1, 1, 0, 0, 0, 0, 0, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1, 1],
+    ]]);
+  });
   await t.step("sameSpan(text) holds nowhere: text has no span", () => {
     const m = new Mask({ kind: "sameSpan", modality: 0 });
     assert.ok(cpuMatrices(m, "caption then a 2x2 image")[0]!.every((r) => r.every((v) => v === 0)));
@@ -167,6 +218,9 @@ Deno.test("describeMask and maskFields", () => {
   assert.equal(describeMask({ kind: "sameSpan", modality: 7 }), "sameSpan(modality 7)");
   assert.deepEqual(maskFields(TRANSFUSION.expr), ["doc", "modality", "span"]);
   assert.deepEqual(maskFields(causal().and(window(2)).expr), []);
+  assert.deepEqual(maskFields(PREFIX_LM.expr), ["doc", "prefix"]);
+  assert.deepEqual(PREFIX_LM.fields(), ["doc", "prefix"]);
+  assert.equal(String(PREFIX_LM), "sameDocument & (causal | inPrefix)");
   // JSON-serializable: it becomes an IR op argument.
   assert.deepEqual(JSON.parse(JSON.stringify(TRANSFUSION.expr)), TRANSFUSION.expr);
 });
@@ -181,24 +235,17 @@ Deno.test("the DSL constructors reject bad arguments", () => {
 // ---------------------------------------------------------------------------------------------
 // maskDense (DSL, interpreted) against denseMask (CPU)
 
-function layoutNodes(B: number, T: number): Layout {
-  const make = (f: (typeof LAYOUT_FIELDS)[number]) =>
+function layoutNodes(B: number, T: number): Layout<LayoutField> {
+  const make = (f: LayoutField) =>
     new Tensor<"i32", 2>(node("input", [], { name: layoutInputName(f), shape: [B, T], dtype: "i32" }));
-  return {
-    doc: make("doc"),
-    modality: make("modality"),
-    span: make("span"),
-    pos: make("pos"),
-    row: make("row"),
-    col: make("col"),
-  };
+  return Object.fromEntries(ALL_LAYOUT_FIELDS.map((f) => [f, make(f)])) as Layout<LayoutField>;
 }
 
-function interpretedMask(mask: Mask, fields: LayoutFields, B: number, T: number): Float64Array {
+function interpretedMask(mask: Mask, fields: AllFields, B: number, T: number): Float64Array {
   const dense = maskDense(mask, layoutNodes(B, T));
   assert.deepEqual(dense.shape, [B, T, T]);
   assert.equal(dense.dtype, "bool");
-  const inputs = Object.fromEntries(LAYOUT_FIELDS.map((f) => [layoutInputName(f), fields[f]]));
+  const inputs = Object.fromEntries(ALL_LAYOUT_FIELDS.map((f) => [layoutInputName(f), fields[f]]));
   return interpret([dense.node], { inputs })[0]!.data;
 }
 
@@ -210,6 +257,17 @@ Deno.test("maskDense (interpreted) equals denseMask (CPU)", async (t) => {
       assert.deepEqual(
         Array.from(interpretedMask(TRANSFUSION, f, d.B, d.T)),
         Array.from(denseMask(TRANSFUSION.expr, f, d.B, d.T)),
+        name,
+      );
+    }
+  });
+  await t.step("the prefix-LM mask on the drawn prefix layouts", () => {
+    for (const name of ["prefix-LM rows", "packed prefix documents"]) {
+      const d = drawn(name);
+      const f = drawnFields(d);
+      assert.deepEqual(
+        Array.from(interpretedMask(PREFIX_LM, f, d.B, d.T)),
+        Array.from(denseMask(PREFIX_LM.expr, f, d.B, d.T)),
         name,
       );
     }
@@ -234,7 +292,7 @@ Deno.test("maskDense (interpreted) equals denseMask (CPU)", async (t) => {
 /** The true class of a tile, by looking at every element. */
 function bruteClass(
   expr: MaskExpr,
-  f: LayoutFields,
+  f: AllFields,
   T: number,
   b: number,
   q: [number, number],
@@ -398,13 +456,13 @@ function testKernel(
 /** The dense mask computed by `maskPredicateWgsl`, one invocation per (b, i, j). */
 async function gpuDenseMask(
   expr: MaskExpr,
-  fields: LayoutFields,
+  fields: AllFields,
   B: number,
   T: number,
 ): Promise<Uint32Array> {
   const count = B * T * T;
-  const at = (f: (typeof LAYOUT_FIELDS)[number], pos: string) =>
-    `fields[${LAYOUT_FIELDS.indexOf(f) * B * T}u + b * ${T}u + ${pos}]`;
+  const at = (f: LayoutField, pos: string) =>
+    `fields[${ALL_LAYOUT_FIELDS.indexOf(f) * B * T}u + b * ${T}u + ${pos}]`;
   const predicate = maskPredicateWgsl(expr, { index: "i", field: (f) => at(f, "i") }, {
     index: "j",
     field: (f) => at(f, "j"),
@@ -420,15 +478,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = flat % ${T}u;
   out[flat] = select(0u, 1u, ${predicate});
 }`;
-  const packed = new Int32Array(LAYOUT_FIELDS.length * B * T);
-  LAYOUT_FIELDS.forEach((f, n) => packed.set(fields[f], n * B * T));
+  const packed = new Int32Array(ALL_LAYOUT_FIELDS.length * B * T);
+  ALL_LAYOUT_FIELDS.forEach((f, n) => packed.set(fields[f], n * B * T));
   const kernel = testKernel("mask_predicate_test", wgsl, count, [["fields", "read"], ["out", "read_write"]]);
   const out = await runKernel(kernel, { fields: packed, out: new Uint32Array(count) }, ["out"]);
   return new Uint32Array(out.out!);
 }
 
-/** Ranges packed as 2 + 12 i32 per tile: first, last, min of each field, max of each field. */
-const RANGE_WORDS = 2 + 2 * LAYOUT_FIELDS.length;
+/** Ranges packed as 2 + 14 i32 per tile: first, last, min of each field, max of each field. */
+const RANGE_WORDS = 2 + 2 * ALL_LAYOUT_FIELDS.length;
 
 async function gpuTileClasses(
   expr: MaskExpr,
@@ -441,17 +499,17 @@ async function gpuTileClasses(
       ranges.set([
         r.first,
         r.last,
-        ...LAYOUT_FIELDS.map((f) => r.min[f]),
-        ...LAYOUT_FIELDS.map((f) => r.max[f]),
+        ...ALL_LAYOUT_FIELDS.map((f) => r.min[f]!),
+        ...ALL_LAYOUT_FIELDS.map((f) => r.max[f]!),
       ], o);
     })
   );
   const side = (base: string) => ({
     first: `ranges[${base}]`,
     last: `ranges[${base} + 1u]`,
-    min: (f: (typeof LAYOUT_FIELDS)[number]) => `ranges[${base} + ${2 + LAYOUT_FIELDS.indexOf(f)}u]`,
-    max: (f: (typeof LAYOUT_FIELDS)[number]) =>
-      `ranges[${base} + ${2 + LAYOUT_FIELDS.length + LAYOUT_FIELDS.indexOf(f)}u]`,
+    min: (f: LayoutField) => `ranges[${base} + ${2 + ALL_LAYOUT_FIELDS.indexOf(f)}u]`,
+    max: (f: LayoutField) =>
+      `ranges[${base} + ${2 + ALL_LAYOUT_FIELDS.length + ALL_LAYOUT_FIELDS.indexOf(f)}u]`,
   });
   const wgsl = `${declare("ranges", 0, "i32", "read")}
 ${declare("out", 1, "u32", "read_write")}
@@ -482,15 +540,21 @@ const NAMED_RULES: readonly MaskExpr[] = [
   window(3).expr,
   causal().not().expr,
   TRANSFUSION.not().and(window(4).or(prefix(2))).expr,
+  inPrefix().expr,
+  PREFIX_LM.expr,
+  inPrefix().not().and(window(2)).expr,
 ];
 
 Deno.test("maskPredicateWgsl on the GPU equals denseMask", async () => {
   const rand = seeded(23);
   const rules = [...NAMED_RULES, ...Array.from({ length: 12 }, () => randomMask(rand, 3, 24))];
   const packed = randomLayout(seeded(3), 3, 24);
-  const drawnPacked = drawn("two images");
+  const drawnLayouts = [drawn("two images"), drawn("packed prefix documents")].map((d) => ({
+    ...d,
+    fields: drawnFields(d),
+  }));
   for (const expr of rules) {
-    for (const { fields, B, T } of [packed, { ...drawnPacked, fields: drawnFields(drawnPacked) }]) {
+    for (const { fields, B, T } of [packed, ...drawnLayouts]) {
       const want = denseMask(expr, fields, B, T);
       const got = await gpuDenseMask(expr, fields, B, T);
       assert.deepEqual(Array.from(got), Array.from(want), describeMask(expr));

@@ -6,7 +6,7 @@ import { softmax } from "./activations.ts";
 import { linearNoBias } from "./linear.ts";
 import { flashAttention } from "./flash_attention.ts";
 import { Mask, maskDense } from "../mask.ts";
-import type { Layout } from "../layout.ts";
+import type { SomeLayout } from "../layout.ts";
 
 /** The score a disallowed key gets before softmax: finite, so a fully masked row never turns into NaN. */
 export const MASKED_SCORE = -1e9;
@@ -17,8 +17,8 @@ export interface AttentionOptions {
    * a bool tensor [T, T] / [B, T, T], [query, key], true = may attend. Omitted: every query sees every key.
    */
   mask?: Tensor<"bool", number> | Mask;
-  /** The per-position layout a mask rule reads. */
-  layout?: Layout;
+  /** The per-position layout a mask rule reads: at least its fields (none for causal, window, prefix(n)). */
+  layout?: SomeLayout;
   /** With a mask rule: evaluate it as a dense [B, T, T] tensor and attend naively (an oracle, a baseline). */
   dense?: boolean;
   /** Applied to q and k after the head split, [B, H, T, Dh] -> same (e.g. `(t) => rope1d(t, pos)`). */
@@ -68,9 +68,8 @@ export function attention(dim: number, heads: number, opts: { std?: number; outS
       const merge = (o: Tensor<"f32", 4>) => p.wo(o.permute([0, 2, 1, 3]).reshape([b, t, dim]));
       let mask = call.mask;
       if (mask instanceof Mask) {
-        if (!call.layout) fail("attention", "a mask rule needs the layout it reads: pass { mask, layout }");
         if (!call.dense) return merge(flashAttention(q, k, v, mask, call.layout));
-        mask = maskDense(mask, call.layout);
+        mask = maskDense(mask, call.layout ?? [b, t]);
       }
       let scores = q.mul(1 / Math.sqrt(dh)).matmul(k.transpose()); // [B, H, T, S]
       if (mask) scores = where(headsMask(mask, b, t, s), scores, MASKED_SCORE);
