@@ -10,11 +10,10 @@
  * vector per patch. Decoder: the mirror, upsampling by nearest neighbour and adding each level's
  * skip before its residual block, then LayerNorm and a 3x3 conv back to C channels.
  *
- * The convolution here is a local im2col (pad, shifted slices, one matmul) written against the
- * signature of spec/nn's conv2d (w [KH, KW, Cin, Cout]) so it can be swapped for it when that lands.
+ * Convolutions are spec/nn's conv2d (the conv2d primitive: an implicit-GEMM kernel with the bias
+ * fused as its epilogue), pooling and upsampling its avgPool2d and upsampleNearest.
  */
-import { concat } from "../functions.ts";
-import { gelu, layernorm, linear } from "../nn/mod.ts";
+import { avgPool2d, conv2d, gelu, layernorm, linear, upsampleNearest } from "../nn/mod.ts";
 import { module, normal, param, zeros } from "../params.ts";
 import type { Tensor } from "../tensor.ts";
 import type { BackboneConfig, ImageConfig } from "./config.ts";
@@ -24,17 +23,7 @@ type T4 = Tensor<"f32", 4>;
 
 /** x [N, H, W, Cin] * w [k, k, Cin, Cout] (odd k, stride 1, "same" zero padding) -> [N, H, W, Cout]. */
 function convSame(x: T4, w: Tensor<"f32", 4>): T4 {
-  const [k, , cin, cout] = w.shape as [number, number, number, number];
-  if (k === 1) return x.matmul(w.reshape([cin, cout])) as T4;
-  const [h, wd] = [x.dim(1), x.dim(2)];
-  const r = (k - 1) / 2;
-  const padded = x.pad(1, r, r).pad(2, r, r);
-  const taps: T4[] = [];
-  for (let dy = 0; dy < k; dy++) {
-    for (let dx = 0; dx < k; dx++) taps.push(padded.slice(1, dy, dy + h).slice(2, dx, dx + wd));
-  }
-  // Tap order (dy, dx, cin) matches w's row-major [k, k, Cin] flattening.
-  return concat(taps, -1).matmul(w.reshape([k * k * cin, cout])) as T4;
+  return conv2d(x, w, { padding: (w.dim(0) - 1) / 2 });
 }
 
 export function conv(cin: number, cout: number, k: number, std: number) {
@@ -45,16 +34,10 @@ export function conv(cin: number, cout: number, k: number, std: number) {
 }
 
 /** [N, H, W, C] -> [N, H/2, W/2, C], the mean of each 2x2 block. */
-export function avgPool2(x: T4): T4 {
-  const [n, h, w, c] = x.shape as [number, number, number, number];
-  return x.reshape([n, h / 2, 2, w / 2, 2, c]).mean([2, 4]) as T4;
-}
+export const avgPool2 = (x: T4): T4 => avgPool2d(x, 2);
 
 /** [N, H, W, C] -> [N, 2H, 2W, C], each pixel repeated over a 2x2 block. */
-export function upsample2(x: T4): T4 {
-  const [n, h, w, c] = x.shape as [number, number, number, number];
-  return x.reshape([n, h, 1, w, 1, c]).broadcastTo([n, h, 2, w, 2, c]).reshape([n, 2 * h, 2 * w, c]) as T4;
-}
+export const upsample2 = (x: T4): T4 => upsampleNearest(x, 2);
 
 /** [N, g*r, g*r, C] -> [N, g, g, r*r*C] (r x r blocks into channels), and back. */
 function spaceToDepth(x: T4, r: number): T4 {
