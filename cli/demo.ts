@@ -3,12 +3,15 @@
  *    [--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR]
  *    [--classifier DIR] [--classifier-steps N]`
  *
- * One command from nothing to pictures: trains the demo spec on MNIST captions for M minutes
- * (default 10, compiling included; no limit with --steps alone) or N steps (default the spec's),
- * whichever ends first. The last step is evaluated with the training executor itself, so nothing
- * is compiled twice (see cli/eval.ts for the figures); the digit classifier comes from its shipped
+ * One command from nothing to pictures, in M minutes for everything (default 10; no limit with
+ * --steps alone): it prints the adapter, measures a few training steps and a first live grid
+ * (OUT/live.png, redrawn about once a minute), sizes the run to what the evaluations leave, and
+ * trains that many steps (at most N), so the lr schedule ends where the run does. The last step is
+ * evaluated with the training executor itself, so nothing is compiled twice (see cli/eval.ts for
+ * the figures); the digit classifier comes from its shipped
  * checkpoint (examples/checkpoints/digit_classifier/), trained first only if neither it nor
  * runs/digit-classifier/ fits its spec. Writes to OUT:
+ *   live.png               one sample per digit, redrawn while training
  *   run/                   the training run (checkpoint, log, loss.svg)
  *   samples/digit_<d>.png  K samples for each digit's caption
  *   captions/real_<i>.png  held-out real digits, with captions.txt giving the model's caption of each
@@ -30,7 +33,9 @@ import { reportHtml, type ReportSection } from "./report.ts";
 import { encodeGrayPng, encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import { DEFAULT_SETTINGS, progressLine, train } from "../runtime/train/mod.ts";
-import { digitCaption } from "../data/mnist_captions.ts";
+import { digitCaption, T1_CAPTION_TEMPLATE } from "../data/mnist_captions.ts";
+import { type EvalCosts, evalMs, liveGrid, paramCount, sizeDemo } from "./demo_budget.ts";
+import { describeAdapter, type DeviceHandle, openDevice } from "../runtime/device.ts";
 import {
   asUsageErrors,
   DIGIT_SIDE,
@@ -46,13 +51,19 @@ const USAGE = "usage: deno task demo [--minutes M] [--steps N] [--out demo-out] 
   "[--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR] " +
   "[--classifier DIR] [--classifier-steps N]";
 const DEMO_SPEC = "examples/transfusion_demo.ts";
-/** Training time, compiling included; the evaluation after it adds 1-5 min on a 2-core CPU. */
+/** The whole demo's minutes: loading, compiling, training and both evaluations (cli/demo_budget.ts). */
 const DEFAULT_MINUTES = 10;
 const SHIPPED = "examples/checkpoints/transfusion_demo";
 /** What a demo writes in OUT; a rerun removes these first, nothing else. */
-const OUTPUTS = ["run", "samples", "captions", "shipped", "loss.svg", "eval.json", "report.html"];
+const OUTPUTS = ["live.png", "run", "samples", "captions", "shipped", "loss.svg", "eval.json", "report.html"];
 /** Real digits shown with their captions in the report. */
 const SHOWN_CAPTIONS = 20;
+/** A cap on a timed demo's steps (the budget sizes the run; a fast GPU stops here). */
+const MAX_TIMED_STEPS = 20_000;
+/** Kept beyond the estimated evaluations: the final save, the shipped executor, the report. */
+const MARGIN_MS = 30_000;
+const SHIPPED_PER_DIGIT = 4;
+const SHIPPED_CAPTIONS = 20;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseFlags(Deno.args, {
@@ -96,6 +107,16 @@ async function main(): Promise<void> {
   for (const name of OUTPUTS) await Deno.remove(`${out}/${name}`, { recursive: true }).catch(() => {});
   await Deno.mkdir(out, { recursive: true });
   const log = (line: string) => console.log(`  ${line}`);
+  const started = performance.now();
+  const handle = await openDevice();
+  const adapter = adapterLine(handle);
+  console.log(`adapter: ${adapter}`);
+  // The shipped checkpoint is a known-good model: fewer samples show it, in less time.
+  const shippedSettings: EvalSettings = {
+    ...evalSettings,
+    nPerDigit: Math.min(evalSettings.nPerDigit, SHIPPED_PER_DIGIT),
+    captions: Math.min(evalSettings.captions, SHIPPED_CAPTIONS),
+  };
   const classifier = await openClassifier(evalSettings, log);
   try {
     const sections: ReportSection[] = [];
@@ -107,29 +128,63 @@ async function main(): Promise<void> {
     };
 
     // ---- train within the time budget; the last step evaluates with the training executor ----
-    const total = steps ?? model.training?.steps ?? DEFAULT_SETTINGS.steps;
-    const budget = Number.isFinite(minutes) ? `${minutes} min` : "no time limit";
-    console.log(`training ${specPath} (${budget}, at most ${total} steps) into ${out}/run`);
-    const started = performance.now();
+    // The budget covers everything: the loop measures a few steps, the first live grid times the
+    // sampler, and training gets what both evaluations leave (cli/demo_budget.ts).
+    const timed = Number.isFinite(minutes);
+    const cap = steps ?? (timed ? MAX_TIMED_STEPS : model.training?.steps ?? DEFAULT_SETTINGS.steps);
+    const budget = timed ? `${minutes} min for everything` : "no time limit";
+    console.log(`training ${specPath} (${budget}, at most ${cap} steps) into ${out}/run`);
     const deadline = started + minutes * 60_000;
+    const shippedParams = shipped ? await parameterBytes(shipped) / 4 : 0;
     const controller = new AbortController();
+    let total = cap;
+    let costs: EvalCosts | undefined;
+    let reserveMs = 0;
     let evaluated: { step: number; output: DigitEvalOutput } | undefined;
+    const template = evalSettings.template ?? T1_CAPTION_TEMPLATE;
     const trained = await asUsageErrors(() =>
       train({
         model,
         specPath,
         out: `${out}/run`,
-        // Sampling every step lets the last one, whenever the budget ends the run, be evaluated.
-        settings: { steps: total, checkpointEvery: 0, logEvery: 5, sampleEvery: 1 },
+        handle,
+        // Without a budget the hook runs at the last step only, for the evaluation.
+        settings: { steps: cap, checkpointEvery: 0, logEvery: 5, sampleEvery: timed ? 0 : cap },
         signal: controller.signal,
+        ...(timed
+          ? {
+            budget: {
+              size: (pace) => {
+                const sized = sizeDemo(pace, deadline, reserveMs, MARGIN_MS);
+                total = Math.min(cap, sized.steps);
+                console.log(
+                  `measured ${pace.msPerStep.toFixed(0)} ms/step on ${adapter}; evaluations reserved ` +
+                    `${(reserveMs / 1000).toFixed(0)} s: training ${total} steps, ${out}/live.png ` +
+                    `redrawn every ${sized.sampleEvery} steps`,
+                );
+                return sized;
+              },
+            },
+          }
+          : {}),
         onLog: (r) => {
           console.log(progressLine(r));
-          // Aborting from the log makes this step the last: it is saved, then evaluated below.
-          if (performance.now() >= deadline) controller.abort();
+          // A safety net when the estimates were short: this step becomes the last, then evaluated.
+          if (performance.now() >= deadline - reserveMs) controller.abort();
         },
         onNote: (n) => console.error(n),
         sampleHook: async (ctx) => {
-          if (evaluated || (ctx.step < total && !controller.signal.aborted)) return;
+          if (evaluated) return;
+          if (ctx.step < total && !controller.signal.aborted) {
+            const t = await liveGrid(ctx, evalSettings, `${out}/live.png`, template);
+            if (!costs) {
+              costs = { ...t, params: paramCount(ctx) };
+              const scale = shippedParams / costs.params;
+              reserveMs = evalMs(costs, evalSettings) + (shipped ? evalMs(costs, shippedSettings, scale) : 0);
+              console.log(`first samples in ${out}/live.png (step ${ctx.step})`);
+            }
+            return;
+          }
           console.log(`\nevaluating the model at step ${ctx.step}`);
           evaluated = {
             step: ctx.step,
@@ -150,7 +205,7 @@ async function main(): Promise<void> {
       const run = await loadRun(shipped);
       try {
         console.log(`\nevaluating the shipped checkpoint ${shipped}`);
-        const output = await evaluateWith(run, classifier, evalSettings, log);
+        const output = await evaluateWith(run, classifier, shippedSettings, log);
         const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
         const from = run.info.initFrom;
         // A fine-tuned checkpoint says what it started from; its README has the whole chain.
@@ -176,6 +231,8 @@ async function main(): Promise<void> {
       reportHtml("Transfusion demo: MNIST digits", sections, notes),
     );
     console.log(`\nwrote ${out}/report.html`);
+    const wall = (performance.now() - started) / 60_000;
+    console.log(`the demo took ${wall.toFixed(1)} min${timedNote(minutes)}`);
   } finally {
     classifier.destroy();
   }
@@ -235,6 +292,29 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+const timedNote = (minutes: number) => Number.isFinite(minutes) ? ` of its ${minutes}-min budget` : "";
+
+/** "llvmpipe (LLVM 15.0.6, 256 bits), cpu class, SIMD width 8": why figures differ between machines. */
+function adapterLine(handle: DeviceHandle): string {
+  const r = describeAdapter(handle);
+  const info = handle.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const [lo, hi] = [info.subgroupMinSize, info.subgroupMaxSize];
+  const simd = lo === undefined ? "SIMD width unknown" : `SIMD width ${lo === hi ? lo : `${lo}-${hi}`}`;
+  return `${r.name} (${r.description || r.vendor}), ${r.adapterClass} class, ${simd}`;
+}
+
+/** Bytes of a run's model weights (f32: 4 per parameter). */
+async function parameterBytes(dir: string): Promise<number> {
+  for (const path of [`${dir}/checkpoint/model.safetensors`, `${dir}/model.safetensors`]) {
+    try {
+      return (await Deno.stat(path)).size;
+    } catch {
+      // the next layout
+    }
+  }
+  return 0;
 }
 
 /** The spec path a run directory's checkpoint was trained on, or undefined when there is none. */

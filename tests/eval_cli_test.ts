@@ -178,6 +178,35 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       assert.equal(evalJson.trained.step, 2);
     });
 
+    await t.step("a timed demo prints the adapter, sizes its run and keeps a live grid", async () => {
+      const timed = `${dir}/demo_timed`;
+      const ok = await cli("demo", [
+        "--spec",
+        `${dir}/tiny_spec.ts`,
+        "--minutes",
+        "3",
+        "--steps",
+        "30",
+        "--out",
+        timed,
+        "--sample-steps",
+        "2",
+        ...quick,
+        ...classifierSteps,
+      ]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /adapter: .*, (cpu|gpu) class, SIMD width/);
+      const sized = ok.stdout.match(/measured \d+ ms\/step on .*: training (\d+) steps/);
+      assert.ok(sized, ok.stdout);
+      const total = Number(sized[1]);
+      assert.ok(total > 11 && total <= 30, `sized to ${total} steps (measured at 11, capped at 30)`);
+      const live = decodePng(await Deno.readFile(`${timed}/live.png`), "live.png");
+      assert.deepEqual([live.width, live.height], [10 * 28 + 11 * 2, 28 + 4]);
+      const evalJson = JSON.parse(await Deno.readTextFile(`${timed}/eval.json`));
+      assert.equal(evalJson.trained.step, total, "the sized last step is the one evaluated");
+      assert.match(ok.stdout, /the demo took [\d.]+ min of its 3-min budget/);
+    });
+
     await t.step("train --sample-every writes a sample grid per interval and a loss curve", async () => {
       const out = `${dir}/train`;
       const r = await cli("train", [

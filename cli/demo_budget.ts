@@ -1,0 +1,80 @@
+/**
+ * The demo's time budget: its minutes cover training and both evaluations on any machine. The
+ * training loop measures a few steps (runtime/train/budget.ts); at that step the demo draws a first
+ * live grid (one digit per caption, OUT/live.png) and captions it, times both, and extrapolates
+ * what the evaluations after training will cost: its own model's linearly in images and captions
+ * (small batches cost more per image than the eval's larger ones, so this errs long), the shipped
+ * checkpoint's scaled by its parameter count over the trained model's (a FLOP-proportional guess,
+ * long again on a CPU adapter where small models are overhead-bound). Training gets what is left,
+ * and the grid is refreshed about once a minute.
+ */
+import { captionImages, DIGIT_SIDE, generateImages, trainingSession } from "../runtime/generate/mod.ts";
+import { digitFromModelImage } from "../runtime/generate/images.ts";
+import { encodePng } from "../runtime/png.ts";
+import { imageGrid } from "../runtime/plots.ts";
+import { type MeasuredPace, type SampleContext, stepsWithin } from "../runtime/train/mod.ts";
+import { digitCaption } from "../data/mnist_captions.ts";
+import type { EvalSettings } from "./eval.ts";
+
+/** How often the live grid is redrawn, in training seconds. */
+const REFRESH_SECONDS = 60;
+
+/** What the first live grid measured. */
+export interface EvalCosts {
+  /** Milliseconds per generated image and per caption, at the eval's sampler settings. */
+  readonly msPerImage: number;
+  readonly msPerCaption: number;
+  /** Parameters of the trained model. */
+  readonly params: number;
+}
+
+/** Milliseconds an evaluation with `s` is expected to take, for a model `scale` times as costly. */
+export function evalMs(costs: EvalCosts, s: EvalSettings, scale = 1): number {
+  return scale * (10 * s.nPerDigit * costs.msPerImage + s.captions * costs.msPerCaption);
+}
+
+/** Draws one sample per digit into `file` (PNG); returns the ms per image and per caption. */
+export async function liveGrid(
+  ctx: SampleContext,
+  s: EvalSettings,
+  file: string,
+  template: string,
+): Promise<{ msPerImage: number; msPerCaption: number }> {
+  const run = trainingSession(ctx);
+  const { size, channels } = run.config.image;
+  const prompts = Array.from({ length: 10 }, (_, d) => digitCaption(d, template));
+  const t0 = performance.now();
+  const images = await generateImages(run, prompts, {
+    steps: Math.min(s.steps, run.config.diffusion.T),
+    cfg: s.cfg,
+    seed: s.seed + ctx.step,
+  });
+  const t1 = performance.now();
+  await captionImages(run, images);
+  const t2 = performance.now();
+  const digits = images.map((x) => digitFromModelImage(x, size, channels));
+  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, 10, { range: "unit" });
+  const partial = `${file}.partial`;
+  await Deno.writeFile(partial, encodePng(grid.rgba, grid.width, grid.height));
+  await Deno.rename(partial, file);
+  return { msPerImage: (t1 - t0) / prompts.length, msPerCaption: (t2 - t1) / images.length };
+}
+
+/** The parameter count of a plan. */
+export function paramCount(ctx: SampleContext): number {
+  return ctx.plan.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/**
+ * The sized run: the steps that fit before `deadline` after reserving both evaluations (and a
+ * `marginMs` for saving and writing the report), and a refresh period of about a minute.
+ */
+export function sizeDemo(
+  pace: MeasuredPace,
+  deadline: number,
+  reserveMs: number,
+  marginMs: number,
+): { steps: number; sampleEvery: number } {
+  const steps = stepsWithin(pace, deadline, reserveMs + marginMs);
+  return { steps, sampleEvery: Math.max(1, Math.round((REFRESH_SECONDS * 1000) / pace.msPerStep)) };
+}
