@@ -302,7 +302,8 @@ function adapterLine(handle: DeviceHandle): string {
   const info = handle.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   const [lo, hi] = [info.subgroupMinSize, info.subgroupMaxSize];
   const simd = lo === undefined ? "SIMD width unknown" : `SIMD width ${lo === hi ? lo : `${lo}-${hi}`}`;
-  return `${r.name} (${r.description || r.vendor}), ${r.adapterClass} class, ${simd}`;
+  const detail = r.description && r.description !== r.name ? ` (${r.description})` : "";
+  return `${r.name}${detail}, ${r.adapterClass} class, ${simd}`;
 }
 
 /** Bytes of a run's model weights (f32: 4 per parameter). */
