@@ -17,7 +17,8 @@
  *   captions/real_<i>.png  held-out real digits, with captions.txt giving the model's caption of each
  *   loss.svg, eval.json, report.html   the figures together
  * When a shipped checkpoint exists (default examples/checkpoints/transfusion_demo/), it is evaluated
- * the same way under OUT/shipped/ and the report shows both, labeled. A rerun replaces what an
+ * first (fewer samples; its time is then known, not guessed) under OUT/shipped/, and the report shows
+ * both, labeled. A rerun replaces what an
  * earlier demo wrote in OUT (and only that).
  */
 import { loadSpec, runCli, UsageError } from "./load_spec.ts";
@@ -122,10 +123,32 @@ async function main(): Promise<void> {
     const sections: ReportSection[] = [];
     const results: Record<string, unknown> = {};
     const record = async (ref: RunRef, label: string, into: string, output: DigitEvalOutput) => {
-      console.log(formatDigitEval(output.result));
       sections.push(await writeSection(out, into, label, ref, output));
       results[into || "trained"] = evalJson(ref, output.result);
     };
+
+    // ---- the shipped checkpoint first: a working model on screen at once, and its time measured ----
+    let shippedResult: Parameters<typeof record> | undefined;
+    if (shipped !== undefined && await exists(shipped)) {
+      const run = await loadRun(shipped);
+      try {
+        console.log(`evaluating the shipped checkpoint ${shipped}`);
+        const output = await evaluateWith(run, classifier, shippedSettings, log);
+        console.log(formatDigitEval(output.result));
+        const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
+        const from = run.info.initFrom;
+        // A fine-tuned checkpoint says what it started from; its README has the whole chain.
+        const steps = `${run.info.step} steps at batch ${run.info.dims.batch}`;
+        const trained = from ? `${steps} on a ${from.step}-step checkpoint` : steps;
+        const label = `shipped checkpoint: ${trained}${
+          run.weights === "ema" ? ", moving-average weights" : ""
+        }`;
+        shippedResult = [shippedRef, label, "shipped", output];
+      } finally {
+        run.destroy();
+      }
+      console.log(`(${((performance.now() - started) / 60_000).toFixed(1)} min so far)\n`);
+    }
 
     // ---- train within the time budget; the last step evaluates with the training executor ----
     // The budget covers everything: the loop measures a few steps, the first live grid times the
@@ -135,7 +158,6 @@ async function main(): Promise<void> {
     const budget = timed ? `${minutes} min for everything` : "no time limit";
     console.log(`training ${specPath} (${budget}, at most ${cap} steps) into ${out}/run`);
     const deadline = started + minutes * 60_000;
-    const shippedParams = shipped ? await parameterBytes(shipped) / 4 : 0;
     const controller = new AbortController();
     let total = cap;
     let costs: EvalCosts | undefined;
@@ -179,8 +201,7 @@ async function main(): Promise<void> {
             const t = await liveGrid(ctx, evalSettings, `${out}/live.png`, template);
             if (!costs) {
               costs = { ...t, params: paramCount(ctx) };
-              const scale = shippedParams / costs.params;
-              reserveMs = evalMs(costs, evalSettings) + (shipped ? evalMs(costs, shippedSettings, scale) : 0);
+              reserveMs = evalMs(costs, evalSettings);
               console.log(`first samples in ${out}/live.png (step ${ctx.step})`);
             }
             return;
@@ -197,28 +218,11 @@ async function main(): Promise<void> {
     if (!evaluated) throw new Error(`training stopped at step ${trained.step} without evaluating it`);
     const label = `trained now: ${evaluated.step} steps${trained.interrupted ? " (time budget)" : ""}`;
     const ref = { dir: `${out}/run`, spec: specPath, step: evaluated.step };
+    console.log(formatDigitEval(evaluated.output.result));
     await record(ref, label, "", evaluated.output);
     console.log(`(training and evaluation took ${trainMinutes.toFixed(1)} min)`);
 
-    // ---- the shipped checkpoint, when there is one ----
-    if (shipped !== undefined && await exists(shipped)) {
-      const run = await loadRun(shipped);
-      try {
-        console.log(`\nevaluating the shipped checkpoint ${shipped}`);
-        const output = await evaluateWith(run, classifier, shippedSettings, log);
-        const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
-        const from = run.info.initFrom;
-        // A fine-tuned checkpoint says what it started from; its README has the whole chain.
-        const steps = `${run.info.step} steps at batch ${run.info.dims.batch}`;
-        const trained = from ? `${steps} on a ${from.step}-step checkpoint` : steps;
-        const label = `shipped checkpoint: ${trained}${
-          run.weights === "ema" ? ", moving-average weights" : ""
-        }`;
-        await record(shippedRef, label, "shipped", output);
-      } finally {
-        run.destroy();
-      }
-    }
+    if (shippedResult) await record(...shippedResult);
 
     await Deno.writeTextFile(`${out}/eval.json`, JSON.stringify(results, null, 2) + "\n");
     const notes = [
@@ -304,18 +308,6 @@ function adapterLine(handle: DeviceHandle): string {
   const simd = lo === undefined ? "SIMD width unknown" : `SIMD width ${lo === hi ? lo : `${lo}-${hi}`}`;
   const detail = r.description && r.description !== r.name ? ` (${r.description})` : "";
   return `${r.name}${detail}, ${r.adapterClass} class, ${simd}`;
-}
-
-/** Bytes of a run's model weights (f32: 4 per parameter). */
-async function parameterBytes(dir: string): Promise<number> {
-  for (const path of [`${dir}/checkpoint/model.safetensors`, `${dir}/model.safetensors`]) {
-    try {
-      return (await Deno.stat(path)).size;
-    } catch {
-      // the next layout
-    }
-  }
-  return 0;
 }
 
 /** The spec path a run directory's checkpoint was trained on, or undefined when there is none. */

@@ -1,12 +1,11 @@
 /**
  * The demo's time budget: its minutes cover training and both evaluations on any machine. The
  * training loop measures a few steps (runtime/train/budget.ts); at that step the demo draws a first
- * live grid (one digit per caption, OUT/live.png) and captions it, times both, and extrapolates
- * what the evaluations after training will cost: its own model's linearly in images and captions
- * (small batches cost more per image than the eval's larger ones, so this errs long), the shipped
- * checkpoint's scaled by its parameter count over the trained model's (a FLOP-proportional guess,
- * long again on a CPU adapter where small models are overhead-bound). Training gets what is left,
- * and the grid is refreshed about once a minute.
+ * live grid (one digit per caption, OUT/live.png) and captions it, times both at their steady
+ * pace, and extrapolates what the evaluation after training will cost, linearly in images and
+ * captions (small batches cost more per image than the eval's larger ones, so this errs long). The
+ * shipped checkpoint is evaluated before training, so its time is measured, not guessed. Training
+ * gets what is left, and the grid is refreshed about once a minute.
  */
 import { captionImages, DIGIT_SIDE, generateImages, trainingSession } from "../runtime/generate/mod.ts";
 import { digitFromModelImage } from "../runtime/generate/images.ts";
@@ -28,9 +27,9 @@ export interface EvalCosts {
   readonly params: number;
 }
 
-/** Milliseconds an evaluation with `s` is expected to take, for a model `scale` times as costly. */
-export function evalMs(costs: EvalCosts, s: EvalSettings, scale = 1): number {
-  return scale * (10 * s.nPerDigit * costs.msPerImage + s.captions * costs.msPerCaption);
+/** Milliseconds an evaluation with `s` is expected to take. */
+export function evalMs(costs: EvalCosts, s: EvalSettings): number {
+  return 10 * s.nPerDigit * costs.msPerImage + s.captions * costs.msPerCaption;
 }
 
 /** Draws one sample per digit into `file` (PNG); returns the steady ms per image and per caption. */
