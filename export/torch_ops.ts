@@ -153,8 +153,10 @@ export const TORCH_RULES: { readonly [O in Op]: Rule<O> } = {
   concat: (n, src) => `torch.cat([${src.join(", ")}], dim=${n.arg.axis})`,
   gather: (_n, [table, index]) => `gather_rows(${table}, ${index})`,
   // NHWC / [KH, KW, Cin/g, Cout] in the IR; torch wants NCHW / [Cout, Cin/g, KH, KW].
+  // NHWC / [KH, KW, Cin, Cout] to torch's NCHW / [Cout, Cin, KH, KW]; contiguous, as torch's CPU
+  // backward ("slow_conv2d: grad_weight must be contiguous") needs.
   conv2d: (n, [x, w]) =>
-    `torch.nn.functional.conv2d(${x}.permute(0, 3, 1, 2), ${w}.permute(3, 2, 0, 1), ` +
+    `torch.nn.functional.conv2d(${x}.permute(0, 3, 1, 2).contiguous(), ${w}.permute(3, 2, 0, 1).contiguous(), ` +
     `stride=${n.arg.stride}, padding=${n.arg.padding}, groups=${n.arg.groups}).permute(0, 2, 3, 1)`,
   scatter_add: (n, [index, updates]) => `scatter_add_rows(${index}, ${updates}, ${n.arg.rows})`,
   attention: attentionRule,
