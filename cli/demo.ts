@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     ...evalSettings,
     nPerDigit: Math.min(evalSettings.nPerDigit, SHIPPED_PER_DIGIT),
     captions: Math.min(evalSettings.captions, SHIPPED_CAPTIONS),
+    lossBatches: Math.min(evalSettings.lossBatches, 1),
   };
   const classifier = await openClassifier(evalSettings, log);
   try {

@@ -212,7 +212,12 @@ async function loop(
     ? firstStep + 1 + measureSteps
     : undefined;
   let firstTakenAt = NaN;
-  const boundary = (step: number) => step === total || periodic(step) || samples(step) || step === sizingStep;
+  // The first step is a boundary too under a budget: every measured step is then submitted after it
+  // was taken out, so the interval times exactly `measureSteps` steps (on lavapipe a submit blocks
+  // until its step has run, and steps queued behind step 1 would run before the clock starts).
+  const timedFrom = sizingStep === undefined ? undefined : firstStep + 1;
+  const boundary = (step: number) =>
+    step === total || periodic(step) || samples(step) || step === sizingStep || step === timedFrom;
   const aborted = () => opts.signal?.aborted === true;
   const inFlight = new StepsInFlight(settings.inFlight);
   const time = { steps: 0, wallMs: 0, batchMs: 0, submitMs: 0, waitMs: 0 };
