@@ -19,6 +19,7 @@ import {
   type LossInputs,
   type SequenceConfig,
 } from "../spec/transfusion/sequence.ts";
+import { mix, uniform } from "./seeded_random.ts";
 
 /** Placeholders: `{n}` the numeral ("7"), `{word}` the English word ("seven"). */
 export const CAPTION_TEMPLATES: readonly string[] = [
@@ -200,7 +201,7 @@ export function mnistCaptions(
   const trainChoices = (step: number, seed: number) => {
     checkStep(step);
     const indices = Array.from({ length: batch }, (_, i) => epochs.at(seed, step * batch + i));
-    return choose(train, indices, generator(hash(seed, step, 1)), dropout, shift);
+    return choose(train, indices, uniform(mix(seed, step, 1)), dropout, shift);
   };
   const N = cfg.image.imagesPerRow;
   const device: DeviceData = {
@@ -237,7 +238,7 @@ export function mnistCaptions(
         throw new Error(`mnistCaptions: eval batch ${index} is not in 0..${evalBatches - 1}`);
       }
       const indices = Array.from({ length: batch }, (_, i) => index * batch + i);
-      return rows(test, choose(test, indices, generator(hash(0, index, 2)), 0, 0));
+      return rows(test, choose(test, indices, uniform(mix(0, index, 2)), 0, 0));
     },
     cursor(step) {
       checkStep(step);
@@ -278,7 +279,7 @@ class EpochPermutations {
     let perm = this.#cache.get(key);
     if (!perm) {
       perm = Int32Array.from({ length: this.n }, (_, i) => i);
-      const random = generator(hash(seed, epoch, 0));
+      const random = uniform(mix(seed, epoch, 0));
       for (let i = this.n - 1; i > 0; i--) {
         const j = Math.floor(random() * (i + 1));
         [perm[i], perm[j]] = [perm[j]!, perm[i]!];
@@ -288,28 +289,4 @@ class EpochPermutations {
     }
     return perm[g % this.n]!;
   }
-}
-
-/** A 32-bit mix of integers, each taken as its low and high 32-bit words. */
-function hash(...xs: number[]): number {
-  let h = 0x811c9dc5;
-  for (const x of xs) {
-    for (const word of [x >>> 0, Math.floor(x / 2 ** 32) >>> 0]) h = finish(Math.imul(h ^ word, 0x01000193));
-  }
-  return h;
-}
-
-function finish(z: number): number {
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-/** Uniform numbers in [0, 1): a Weyl sequence through the murmur3 finalizer (splitmix32). */
-function generator(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    return finish(s) / 2 ** 32;
-  };
 }

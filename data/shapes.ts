@@ -17,7 +17,7 @@ import {
   type LossInputs,
   type SequenceConfig,
 } from "../spec/transfusion/sequence.ts";
-import { mix, uniform } from "./shapes_random.ts";
+import { mix, uniform } from "./seeded_random.ts";
 import { renderScene } from "./shapes_render.ts";
 import {
   checkSceneSettings,

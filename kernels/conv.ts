@@ -1,26 +1,12 @@
+import type { ConvGeometry } from "../compiler/ir/conv.ts";
 import type { Kernel, KernelBinding } from "./kernel.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "./matmul.ts";
 
 /**
- * The sizes of one NHWC convolution: x [n, h, w, cin], weights [kh, kw, cg, cout] (cg = cin / groups
- * input channels per group, og = cout / groups outputs per group), output [n, ho, wo, cout].
+ * The sizes of one NHWC convolution, as the shape rule derives them (compiler/ir/conv.ts): x [n, h, w,
+ * cin], weights [kh, kw, cg, cout] (cg = cin / groups, og = cout / groups), output [n, ho, wo, cout].
  */
-export interface ConvShape {
-  readonly n: number;
-  readonly h: number;
-  readonly w: number;
-  readonly cin: number;
-  readonly kh: number;
-  readonly kw: number;
-  readonly cout: number;
-  readonly cg: number;
-  readonly og: number;
-  readonly ho: number;
-  readonly wo: number;
-  readonly stride: number;
-  readonly padding: number;
-  readonly groups: number;
-}
+export type ConvShape = ConvGeometry;
 
 /** How the conv kernel reads x and the weights and writes its output (WGSL expression builders). */
 export interface ConvIO {

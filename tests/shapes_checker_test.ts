@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { shapesDataset } from "../data/shapes.ts";
 import { readImage, scoreReading } from "../data/shapes_checker.ts";
 import { readCaption } from "../data/shapes_parse.ts";
-import { mix, uniform } from "../data/shapes_random.ts";
+import { mix, uniform } from "../data/seeded_random.ts";
 import { renderScene } from "../data/shapes_render.ts";
 import { describeScene, type Scene, sceneCaption, SHAPE_KINDS } from "../data/shapes_scene.ts";
 
