@@ -102,6 +102,16 @@ export function emitKernel(
     const rule = LOWERING[n.op].value as ValueRule | null;
     return task.copy || !rule ? ctx.at(n, ix) : rule(n, ix, ctx);
   };
+  // A fused kernel's epilogue computes `n` at the stored element's flat index from the accumulator.
+  const fusedEpilogue = (accType: string) =>
+    task.fused
+      ? fns.define(
+        "epilogue",
+        [["acc", accType], ["flat", "u32"]],
+        type,
+        (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
+      )
+      : undefined;
 
   switch (task.kind) {
     case "elementwise": {
@@ -120,14 +130,7 @@ export function emitKernel(
       const op = r.op === "sum" ? "sum" : "max";
       const value = (idx: readonly string[]) => `${f}(${idx.join(", ")})`;
       // An epilogue (a norm's rsqrt(mean + eps), say) turns the reduced value into `n` before the store.
-      const epilogue = task.fused
-        ? fns.define(
-          "epilogue",
-          [["acc", accType], ["flat", "u32"]],
-          type,
-          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
-        )
-        : undefined;
+      const epilogue = fusedEpilogue(accType);
       const storeReduced = (flat: string, v: string) =>
         store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
       const k = reduceKernel(
@@ -211,15 +214,7 @@ export function emitKernel(
         "f32",
         (ctx) => ctx.at(b, Ix.axes(b.shape, [...batchAxes("bi"), "i", "j"])),
       );
-      // The epilogue computes `n` at the stored element's flat index from the accumulator `acc`.
-      const epilogue = task.fused
-        ? fns.define(
-          "epilogue",
-          [["acc", "f32"], ["flat", "u32"]],
-          type,
-          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
-        )
-        : undefined;
+      const epilogue = fusedEpilogue("f32");
       // A split product writes column j into the slice that holds it, at its place there.
       const storeParts = (parts: readonly Node[], bi: string, i: string, j: string, v: string) =>
         parts.map((p, x) => {
@@ -294,14 +289,7 @@ export function emitKernel(
         "f32",
         (ctx) => ctx.at(w, Ix.flat(w.shape, sumIndex([`kk * ${g.cout}u`, "o"]))),
       );
-      const epilogue = task.fused
-        ? fns.define(
-          "epilogue",
-          [["acc", "f32"], ["flat", "u32"]],
-          type,
-          (ctx) => self(ctx, Ix.flat(n.shape, "flat")),
-        )
-        : undefined;
+      const epilogue = fusedEpilogue("f32");
       const k = convKernel(name, g, {
         declarations: "",
         bindings: [],
