@@ -27,6 +27,7 @@ export {
   msPerStep,
   percent,
   percentRange,
+  promptTemplate,
   wilsonInterval,
 } from "./digit_eval.ts";
 export {
