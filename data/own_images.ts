@@ -211,6 +211,10 @@ function describeImages(
         `(longest ${long.longest} bytes: raise text.captionLength)`
       : `no caption cut (longest ${long.longest} of ${cfg.text.captionLength} bytes)`,
   ];
-  if (listing.skipped.length > 0) parts.push(`${listing.skipped.length} other files skipped`);
+  const { skipped } = listing;
+  if (skipped.length > 0) {
+    const names = skipped.slice(0, 3).map((f) => f.slice(f.lastIndexOf("/") + 1)).join(", ");
+    parts.push(`${skipped.length} other files skipped (${names}${skipped.length > 3 ? ", ..." : ""})`);
+  }
   return parts.join(", ");
 }

@@ -88,9 +88,10 @@ export function textCorpus(
   const who = `text ${location}`;
   const batch = dims.batch;
   const seq = dims.seq ?? config.seq;
-  for (const [name, v] of [["dims.batch", batch], ["seq (dims.seq or config.seq)", seq]] as const) {
-    if (v === undefined || !Number.isInteger(v) || v < 2) {
-      throw new DataError(`${who}: ${name} must be an integer >= 2, got ${v}`);
+  const sizes = [["dims.batch", batch, 1], ["seq (dims.seq or config.seq)", seq, 2]] as const;
+  for (const [name, v, least] of sizes) {
+    if (v === undefined || !Number.isInteger(v) || v < least) {
+      throw new DataError(`${who}: ${name} must be an integer >= ${least}, got ${v}`);
     }
   }
   const vocab = config.text?.vocab ?? config.vocab;
