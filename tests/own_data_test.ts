@@ -12,6 +12,10 @@ import { packDocuments, textBatch, textCorpus, textFiles } from "../data/own_tex
 import { listDocuments } from "../data/text_documents.ts";
 import { dataFromFlag, parseDataFlag } from "../data/own_data.ts";
 import { SPECIAL, type Tokenizer } from "../runtime/tokenizer.ts";
+import { uniform } from "../data/seeded_random.ts";
+import { interpret } from "../compiler/interpreter.ts";
+import { trace } from "../spec/mod.ts";
+import ownTextLm from "../examples/own_text_lm.ts";
 
 const FIXTURES = "tests/fixtures/own_data";
 const IMAGES = `${FIXTURES}/images`;
@@ -434,4 +438,33 @@ Deno.test("bad text data and --data flags: clear errors", async () => {
   );
   assert.match(errorOf(() => parseDataFlag("text:")), /got "text:"/);
   assert.match(errorOf(() => dataFromFlag("jsonl:./pairs.txt")), /expected a .jsonl file/);
+});
+
+Deno.test("examples/own_text_lm.ts: packed documents do not see each other (interpreter)", () => {
+  const T = 16;
+  const dims = { batch: 3, seq: T };
+  const traced = trace(ownTextLm, { entry: "logits", dims });
+  const random = uniform(11);
+  const params = Object.fromEntries(traced.params.map(({ path, decl }) => {
+    const n = decl.shape.reduce((a, b) => a * b, 1);
+    const init = decl.init;
+    const value = (): number => init.kind === "ones" ? 1 : init.kind === "zeros" ? 0 : (random() - 0.5) * 0.2; // larger than init: visible
+    return [path, Float64Array.from({ length: n }, value)];
+  }));
+  const ids = (text: string) => [BOS, ...new TextEncoder().encode(text), EOS];
+  const [first, second, changed] = [ids("abc"), ids("hello"), ids("xyz")];
+  const row = (...docs: number[][]) => packDocuments(docs, T, "split").rows[0]!;
+  // Row 0: two documents; row 1: the first one changed; row 2: the second one alone at the row start.
+  const x = textBatch([row(first, second), row(changed, second), row(second)], T, PAD);
+  const [logits] = interpret([traced.outputs.logits!], { params, inputs: x });
+  const V = 261;
+  const at = (b: number, t: number) => logits!.data.subarray((b * T + t) * V, (b * T + t + 1) * V);
+  const differ = (a: Float64Array, b: Float64Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+  for (let t = 0; t < second.length; t++) {
+    const packed = at(0, first.length + t);
+    // Its logits do not depend on the document before it, nor on where in the row it starts.
+    assert.ok(differ(packed, at(1, first.length + t)) < 1e-9, `second document, position ${t}`);
+    assert.ok(differ(packed, at(2, t)) < 1e-9, `second document at the row start, position ${t}`);
+  }
+  assert.ok(differ(at(0, 1), at(1, 1)) > 1e-3, "the changed first document does change its own logits");
 });
