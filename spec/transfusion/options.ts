@@ -16,6 +16,7 @@ import {
   type TransfusionConfig,
   valueAt,
 } from "./config.ts";
+import type { TransfusionPieces } from "./pieces.ts";
 
 export interface TransfusionOptions extends DeepPartial<TransfusionConfig> {
   /** Shown in plans, checkpoints and errors; default "transfusion". */
@@ -24,9 +25,11 @@ export interface TransfusionOptions extends DeepPartial<TransfusionConfig> {
   readonly batch?: number;
   readonly training?: TrainingDefaults;
   readonly data?: (c: TransfusionConfig, dims: Readonly<Record<string, number>>) => DataSource;
+  /** The user's own modules for the model's pieces (block, codec, embed, LM head, losses); pieces.ts. */
+  readonly pieces?: TransfusionPieces;
 }
 
-const MODEL_KEYS = ["name", "batch", "training", "data"] as const;
+const MODEL_KEYS = ["name", "batch", "training", "data", "pieces"] as const;
 
 /** A number (an integer with `integer`) >= min, or < below when given. */
 const atLeast = (min: number, integer: boolean, below?: number) => {
