@@ -5,6 +5,7 @@
  *
  *   L = textWeight * L_LM + lambda * sum_i(w_i * valid_i * L_i) / max(sum_i valid_i, 1)
  */
+import { SpecError } from "../../compiler/ir/mod.ts";
 import type { LossResult, Scalar } from "../model.ts";
 import { Tensor } from "../tensor.ts";
 import type { TransfusionConfig } from "./config.ts";
@@ -17,7 +18,7 @@ type T3 = Tensor<"f32", 3>;
 type T5 = Tensor<"f32", 5>;
 
 /** The tensors of one pass that the loss is made of. */
-export interface LossInputs {
+export interface LossTerms {
   readonly lm: Scalar;
   readonly logits: T3;
   /** Predictions and targets [B, N, C, H, W]. */
@@ -32,10 +33,15 @@ export interface LossInputs {
 }
 
 /** The loss entry's result: the total, with "lm" and "diffusion" (and the hook's metrics) as metrics. */
-export function totalLoss(x: LossInputs, c: TransfusionConfig, pieces: TransfusionPieces): LossResult {
+export function totalLoss(
+  x: LossTerms,
+  c: TransfusionConfig,
+  pieces: TransfusionPieces,
+  site?: string,
+): LossResult {
   const imageLoss = pieces.imageLoss ?? defaultPieces.imageLoss;
   const images = imageLoss(x.pred, x.target); // [B, N]
-  if (pieces.imageLoss) checkShape("pieces.imageLoss", "its result", images, x.valid.shape);
+  if (pieces.imageLoss) checkShape("pieces.imageLoss", "its result", images, x.valid.shape, site);
   const weight = x.imageWeight ? x.valid.mul(x.imageWeight) : x.valid;
   const diffusion = weightedImageMean(images, x.valid, weight);
   const metrics = { lm: x.lm, diffusion };
@@ -54,9 +60,19 @@ export function totalLoss(x: LossInputs, c: TransfusionConfig, pieces: Transfusi
     config: c,
   };
   const result = pieces.totalLoss(parts);
-  const loss = result instanceof Tensor ? result : result.loss;
-  checkShape("pieces.totalLoss", "the loss it returns", loss, []);
-  return result instanceof Tensor ? { loss, metrics } : { loss, metrics: { ...metrics, ...result.metrics } };
+  const [loss, extra] = result instanceof Tensor ? [result, {}] : [result?.loss, result?.metrics ?? {}];
+  checkShape("pieces.totalLoss", "the loss it returns", loss, [], site);
+  for (const [name, m] of Object.entries(extra)) {
+    if (name in metrics) {
+      throw new SpecError(
+        "pieces.totalLoss",
+        `metric "${name}" would hide the builder's own; rename it`,
+        site,
+      );
+    }
+    checkShape("pieces.totalLoss", `metric "${name}"`, m, [], site);
+  }
+  return { loss: loss as Scalar, metrics: { ...metrics, ...extra as Record<string, Scalar> } };
 }
 
 /** textWeight * lm; no multiply where the weight is absent or 1, so default plans stay as they were. */

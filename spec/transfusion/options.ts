@@ -103,6 +103,9 @@ function stripUndefined<T extends object>(x: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A value as the user wrote it: JSON, except NaN and the infinities (JSON would print null). */
+const show = (v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+
 function optionsError(
   issues: readonly {
     path: readonly PropertyKey[];
@@ -121,9 +124,7 @@ function optionsError(
       return `unknown option(s) ${(issue.keys ?? []).map((k) => `"${k}"`).join(", ")} ${where}`;
     }
     const value = valueAt(given, issue.path);
-    const shown = value === undefined
-      ? `${JSON.stringify(valueAt(defaults, issue.path))} (default)`
-      : JSON.stringify(value);
+    const shown = value === undefined ? `${show(valueAt(defaults, issue.path))} (default)` : show(value);
     return `option "${key}" = ${shown}: ${issue.message}`;
   });
   return new SpecError("transfusion", lines.join("; "), site);

@@ -14,7 +14,7 @@
  */
 import type { AttentionOptions } from "../nn/attention.ts";
 import { embedding, linearNoBias } from "../nn/mod.ts";
-import type { LossResult, Scalar } from "../model.ts";
+import type { Scalar } from "../model.ts";
 import type { ModuleDecl } from "../params.ts";
 import type { Tensor } from "../tensor.ts";
 import { block as defaultBlock } from "./backbone.ts";
@@ -73,6 +73,12 @@ export interface LossParts {
   readonly config: TransfusionConfig;
 }
 
+/** What a `totalLoss` hook returns: the loss, or the loss and named metrics (all scalars). */
+export type HookResult = Tensor<"f32", number> | {
+  readonly loss: Tensor<"f32", number>;
+  readonly metrics?: Readonly<Record<string, Tensor<"f32", number>>>;
+};
+
 /** The pieces a user may replace; each is optional and defaults to the one of `defaultPieces`. */
 export interface TransfusionPieces {
   readonly embed?: (c: TransfusionConfig) => Piece<Embed>;
@@ -81,8 +87,12 @@ export interface TransfusionPieces {
   readonly codec?: (c: TransfusionConfig) => Codec;
   readonly lmHead?: (c: TransfusionConfig) => Piece<LmHead>;
   readonly imageLoss?: ImageLoss;
-  /** The total loss from its parts; metrics it returns are logged beside "lm" and "diffusion". */
-  readonly totalLoss?: (parts: LossParts) => LossResult;
+  /**
+   * The total loss from its parts; metrics it returns are logged beside "lm" and "diffusion". The
+   * loss and metrics must be scalars (checked when traced: DSL arithmetic often types them rank
+   * `number`, so no cast is needed).
+   */
+  readonly totalLoss?: (parts: LossParts) => HookResult;
 }
 
 /** Values per patch row: C * p * p. */
@@ -100,5 +110,5 @@ export const defaultPieces = {
   lmHead: (c: TransfusionConfig): Piece<LmHead> =>
     linearNoBias(c.backbone.dim, c.text.vocab, { std: c.backbone.initStd }),
   imageLoss: imageMse as ImageLoss,
-  totalLoss: (parts: LossParts): LossResult => parts.total(),
+  totalLoss: (parts: LossParts): HookResult => parts.total(),
 } as const satisfies Required<TransfusionPieces>;
