@@ -32,7 +32,7 @@ export {
   MAX_BETA,
 } from "./schedule.ts";
 export { lmLoss, lmTargets } from "./lm.ts";
-export { attendOptions, backbone, block, type BlockModule, transfusionMask } from "./backbone.ts";
+export { attendOptions, backbone, type BlockModule, transfusionMask } from "./backbone.ts";
 export { imageMse, noiseImages, perImageMse, weightedImageMean } from "./diffusion.ts";
 export { type Decode, type Encode, patchDecoder, patchEncoder, type Skip } from "./encoder.ts";
 export {
