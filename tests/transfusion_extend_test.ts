@@ -261,11 +261,17 @@ Deno.test("withImageWeights adds checked per-image weights to every batch", () =
     batch: (step) => ({ image_valid: [1, 1, 1, 0], image_first: [0, 0, 1, 1], step: [step] }),
     evalBatch: () => ({ image_valid: [1, 0, 1, 0], image_first: [1, 1, 0, 0] }),
     evalBatches: 1,
+    device: {
+      tables: {},
+      gathers: [],
+      indexedBatch: () => ({ batch: { image_valid: [1, 1, 0, 0], image_first: [1, 1, 1, 1] }, rows: {} }),
+    },
   };
   const c = trace(tiny({ loss: { imageWeights: "input" } })).config as TransfusionConfig;
   const half = withImageWeights(source, c, (b) => Array.from(b.image_first!, (f) => 1 - f / 2));
   assert.deepEqual(Array.from(half.batch(0, 1).image_weight!), [1, 1, 0.5, 0.5]);
   assert.deepEqual(Array.from(half.evalBatch!(0).image_weight!), [0.5, 0.5, 1, 1]);
+  assert.deepEqual(Array.from(half.device!.indexedBatch(0, 1).batch.image_weight!), [0.5, 0.5, 0.5, 0.5]);
   const bad = withImageWeights(source, c, (b) => [1, 1, b.step![0] === 7 ? -0.5 : 1, 1]);
   assert.doesNotThrow(() => bad.batch(6, 1));
   assert.throws(
