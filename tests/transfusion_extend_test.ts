@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { grad, interpret, type Node, SpecError } from "../compiler/mod.ts";
-import { type AnyModel, concat, linear, module, ones, param, type Tensor, trace } from "../spec/mod.ts";
+import { type AnyModel, concat, linear, module, ones, param, Tensor, trace } from "../spec/mod.ts";
 import type { DataSource } from "../spec/data.ts";
 import {
   assembleBatch,
@@ -126,6 +126,9 @@ Deno.test("default pieces, given explicitly, build the builder's own graph and l
   assert.deepEqual(explicit.params.map((p) => p.path), plain.params.map((p) => p.path));
   // Nodes are hash-consed: the same graph is the same node objects, for every output.
   for (const k of ["loss", "lm", "diffusion"]) assert.equal(explicit.outputs[k], plain.outputs[k], k);
+  // The unmodified builder's total was lm.add(diffusion.mul(lambda)): the loss is that very node.
+  const [lm, diffusion] = [new Tensor(plain.outputs.lm!), new Tensor(plain.outputs.diffusion!)];
+  assert.equal(lm.add(diffusion.mul(5)).node, plain.outputs.loss);
   const m = tiny();
   const { out } = run(m, batch(m), paramsOf(m));
   assert.ok(out.lm! > 0 && out.diffusion! > 0, "both terms are live");
