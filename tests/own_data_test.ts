@@ -16,6 +16,7 @@ import { uniform } from "../data/seeded_random.ts";
 import { interpret } from "../compiler/interpreter.ts";
 import { trace } from "../spec/mod.ts";
 import ownTextLm from "../examples/own_text_lm.ts";
+import ownImages from "../examples/own_images.ts";
 
 const FIXTURES = "tests/fixtures/own_data";
 const IMAGES = `${FIXTURES}/images`;
@@ -467,4 +468,18 @@ Deno.test("examples/own_text_lm.ts: packed documents do not see each other (inte
     assert.ok(differ(packed, at(2, t)) < 1e-9, `second document at the row start, position ${t}`);
   }
   assert.ok(differ(at(0, 1), at(1, 1)) > 1e-3, "the changed first document does change its own logits");
+});
+
+Deno.test("the examples' data fits their loss entries: every input, with its size", () => {
+  for (const [spec, dims] of [[ownImages, { batch: 2 }], [ownTextLm, { batch: 2, seq: 64 }]] as const) {
+    const traced = trace(spec, { dims });
+    const source = spec.data!(traced.config as never, traced.dims);
+    const x = source.batch(0, 0);
+    const wanted = traced.inputs.filter((n) => n.arg.name !== "seed");
+    assert.deepEqual(Object.keys(x).sort(), wanted.map((n) => n.arg.name).sort(), spec.name);
+    for (const n of wanted) {
+      assert.equal(x[n.arg.name]!.length, n.shape.reduce((a, b) => a * b, 1), `${spec.name} ${n.arg.name}`);
+    }
+    assert.ok(source.evalBatches! >= 1, `${spec.name} holds out a batch`);
+  }
 });
