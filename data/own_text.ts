@@ -214,7 +214,9 @@ function describeText(
   const longDocs = both.reduce((n, p) => n + p.long, 0);
   const parts = [
     `own text (${listing.kind} ${listing.location}): ${train.documents} train / ${heldOut.documents} held-out documents`,
-    `${train.tokens} train tokens packed into ${train.rows} rows of ${seq} (${fill(train)}% filled)`,
+    `${train.tokens} train tokens packed into ${plural(train.rows, "row")} of ${seq} (${
+      fill(train)
+    }% filled)`,
   ];
   if (longDocs === 0) parts.push("no document longer than a row");
   else if (long === "split") {
