@@ -59,6 +59,13 @@ function baseBytes(): (readonly number[] | undefined)[] {
   return bytes;
 }
 
+/** A merge that cannot be indexed: which one (`merge`, its position) and why, for a config's key path. */
+export class BpeMergeError extends TokenizerError {
+  constructor(where: string, readonly merge: number, readonly pair: unknown, readonly why: string) {
+    super(`${where}: merge ${merge} ${JSON.stringify(pair)} ${why}`);
+  }
+}
+
 /** Checks and indexes `merges`; every message names the merge and the ids seen. */
 export function mergeTable(merges: unknown, where: string): MergeTable {
   if (!Array.isArray(merges)) {
@@ -69,7 +76,7 @@ export function mergeTable(merges: unknown, where: string): MergeTable {
   const pairs = new Map<number, { rank: number; id: number }>();
   merges.forEach((m: unknown, rank) => {
     const bad = (why: string) => {
-      throw new TokenizerError(`${where}: merge ${rank} ${JSON.stringify(m)} ${why}`);
+      throw new BpeMergeError(where, rank, m, why);
     };
     if (!Array.isArray(m) || m.length !== 2) bad("must be a pair [left, right] of ids");
     const [left, right] = m as unknown[];

@@ -264,10 +264,13 @@ function readModel(model: unknown, fail: Fail, notes: string[]): [number, number
 }
 
 /** Reads and checks a tokenizer.json file. */
-export async function loadTokenizerJson(path: string): Promise<LoadedTokenizer> {
+export async function loadTokenizerJson(file: string | URL): Promise<LoadedTokenizer> {
+  const path = file instanceof URL && file.protocol === "file:"
+    ? decodeURIComponent(file.pathname)
+    : String(file);
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await Deno.readTextFile(file);
   } catch (e) {
     throw new TokenizerError(`${path}: cannot read the tokenizer file (${(e as Error).message})`);
   }
@@ -280,7 +283,7 @@ export async function loadTokenizerJson(path: string): Promise<LoadedTokenizer> 
   return fromTokenizerJson(parsed, path);
 }
 
-/** Writes the tokenizer as tokenizer.json (pretty-printed, one merge per line). */
+/** Writes the tokenizer as tokenizer.json (two-space indents, one merge per line, as `deno fmt` leaves it). */
 export async function saveTokenizerJson(path: string, tokenizer: BpeTokenizer): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(toTokenizerJson(tokenizer), null, 1) + "\n");
+  await Deno.writeTextFile(path, JSON.stringify(toTokenizerJson(tokenizer), null, 2) + "\n");
 }

@@ -87,6 +87,36 @@ export function tokenizerFromConfig(config: TokenizerConfig, where = "tokenizer 
   return tokenizer;
 }
 
+/** What a model's text config says about its tokenizer (a Transfusion config's `text`). */
+export interface TextTokenizerConfig {
+  readonly vocab: number;
+  /** Absent: the byte tokenizer, with PAD at vocab 261, without at 260. */
+  readonly tokenizer?: TokenizerConfig | undefined;
+}
+
+/** Why `text.vocab` does not fit the declared tokenizer, or undefined when it does. */
+export function vocabMismatch(text: TextTokenizerConfig): string | undefined {
+  if (text.tokenizer === undefined) {
+    return text.vocab === SPECIAL.pad || text.vocab === SPECIAL.pad + 1
+      ? undefined
+      : "must be 260 (EOS pads) or 261 (PAD token), or text.tokenizer's vocabulary when one is given";
+  }
+  const size = tokenizerFromConfig(text.tokenizer, "text.tokenizer").vocabSize;
+  return text.vocab === size
+    ? undefined
+    : `must be ${size}, the vocabulary of text.tokenizer (${text.tokenizer.kind})`;
+}
+
+/** The tokenizer of a model's text config; `where` names the config in messages. */
+export function textTokenizer(text: TextTokenizerConfig, where = "config"): Tokenizer {
+  const problem = vocabMismatch(text);
+  if (problem) throw new TokenizerError(`${where}: text.vocab ${problem}; got ${text.vocab}`);
+  return tokenizerFromConfig(
+    text.tokenizer ?? { kind: "byte", pad: text.vocab === SPECIAL.pad + 1 },
+    `${where} text.tokenizer`,
+  );
+}
+
 /** `ids` cut or filled with `tokenizer.padId` to exactly `length` (T1's fixed-length captions). */
 export function fitLength(tokenizer: Tokenizer, ids: readonly number[], length: number): number[] {
   if (!Number.isInteger(length) || length < 0) {
