@@ -187,6 +187,7 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       captionLength: int(1, 65536).default(t.captionLength),
       tokenizer: t.tokenizer ? tokenizerConfig().default(t.tokenizer) : tokenizerConfig().optional(),
     }).superRefine((text, ctx) => {
+      if (ctx.value.tokenizer !== undefined && !tokenizerBuilds(text.tokenizer)) return; // reported at its key
       const problem = vocabMismatch(text);
       if (problem) ctx.addIssue({ code: "custom", path: ["vocab"], message: problem });
     }).prefault({} as never),
@@ -245,6 +246,15 @@ const tokenizerConfig = () => {
     }
   }) as unknown as z.ZodType<TokenizerConfig>;
 };
+
+function tokenizerBuilds(config: TokenizerConfig | undefined): boolean {
+  try {
+    tokenizerFromConfig(config!, "text.tokenizer");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Rules between keys; each issue sits on the key to change. */
 function crossChecks(c: TransfusionConfig, ctx: z.RefinementCtx) {
@@ -308,6 +318,6 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 /** The value at a dotted key of (possibly dotted) options, for messages. */
 export function valueAt(options: unknown, path: readonly PropertyKey[]): unknown {
   let at: unknown = expandDotted(options);
-  for (const k of path) at = isRecord(at) ? at[String(k)] : undefined;
+  for (const k of path) at = isRecord(at) ? at[String(k)] : Array.isArray(at) ? at[Number(k)] : undefined;
   return at;
 }
