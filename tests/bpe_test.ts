@@ -19,6 +19,7 @@ import {
 import { byteLevelBytes, byteLevelText } from "../runtime/bpe_json.ts";
 import { captionIds, sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { transfusionConfig } from "../spec/transfusion/options.ts";
+import { checkCaptionFits } from "../runtime/generate/prompts.ts";
 import { type AnyModel, trace } from "../spec/mod.ts";
 import type { Node } from "../compiler/mod.ts";
 
@@ -172,7 +173,9 @@ Deno.test("the byte-level alphabet is GPT-2's", () => {
 
 Deno.test("unsupported tokenizer.json parts are refused, naming the key and value", async (t) => {
   const base = JSON.parse(await Deno.readTextFile(FIXTURE));
-  const cases: [string, (f: Record<string, any>) => void, RegExp][] = [
+  // deno-lint-ignore no-explicit-any -- edits reach into the parsed JSON freely
+  type Edit = (f: Record<string, any>) => void;
+  const cases: [string, Edit, RegExp][] = [
     [
       "model type",
       (f) => f.model.type = "WordPiece",
@@ -320,6 +323,16 @@ Deno.test("a Transfusion config declares a BPE: vocab is its size, sequences use
     assert.throws(
       () => transfusionConfig({ text: { vocab: 262, tokenizer: { ...tok.config, merges } }, image }),
       /"text\.tokenizer\.merges\.1" = \[300,97\]: uses 300: a part must be a byte/,
+    );
+  });
+  await t.step("a sampling prompt is measured in tokens, not bytes", () => {
+    const { config } = transfusionConfig({ text: { ...text, captionLength: 4 }, image });
+    const fits = "the fox";
+    assert.ok(tok.encode(fits).length <= 4 && new TextEncoder().encode(fits).length > 4);
+    checkCaptionFits(fits, config);
+    assert.throws(
+      () => checkCaptionFits("the quick brown fox jumps", config),
+      /is \d+ tokens of this model's bpe tokenizer, but its caption slot holds 4/,
     );
   });
   await t.step("caption slots hold BPE ids, then EOS, then PAD", () => {
