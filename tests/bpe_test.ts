@@ -129,6 +129,24 @@ Deno.test("a hand-written tokenizer.json in GPT-2's id order loads and encodes t
   assert.ok(notes.some((n) => n.includes("1 vocab entries that no merge makes")), notes.join("; "));
 });
 
+Deno.test("a file Hugging Face trained encodes to the tokens Hugging Face gives", async () => {
+  // Both fixtures come from Hugging Face `tokenizers` 0.23.2: a ByteLevel BPE trained (vocab 400, special
+  // "<|endoftext|>" at id 0, so bytes sit at 1..256) on README.md, and its tokens for each case.
+  const { tokenizer, notes } = await loadTokenizerJson(
+    new URL("./fixtures/bpe/hf_trained.tokenizer.json", import.meta.url),
+  );
+  const expected = JSON.parse(
+    await Deno.readTextFile(new URL("./fixtures/bpe/hf_expected.json", import.meta.url)),
+  );
+  assert.ok(notes.some((n) => n.startsWith("ids renumbered")), notes.join("; "));
+  assert.equal(tokenizer.vocabSize, FIRST_MERGE_ID + 400 - 257, "every merge makes a new token");
+  for (const { text, tokens } of expected.cases as { text: string; tokens: string[] }[]) {
+    const ids = tokenizer.encode(text);
+    assert.deepEqual(ids.map((id) => byteLevelText(tokenizer.bytesOf(id)!)), tokens, JSON.stringify(text));
+    assert.equal(tokenizer.decode(ids), text);
+  }
+});
+
 Deno.test("merges as [left, right] pairs read like 'left right' strings", async () => {
   const file = JSON.parse(await Deno.readTextFile(FIXTURE));
   file.model.merges = file.model.merges.map((m: string) => m.split(" "));
