@@ -105,7 +105,7 @@ async function encode(args: string[]) {
 
 async function main() {
   const [sub, ...rest] = Deno.args;
-  if (sub === undefined || sub === "--help" || sub === "-h") {
+  if (sub === undefined || [sub, ...rest].some((a) => a === "--help" || a === "-h")) {
     console.log(USAGE);
     return;
   }
