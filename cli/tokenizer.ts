@@ -8,14 +8,34 @@
  *   Prints the ids of the text and each token's bytes, and what loading the file changed (notes).
  */
 import { runCli, UsageError } from "./load_spec.ts";
-import { intFlag, parseFlags } from "../runtime/generate/flags.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
+import { intFlag } from "../runtime/generate/flags.ts";
 import { trainBpe } from "../runtime/bpe_train.ts";
 import { byteLevelText, loadTokenizerJson, saveTokenizerJson } from "../runtime/bpe_json.ts";
 import type { BpeTokenizer } from "../runtime/bpe.ts";
 
-const USAGE =
-  "usage: deno task tokenizer train <corpus files or folders>... --vocab N --out tokenizer.json " +
-  "[--min-frequency F]\n       deno task tokenizer encode <tokenizer.json> <text>";
+export const TOKENIZER = command({
+  name: "tokenizer",
+  args: "train <corpus files or folders>... | encode <tokenizer.json> <text>",
+  summary: "train: a byte-level BPE on UTF-8 text files (a folder: every file under it, hidden ones " +
+    "skipped, in path order), written as a Hugging Face tokenizer.json, with the compression it achieves " +
+    "on the corpus in bytes per token. encode: the ids and tokens a tokenizer.json gives a text.",
+  flags: {
+    vocab: { type: "string", value: "N", help: "train: target vocabulary, 256 bytes + 5 specials + merges" },
+    out: { type: "string", value: "FILE", help: "train: the tokenizer.json to write" },
+    "min-frequency": {
+      type: "string",
+      value: "F",
+      help: "train: fewest occurrences of a pair to merge it",
+      defaultText: "2",
+    },
+  },
+  examples: [
+    "deno task tokenizer train corpus/ --vocab 4096 --out tokenizer.json",
+    'deno task tokenizer encode tokenizer.json "a handwritten digit 7"',
+  ],
+});
+const USAGE = usageLine(TOKENIZER);
 
 /** Every file the paths name, a folder's files (recursively, hidden ones skipped) in path order. */
 export async function corpusFiles(paths: readonly string[]): Promise<string[]> {
@@ -56,12 +76,9 @@ export function bytesPerToken(tokenizer: BpeTokenizer, texts: readonly string[])
   return tokens === 0 ? 1 : bytes / tokens;
 }
 
-async function train(args: string[]) {
-  const { values, positionals } = parseFlags(args, {
-    vocab: { type: "string" },
-    out: { type: "string" },
-    "min-frequency": { type: "string" },
-  }, USAGE);
+type Parsed = ReturnType<typeof parseCommand<typeof TOKENIZER.flags>>;
+
+async function train({ values, positionals }: Parsed) {
   const vocab = intFlag("vocab", values.vocab, 261, 2 ** 21);
   if (vocab === undefined) {
     throw new UsageError(`--vocab N is required (261 = bytes and specials only)\n${USAGE}`);
@@ -89,8 +106,7 @@ async function train(args: string[]) {
   console.log(`wrote ${values.out}`);
 }
 
-async function encode(args: string[]) {
-  const { positionals } = parseFlags(args, {}, USAGE);
+async function encode({ positionals }: Parsed) {
   const [path, text] = positionals;
   if (path === undefined || text === undefined || positionals.length > 2) throw new UsageError(USAGE);
   const { tokenizer, notes } = await loadTokenizerJson(path);
@@ -104,14 +120,11 @@ async function encode(args: string[]) {
 }
 
 async function main() {
-  const [sub, ...rest] = Deno.args;
-  if (sub === undefined || [sub, ...rest].some((a) => a === "--help" || a === "-h")) {
-    console.log(USAGE);
-    return;
-  }
-  if (sub === "train") return await train(rest);
-  if (sub === "encode") return await encode(rest);
-  throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}\n${USAGE}`);
+  const parsed = parseCommand(TOKENIZER, Deno.args);
+  const [sub, ...rest] = parsed.positionals;
+  if (sub === "train") return await train({ ...parsed, positionals: rest });
+  if (sub === "encode") return await encode({ ...parsed, positionals: rest });
+  throw new UsageError(sub === undefined ? USAGE : `unknown subcommand ${JSON.stringify(sub)}\n${USAGE}`);
 }
 
 if (import.meta.main) await runCli(main);
