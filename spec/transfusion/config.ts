@@ -4,6 +4,8 @@
  * are validated against. Every message names the key, the value seen and what is allowed.
  */
 import { z } from "zod";
+import { BpeMergeError } from "../../runtime/bpe.ts";
+import { type TokenizerConfig, tokenizerFromConfig, vocabMismatch } from "../../runtime/tokenizer.ts";
 
 export interface BackboneConfig {
   readonly dim: number;
@@ -20,9 +22,18 @@ export interface BackboneConfig {
 }
 
 export interface TextConfig {
-  /** 260: bytes + BOS, EOS, BOI, EOI (captions padded with EOS, as T1); 261: with PAD. */
-  readonly vocab: 260 | 261;
+  /**
+   * Byte tokenizer (no `tokenizer`): 260: bytes + BOS, EOS, BOI, EOI (captions padded with EOS, as T1);
+   * 261: with PAD. With a `tokenizer`: its vocabulary size (a BPE's: 261 + its tokens).
+   */
+  readonly vocab: number;
   readonly captionLength: number;
+  /**
+   * The tokenizer (runtime/tokenizer.ts), recorded with the config in run.json so sampling rebuilds it.
+   * Absent (the default) means the byte tokenizer that `vocab` implies; the key then stays out of the
+   * config, so older configs, plans and checkpoints stay what they were.
+   */
+  readonly tokenizer?: TokenizerConfig | undefined;
 }
 
 export interface ImageConfig {
@@ -100,7 +111,9 @@ export interface TransfusionConfig {
   readonly seq: number;
 }
 
+/** Options: every key optional, except inside a value tagged by `kind` (a tokenizer config is whole). */
 export type DeepPartial<T> = T extends readonly unknown[] ? T
+  : T extends { readonly kind: string } ? T
   : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
   : T;
 
@@ -181,11 +194,15 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       initStd: real(0, 10, "(").default(b.initStd),
       ropeBase: real(1, 1e12, "(").default(b.ropeBase),
     }),
-    text: group({
-      vocab: z.union([z.literal(260), z.literal(261)], { error: "must be 260 (EOS pads) or 261 (PAD token)" })
-        .default(t.vocab),
+    text: z.strictObject({
+      vocab: int(1, 2 ** 21).default(t.vocab),
       captionLength: int(1, 65536).default(t.captionLength),
-    }),
+      tokenizer: t.tokenizer ? tokenizerConfig().default(t.tokenizer) : tokenizerConfig().optional(),
+    }).superRefine((text, ctx) => {
+      if (ctx.value.tokenizer !== undefined && !tokenizerBuilds(text.tokenizer)) return; // reported at its key
+      const problem = vocabMismatch(text);
+      if (problem) ctx.addIssue({ code: "custom", path: ["vocab"], message: problem });
+    }).prefault({} as never),
     image: group({
       size: int(1, 4096).default(i.size),
       channels: int(1, 64).default(i.channels),
@@ -219,6 +236,39 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
     seq: int(1, 1 << 20).default(d.seq),
   }).superRefine(crossChecks);
   return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;
+}
+
+/** `text.tokenizer`: its shape, then whether it builds (a bad merge's issue sits on that merge). */
+const tokenizerConfig = () => {
+  const flag = z.boolean({ error: "must be true or false" });
+  const shape = z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("byte"), pad: flag }),
+    z.strictObject({
+      kind: z.literal("bpe"),
+      split: oneOf(["gpt2", "none"]),
+      addPrefixSpace: flag,
+      merges: z.array(z.tuple([int(0, 2 ** 21), int(0, 2 ** 21)]), {
+        error: "must be a list of [left, right] ids",
+      }),
+    }),
+  ], { error: `must be { kind: "byte", pad } or { kind: "bpe", split, addPrefixSpace, merges }` });
+  return shape.superRefine((config, ctx) => {
+    try {
+      tokenizerFromConfig(config, "text.tokenizer");
+    } catch (e) {
+      if (!(e instanceof BpeMergeError)) throw e;
+      ctx.addIssue({ code: "custom", path: ["merges", e.merge], message: e.why });
+    }
+  }) as unknown as z.ZodType<TokenizerConfig>;
+};
+
+function tokenizerBuilds(config: TokenizerConfig | undefined): boolean {
+  try {
+    tokenizerFromConfig(config!, "text.tokenizer");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Rules between keys; each issue sits on the key to change. */
@@ -286,6 +336,6 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 /** The value at a dotted key of (possibly dotted) options, for messages. */
 export function valueAt(options: unknown, path: readonly PropertyKey[]): unknown {
   let at: unknown = expandDotted(options);
-  for (const k of path) at = isRecord(at) ? at[String(k)] : undefined;
+  for (const k of path) at = isRecord(at) ? at[String(k)] : Array.isArray(at) ? at[Number(k)] : undefined;
   return at;
 }
