@@ -17,22 +17,31 @@
  */
 import type { Batch, DataSource } from "../spec/data.ts";
 import { buildLayout, layoutFeed, type Segment } from "../spec/layout_builder.ts";
-import { ByteTokenizer, SPECIAL, type Tokenizer } from "../runtime/tokenizer.ts";
+import {
+  ByteTokenizer,
+  SPECIAL,
+  textTokenizer,
+  type TextTokenizerConfig,
+  type Tokenizer,
+} from "../runtime/tokenizer.ts";
 import { checkStep, EpochOrder, splitHeldOut } from "./epoch_order.ts";
 import { DataError, filePath } from "./data_files.ts";
 import { listDocuments, type TextDocument, type TextListing } from "./text_documents.ts";
 
-/** The vocabulary is `text.vocab` (a Transfusion config) or `vocab`; `seq` when dims has none. */
+/**
+ * The vocabulary is `text.vocab` (a Transfusion config, whose `text.tokenizer` is then the default
+ * tokenizer) or `vocab`; `seq` when dims has none.
+ */
 export interface TextFilesConfig {
-  readonly text?: { readonly vocab: number };
+  readonly text?: TextTokenizerConfig;
   readonly vocab?: number;
   readonly seq?: number;
 }
 
 export interface TextFilesOptions {
   /**
-   * Any tokenizer (runtime/tokenizer.ts `Tokenizer`, e.g. a trained BPE); default the byte
-   * tokenizer, with a PAD token when the vocabulary has room for one.
+   * Any tokenizer (runtime/tokenizer.ts `Tokenizer`, e.g. a trained BPE); default the config's
+   * `text.tokenizer`, else the byte tokenizer, with a PAD token when the vocabulary has room for one.
    */
   readonly tokenizer?: Tokenizer;
   /** A document longer than a row: "split" into row-long pieces (default) or "truncate" at the row. */
@@ -98,7 +107,8 @@ export function textCorpus(
   if (vocab === undefined) {
     throw new DataError(`${who}: the config has no text.vocab or vocab to check ids against`);
   }
-  const tokenizer = opts.tokenizer ?? new ByteTokenizer({ pad: vocab > SPECIAL.pad });
+  const tokenizer = opts.tokenizer ??
+    (config.text?.tokenizer ? textTokenizer(config.text) : new ByteTokenizer({ pad: vocab > SPECIAL.pad }));
   if (tokenizer.vocabSize > vocab) {
     throw new DataError(
       `${who}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${vocab}; ` +

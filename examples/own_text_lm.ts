@@ -7,8 +7,8 @@
  * per file) or a JSONL file of {"text": ...} lines. Each document is BOS, its bytes, EOS; documents
  * are packed into rows of `seq` and the layout marks where each one starts, so attention never
  * crosses a document (sameDocument) and positions restart at every BOS (data/own_text.ts). Without
- * --data it trains on this project's ARCHITECTURE.md. A trained BPE plugs in as
- * `textFiles(path, { tokenizer })` with `vocab` set to its size.
+ * --data it trains on this project's ARCHITECTURE.md. A trained BPE (`deno task tokenizer`) plugs in
+ * as `textFiles(path, { tokenizer })` with `vocab` set to its size.
  */
 import {
   embedding,

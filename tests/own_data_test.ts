@@ -13,6 +13,8 @@ import { listDocuments } from "../data/text_documents.ts";
 import { dataFromFlag, parseDataFlag } from "../data/own_data.ts";
 import { SPECIAL, type Tokenizer } from "../runtime/tokenizer.ts";
 import { uniform } from "../data/seeded_random.ts";
+import { trainBpe } from "../runtime/bpe_train.ts";
+import { segmentLength } from "../spec/layout_builder.ts";
 import { interpret } from "../compiler/interpreter.ts";
 import { trace } from "../spec/mod.ts";
 import ownTextLm from "../examples/own_text_lm.ts";
@@ -482,4 +484,30 @@ Deno.test("the examples' data fits their loss entries: every input, with its siz
     }
     assert.ok(source.evalBatches! >= 1, `${spec.name} holds out a batch`);
   }
+});
+
+Deno.test("text source: a trained BPE plugs in, given or as the config's text.tokenizer", () => {
+  const corpus = `${FIXTURES}/text/paragraphs.txt`;
+  const texts = listDocuments(corpus).documents.map((d) => d.text);
+  const bpe = trainBpe(texts, { vocab: 270, minFrequency: 1 });
+  const opts = { heldOut: 0 } as const;
+  const given = textCorpus({ vocab: bpe.vocabSize }, { batch: 1, seq: 16 }, corpus, {
+    ...opts,
+    tokenizer: bpe,
+  });
+  // Each document is BOS, its BPE ids (fewer than its bytes: merges), EOS, and decodes back to its text.
+  const docs = given.train.rows.flatMap((r) => {
+    let start = 0;
+    return r.segments.map((seg) => r.tokens.slice(start, start += segmentLength(seg)));
+  });
+  assert.deepEqual(docs.map((ids) => bpe.decode(ids)), texts);
+  assert.ok(docs.some((ids) => ids.some((id) => id > PAD)), "some ids are merges");
+  assert.ok(docs.every((ids) => ids[0] === BOS && ids.at(-1) === EOS));
+  const fromConfig = textCorpus(
+    { text: { vocab: bpe.vocabSize, tokenizer: bpe.config } },
+    { batch: 1, seq: 16 },
+    corpus,
+    opts,
+  );
+  assert.deepEqual(fromConfig.train.rows, given.train.rows);
 });
