@@ -14,7 +14,13 @@
  */
 import type { LayoutFields } from "../../compiler/ir/mask.ts";
 import { buildLayout, layoutFeed, type LayoutInputName, type Segment } from "../layout_builder.ts";
-import { ByteTokenizer, fitLength, SPECIAL, type Tokenizer } from "../../runtime/tokenizer.ts";
+import {
+  fitLength,
+  SPECIAL,
+  textTokenizer,
+  type TextTokenizerConfig,
+  type Tokenizer,
+} from "../../runtime/tokenizer.ts";
 
 /**
  * What assembly reads from a Transfusion config (the model's resolved config is assignable to it).
@@ -23,7 +29,7 @@ import { ByteTokenizer, fitLength, SPECIAL, type Tokenizer } from "../../runtime
  * imagesPerRow: N, the image slots of a row; seq: positions per row.
  */
 export interface SequenceConfig {
-  readonly text: { readonly captionLength: number; readonly vocab: number };
+  readonly text: TextTokenizerConfig & { readonly captionLength: number };
   readonly image: {
     readonly size: number;
     readonly channels: number;
@@ -96,7 +102,8 @@ export interface SequenceGeometry {
 export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
   const { text, image, seq } = cfg;
   const bad = (what: string) => {
-    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text, image, seq })})`);
+    const sizes = { vocab: text.vocab, captionLength: text.captionLength }; // not a BPE's merges
+    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text: sizes, image, seq })})`);
   };
   // Only the sizes this file reads; the model's config carries other (non-numeric) image options.
   const sizes = {
@@ -108,9 +115,6 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
     seq,
   };
   for (const [k, v] of Object.entries(sizes)) if (!Number.isInteger(v) || v < 1) bad(`${k} must be >= 1`);
-  if (text.vocab !== SPECIAL.pad && text.vocab !== SPECIAL.pad + 1) {
-    bad(`text.vocab must be ${SPECIAL.pad} (pad with EOS) or ${SPECIAL.pad + 1} (PAD token)`);
-  }
   if (image.size % image.patch !== 0) {
     bad(`image.size ${image.size} is not a multiple of patch ${image.patch}`);
   }
@@ -118,7 +122,7 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
   const [N, P] = [image.imagesPerRow, grid * grid];
   const needed = 1 + text.captionLength + N * (P + 2);
   if (needed > seq) bad(`a full row needs 1 + ${text.captionLength} + ${N} * (${P} + 2) = ${needed} > seq`);
-  const tokenizer = new ByteTokenizer({ pad: text.vocab === SPECIAL.pad + 1 });
+  const tokenizer = textTokenizer(text, "sequence");
   const pixels = image.channels * image.size * image.size;
   return { seq, captionLength: text.captionLength, N, P, grid, pixels, tokenizer };
 }
