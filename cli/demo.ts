@@ -277,8 +277,18 @@ async function main(): Promise<void> {
         },
       })
     );
+    if (!evaluated) {
+      // The budget ran out before its first sizing (a slow machine spent it on the shipped
+      // checkpoint): the loop stopped without calling the hook, so the saved run is evaluated.
+      console.log(`\nevaluating the model at step ${trained.step} (the time budget ran out first)`);
+      const run = await loadRun(`${out}/run`, { handle });
+      try {
+        evaluated = { step: trained.step, output: await evaluateWith(run, classifier, evalSettings, log) };
+      } finally {
+        run.destroy();
+      }
+    }
     const trainMinutes = (performance.now() - started) / 60_000;
-    if (!evaluated) throw new Error(`training stopped at step ${trained.step} without evaluating it`);
     const label = `trained now: ${evaluated.step} steps${trained.interrupted ? " (time budget)" : ""}`;
     const ref = { dir: `${out}/run`, spec: specPath, step: evaluated.step };
     console.log(formatDigitEval(evaluated.output.result));
