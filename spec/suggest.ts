@@ -36,16 +36,16 @@ function closeEnough(name: string, d: number): boolean {
   return d <= Math.max(1, Math.min(3, Math.floor(name.length / 3)));
 }
 
-/** `candidates` nearest first (ties keep their order); the close ones are the plausible meanings. */
-export function byNearness(name: string, candidates: readonly string[]): string[] {
+/** The candidates close enough to `name` to be what was meant, nearest first (ties keep their order). */
+export function closeMatches(name: string, candidates: readonly string[]): string[] {
   return candidates
     .map((c, i) => ({ c, i, d: distance(name, c) }))
+    .filter((x) => closeEnough(name, x.d))
     .sort((x, y) => x.d - y.d || x.i - y.i)
     .map((x) => x.c);
 }
 
-/** The one candidate close enough to `name` to suggest, or undefined. */
+/** The one candidate nearest `name` if it is close enough to suggest, else undefined. */
 export function nearest(name: string, candidates: readonly string[]): string | undefined {
-  const best = byNearness(name, candidates)[0];
-  return best !== undefined && closeEnough(name, distance(name, best)) ? best : undefined;
+  return closeMatches(name, candidates)[0];
 }

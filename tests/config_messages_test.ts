@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import demo from "../examples/transfusion_demo.ts";
-import { resolveConfig } from "../spec/config.ts";
+import { configKeys, resolveConfig } from "../spec/config.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
 
@@ -84,33 +84,71 @@ Deno.test("every config key: a bad --set value is named with the value given and
   }
 });
 
-Deno.test("an unknown key lists the keys of its group, at the top level too", async (t) => {
-  const cases: [string, RegExp][] = [
+Deno.test("an unknown key lists every dotted key, nearest first, with a did-you-mean", async (t) => {
+  const defaults = resolveConfig(demo.config as never, {}, "demo") as Record<string, unknown>;
+  const all = dottedKeys({ ...defaults, precision: { storage: "f16", lossScale: 1024 } });
+  /** The keys the message lists, in its order. */
+  const listed = (message: string) => {
+    const line = message.split("\n")[0]!;
+    return line.slice(line.lastIndexOf(": ") + 2).split(", ");
+  };
+  const cases: [string, RegExp, string][] = [
     [
-      "backbon.dim",
-      /unknown config key\(s\) "backbon"; known keys: backbone, text, image, diffusion, loss, precision, seq/,
+      "backbone.dimm",
+      /unknown config key "backbone\.dimm" \(did you mean "backbone\.dim"\?\); known keys, nearest first: /,
+      "backbone.dim",
     ],
-    [
-      "precision.storagee",
-      /unknown config key\(s\) "storagee" in "precision"; known keys: storage, lossScale/,
-    ],
-    ["depth", /unknown config key\(s\) "depth"; known keys: backbone, text/],
+    ["dimm", /unknown config key "dimm" \(did you mean "backbone\.dim"\?\)/, "backbone.dim"],
+    ["patch", /unknown config key "patch" \(did you mean "image\.patch"\?\)/, "image.patch"],
+    ["image.pach", /unknown config key "image\.pach" \(did you mean "image\.patch"\?\)/, "image.patch"],
+    ["precision.storagee", /\(did you mean "precision\.storage"\?\)/, "precision.storage"],
+    ["backbon.dim", /unknown config key "backbon\.dim" \(did you mean "backbone\.dim"\?\)/, "backbone.dim"],
+    ["backbon", /unknown config key "backbon" \(did you mean a key of "backbone"\?\)/, "backbone.dim"],
+    ["zzzzzz", /unknown config key "zzzzzz"; known keys: backbone\.dim, backbone\.depth, /, "backbone.dim"],
   ];
-  for (const [key, pattern] of cases) {
-    await t.step(
-      key,
-      () => assert.match(refusal(() => resolveConfig(demo.config as never, { [key]: 1 }, "x")), pattern),
-    );
+  for (const [key, pattern, first] of cases) {
+    await t.step(`${key} (straight into the schema, and through the run bindings)`, () => {
+      for (
+        const message of [
+          refusal(() => resolveConfig(demo.config as never, { [key]: 1 }, "x")),
+          refusal(() => {
+            try {
+              return resolveRunConfig(demo, { [key]: 1 }, undefined);
+            } catch (e) {
+              // the bindings' own refusal (a TrainError) says the same; make it comparable
+              if (e instanceof Error && e.name === "TrainError") e.name = "SpecError";
+              throw e;
+            }
+          }),
+        ]
+      ) {
+        assert.match(message, pattern);
+        assert.equal(listed(message)[0], first, message);
+        assert.deepEqual([...listed(message)].sort(), [...all].sort(), "every key is listed once");
+      }
+    });
   }
-  await t.step("a nested group's unknown field (the run bindings' check)", () => {
-    assert.throws(
-      () => resolveRunConfig(demo, { "backbone.dimm": 3 }, undefined),
-      /unknown config key "backbone\.dimm"; backbone has keys: dim, depth, heads/,
+  await t.step("a group's keys come first for a misspelt group", () => {
+    const order = listed(refusal(() => resolveConfig(demo.config as never, { "imag.size": 1 }, "x")));
+    const images = all.filter((k) => k.startsWith("image."));
+    assert.deepEqual(order.slice(0, images.length).sort(), [...images].sort());
+  });
+  await t.step("two unknown keys are both named", () => {
+    const message = refusal(() => resolveConfig(demo.config as never, { dimm: 1, sek: 2 }, "x"));
+    assert.match(
+      message,
+      /unknown config keys "dimm" \(did you mean "backbone\.dim"\?\), "sek" \(did you mean "seq"\?\);/,
     );
   });
-  await t.step("a plain-defaults config", () => {
+  await t.step("a plain-defaults config, nested groups included", () => {
     const message = refusal(() => resolveConfig({ dim: 4, hidden: 16 }, { width: 3 }, "x"));
-    assert.match(message, /unknown config key\(s\) "width"; known keys: dim, hidden/);
+    assert.match(message, /unknown config key "width"; known keys: dim, hidden\n/);
+    const nested = { dim: 4, image: { size: 8, channels: 1 } };
+    assert.deepEqual(configKeys(nested), ["dim", "image.size", "image.channels"]);
+    assert.throws(
+      () => resolveRunConfig({ ...demo, config: nested } as never, { "image.sise": 3 }, undefined),
+      /unknown config key "image\.sise" \(did you mean "image\.size"\?\); known keys, nearest first: image\.size, /,
+    );
   });
 });
 

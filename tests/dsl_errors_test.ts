@@ -98,7 +98,13 @@ Deno.test("trace errors point at the spec's own lines", async (t) => {
   });
   await t.step("an unknown config key", () => {
     const err = specError(() => trace(spec, { config: { hiddn: 8 } }));
-    check(err, "config", configLine, `unknown config key(s) "hiddn"`, "known keys: dim, hidden");
+    check(
+      err,
+      "config",
+      configLine,
+      `unknown config key "hiddn" (did you mean "hidden"?)`,
+      "known keys, nearest first: hidden, dim",
+    );
   });
   await t.step("an out-of-range config value", () => {
     const err = specError(() => trace(spec, { config: { dim: -3 } }));
