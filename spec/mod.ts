@@ -17,6 +17,13 @@
 export { Tensor } from "./tensor.ts";
 export type { Dec, Inc, MaxRank } from "./rank.ts";
 export * from "./functions.ts";
+export {
+  type LiteralDType,
+  type LiteralRank,
+  MAX_LITERAL_ELEMENTS,
+  type NestedValues,
+  tensor,
+} from "./literal.ts";
 export { rand, randn } from "./random.ts";
 export {
   constant,
