@@ -63,5 +63,6 @@ export type { Batch, DataSource } from "./data.ts";
 export * from "./nn/mod.ts";
 export * from "./layout.ts";
 export * from "./mask.ts";
+export { maskSource, type PrintLayout, printMask, type PrintOptions } from "./mask_print.ts";
 export * from "./position.ts";
 export * from "./transfusion/mod.ts";
