@@ -111,6 +111,8 @@ export function unknownKeysMessage<C>(source: ConfigSource<C>, unknown: readonly
     const guess = nearest(k, keys) ?? nearest(k.split(".")[0]!, groups);
     const hint = guess === undefined
       ? ""
+      : guess === k.split(".")[0]
+      ? ` ("${guess}" has no key "${k.slice(guess.length + 1)}")`
       : groups.includes(guess)
       ? ` (did you mean a key of "${guess}"?)`
       : ` (did you mean "${guess}"?)`;

@@ -31,9 +31,13 @@ function distance(name: string, candidate: string): number {
   return name.includes(".") ? whole : Math.min(whole, editDistance(name, last));
 }
 
-/** Whether `d` is close enough to suggest: a third of the name's length, at least 1, at most 3. */
+/**
+ * Whether `d` is close enough to suggest: a third of the length of the name's last dotted segment
+ * (the part a typo is usually in; `backbone.x` is not near `backbone.dim`), at least 1, at most 3.
+ */
 function closeEnough(name: string, d: number): boolean {
-  return d <= Math.max(1, Math.min(3, Math.floor(name.length / 3)));
+  const last = name.length - name.lastIndexOf(".") - 1;
+  return d <= Math.max(1, Math.min(3, Math.floor(last / 3)));
 }
 
 /** The candidates close enough to `name` to be what was meant, nearest first (ties keep their order). */

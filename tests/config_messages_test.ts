@@ -9,6 +9,7 @@ import demo from "../examples/transfusion_demo.ts";
 import { configKeys, resolveConfig } from "../spec/config.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
+import { closeMatches, editDistance, nearest } from "../spec/suggest.ts";
 
 /** A bad value per dotted key, and a phrase of what the message must say is allowed. */
 const BAD: Record<string, readonly [unknown, RegExp]> = {
@@ -104,6 +105,7 @@ Deno.test("an unknown key lists every dotted key, nearest first, with a did-you-
     ["precision.storagee", /\(did you mean "precision\.storage"\?\)/, "precision.storage"],
     ["backbon.dim", /unknown config key "backbon\.dim" \(did you mean "backbone\.dim"\?\)/, "backbone.dim"],
     ["backbon", /unknown config key "backbon" \(did you mean a key of "backbone"\?\)/, "backbone.dim"],
+    ["backbone.x", /unknown config key "backbone\.x" \("backbone" has no key "x"\)/, "backbone.dim"],
     ["zzzzzz", /unknown config key "zzzzzz"; known keys: backbone\.dim, backbone\.depth, /, "backbone.dim"],
   ];
   for (const [key, pattern, first] of cases) {
@@ -179,4 +181,18 @@ Deno.test("every training option of a spec: a bad value is named with what is al
       /option "backbone\.heads" = 4 \(default\): gives a head dim of 5; rope2d needs a multiple of 4/,
     );
   });
+});
+
+Deno.test("suggestions: edit distance with swaps, the last dotted segment decides what is close", () => {
+  assert.equal(editDistance("stpes", "steps"), 1);
+  assert.equal(editDistance("Dim", "dim"), 0);
+  assert.equal(editDistance("", "abc"), 3);
+  assert.equal(editDistance("kitten", "sitting"), 3);
+  assert.equal(nearest("stpes", ["seed", "steps", "out"]), "steps");
+  assert.equal(nearest("dimm", ["backbone.depth", "backbone.dim"]), "backbone.dim");
+  assert.equal(nearest("backbone.x", ["backbone.dim"]), undefined);
+  assert.equal(nearest("zzzz", ["dim", "hidden"]), undefined);
+  assert.deepEqual(closeMatches("precision.storag", ["precision.storage", "precision.lossScale"]), [
+    "precision.storage",
+  ]);
 });
