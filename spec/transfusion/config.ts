@@ -62,8 +62,16 @@ export interface DiffusionConfig {
 }
 
 export interface LossConfig {
-  /** L = L_LM + lambda * L_diffusion. */
+  /** L = textWeight * L_LM + lambda * L_diffusion: the weight of the image (diffusion) loss. */
   readonly lambda: number;
+  /** The weight of the text (LM) loss; absent means 1 (the key appears only when given). */
+  readonly textWeight?: number | undefined;
+  /**
+   * "input": the loss entry takes `image_weight` f32 [B, N] >= 0, each image's weight in L_diffusion
+   * (an image of weight 0 gives no gradient; data sources fill it, see `withImageWeights`). Absent
+   * or "none": every image weighs 1.
+   */
+  readonly imageWeights?: "none" | "input" | undefined;
   /** MSE averaged over each image's values, then over the images present. */
   readonly averaging: "per-image";
   /** Whether the position before BOI is trained to predict BOI (T1 says no; text-to-image sampling needs it). */
@@ -153,6 +161,10 @@ export const real = (min: number, max: number, open: "(" | "[" = "[") => {
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `must be one of ${values.map((v) => `"${v}"`).join(", ")}` });
 
+/** `schema` defaulting to `value` where the base config has one, else optional. */
+const optionalOr = <S extends z.ZodType>(schema: S, value: z.output<S> | undefined) =>
+  value === undefined ? schema.optional() : schema.default(value as never);
+
 /** The schema of a full config whose every key defaults to `d`'s value. */
 export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig> {
   const group = <S extends z.ZodRawShape>(shape: S) => z.strictObject(shape).prefault({} as never);
@@ -197,6 +209,9 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       lambda: real(0, 1e6).default(l.lambda),
       averaging: oneOf(["per-image"]).default(l.averaging),
       boiTarget: z.boolean({ error: "must be true or false" }).default(l.boiTarget),
+      // Optional without a default, so configs (and plans, checkpoints) that leave them out keep their form.
+      textWeight: optionalOr(real(0, 1e6), l.textWeight),
+      imageWeights: optionalOr(oneOf(["none", "input"]), l.imageWeights),
     }),
     precision: p
       ? group({ storage: oneOf(["f32", "f16"]).default(p.storage), lossScale: lossScale() })
@@ -228,6 +243,9 @@ function crossChecks(c: TransfusionConfig, ctx: z.RefinementCtx) {
       ["diffusion", "target"],
       flow ? `must be "velocity" with schedule "flow"` : `must be "eps", "v" or "x0" with a DDPM schedule`,
     );
+  }
+  if (c.loss.lambda === 0 && c.loss.textWeight === 0) {
+    issue(["loss", "textWeight"], "is 0 and loss.lambda is 0 too: the loss would be 0, nothing would train");
   }
   if (c.diffusion.noiseLimit > c.diffusion.T) {
     issue(["diffusion", "noiseLimit"], `must be <= diffusion.T = ${c.diffusion.T}`);
