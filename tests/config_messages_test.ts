@@ -87,7 +87,11 @@ Deno.test("every config key: a bad --set value is named with the value given and
 
 Deno.test("an unknown key lists every dotted key, nearest first, with a did-you-mean", async (t) => {
   const defaults = resolveConfig(demo.config as never, {}, "demo") as Record<string, unknown>;
-  const all = dottedKeys({ ...defaults, precision: { storage: "f16", lossScale: 1024 } });
+  // The schema's keys: every key the defaults have, and optional ones (precision, loss.textWeight, ...)
+  const all = configKeys(demo.config as never);
+  const given = dottedKeys({ ...defaults, precision: { storage: "f16", lossScale: 1024 } });
+  assert.deepEqual(given.filter((k) => !all.includes(k)), [], "configKeys has every key of the defaults");
+  assert.equal(new Set(all).size, all.length);
   /** The keys the message lists, in its order. */
   const listed = (message: string) => {
     const line = message.split("\n")[0]!;
