@@ -217,3 +217,18 @@ Deno.test("explain's attention masks: the demo spec's rule, read off the traced 
     `    sameDocument() & (causal() | sameSpan("image"))  [${depth} attention ops; reads layout doc, modality, span]`,
   ]);
 });
+
+Deno.test("deno task explain prints the attention mask rule", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "explain", "examples/transfusion_demo.ts", "--entry", "forward"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(
+    stdout,
+    /\nattention masks \(query i may attend key j where the rule holds\):\n {2}loss \(forward\):\n {4}sameDocument\(\) & \(causal\(\) \| sameSpan\("image"\)\) {2}\[\d+ attention ops; reads layout doc, modality, span\]/,
+  );
+});
