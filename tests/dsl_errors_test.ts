@@ -3,7 +3,19 @@ import { z } from "zod";
 import { SpecError } from "../compiler/ir/mod.ts";
 import { interpret } from "../compiler/mod.ts";
 import { compile } from "../compiler/compile.ts";
-import { full, input, linear, MAX_LITERAL_ELEMENTS, model, type Tensor, tensor, trace } from "../spec/mod.ts";
+import {
+  full,
+  input,
+  linear,
+  MAX_LITERAL_ELEMENTS,
+  model,
+  module,
+  param,
+  type Tensor,
+  tensor,
+  trace,
+  zeros,
+} from "../spec/mod.ts";
 
 // Trace-time errors must say which op, what shapes/dtypes it saw, what it expected, and which line
 // of the user's spec (here: this file) built the offending node.
@@ -107,6 +119,14 @@ Deno.test("trace errors point at the spec's own lines", async (t) => {
       `unknown config key "hiddn" (did you mean "hidden"?)`,
       "known keys, nearest first: hidden, dim",
     );
+  });
+  await t.step("a parameter name with a dot, and a reserved one, name the model's line", () => {
+    const dotted = () => ({ "layer.w": param([3, 4], zeros()) });
+    let err = specError(() => trace({ ...spec, params: dotted } as never));
+    check(err, "params", configLine, `the name "layer.w" at layer.w may not contain "."`);
+    const reserved = () => ({ block: module({ name: param([2], zeros()) }, () => (x: Tensor) => x) });
+    err = specError(() => trace({ ...spec, params: reserved } as never));
+    check(err, "module", configLine, `parameter name "name" at block.name is reserved`);
   });
   await t.step("an out-of-range config value", () => {
     const err = specError(() => trace(spec, { config: { dim: -3 } }));
