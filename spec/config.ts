@@ -46,7 +46,14 @@ export function resolveConfig<C>(
       const keys = issue.keys.map((k) => asGiven(input, [...issue.path.map(String), k].join(".")));
       return unknownKeysMessage(source, keys);
     }
-    return `config "${key}" = ${shown(givenAt(input, issue.path))}: ${issue.message}`;
+    const given = givenAt(input, issue.path);
+    const members = configKeys(source).filter((k) => k.startsWith(`${key}.`));
+    if (key && members.length && !isRecord(given)) {
+      // `--set backbone=3`: a group takes its keys, not a value
+      return `config "${key}" = ${shown(given)}: "${key}" is a group of keys, set one of them ` +
+        `(${members.join(", ")})`;
+    }
+    return `config "${key}" = ${shown(given)}: ${issue.message}`;
   });
   throw new SpecError("config", `${lines.join("; ")}`, where);
 }

@@ -139,6 +139,19 @@ Deno.test("an unknown key lists every dotted key, nearest first, with a did-you-
     const images = all.filter((k) => k.startsWith("image."));
     assert.deepEqual(order.slice(0, images.length).sort(), [...images].sort());
   });
+  await t.step("a value for a group names the group's keys", () => {
+    for (
+      const message of [
+        refusal(() => resolveConfig(demo.config as never, { backbone: 3 }, "x")),
+        refusal(() => resolveRunConfig(demo, { backbone: 3 }, undefined)),
+      ]
+    ) {
+      assert.match(
+        message,
+        /config "backbone" = 3: "backbone" is a group of keys, set one of them \(backbone\.dim, backbone\.depth, .*backbone\.ropeBase\)/,
+      );
+    }
+  });
   await t.step("two unknown keys are both named", () => {
     const message = refusal(() => resolveConfig(demo.config as never, { dimm: 1, sek: 2 }, "x"));
     assert.match(
