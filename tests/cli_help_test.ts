@@ -118,6 +118,10 @@ Deno.test("an unknown flag is named, with the nearest known one and a pointer to
     () => parseWith(IR, ["spec.ts", "--entry"]),
     /argument missing\nusage: deno task ir <spec.ts>/,
   );
+  assert.throws(
+    () => parseWith(SAMPLE, ["run", "--prompt", "3", "--cfg", "-2"]),
+    /^UsageError: --cfg -2: a value that starts with "-" is written --cfg=-2\nusage: deno task sample/,
+  );
   const { code, stderr } = await task("ir", "examples/tiny.ts", "--entri", "loss");
   assert.equal(code, 1);
   assert.match(stderr, /^error: unknown flag --entri for deno task ir; did you mean --entry\?/);
