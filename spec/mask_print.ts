@@ -40,6 +40,9 @@ export interface PrintOptions {
   readonly masked?: string;
 }
 
+/** The widest row drawn: a grid is T characters by T lines. */
+export const MAX_PRINTED_POSITIONS = 256;
+
 /** The rule as spec code: calls for the leaves, `&`, `|` and `!` for and, or and not. */
 export function maskSource(mask: Mask | MaskExpr): string {
   const expr = mask instanceof Mask ? mask.expr : mask;
@@ -67,6 +70,13 @@ export function printMask(mask: Mask | MaskExpr, layout: PrintLayout, opts: Prin
   const B = layout.B ?? 1;
   if (!Number.isInteger(T) || T < 1 || !Number.isInteger(B) || B < 1) {
     fail("printMask", `the layout must have B >= 1 rows of T >= 1 positions, got B = ${B}, T = ${T}`);
+  }
+  if (T > MAX_PRINTED_POSITIONS) {
+    fail(
+      "printMask",
+      `T = ${T} is over the ${MAX_PRINTED_POSITIONS} positions a grid can show; print a shorter packing ` +
+        `of the same segments (the rule reads per-position fields, so it draws the same pattern)`,
+    );
   }
   const fields = hostFields(layout, B * T);
   const missing = maskFields(expr).filter((f) => fields[f] === undefined);

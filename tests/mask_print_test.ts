@@ -196,6 +196,7 @@ Deno.test("printMask refuses a layout that lacks the rule's fields, or a row out
     /"doc" has 1 values, expected B \* T = 2/,
   );
   assert.throws(() => printMask(causal(), { B: 2, T: 2 }, { row: 2 }), /row 2 is outside 0\.\.1/);
+  assert.throws(() => printMask(causal(), { T: 257 }), /T = 257 is over the 256 positions a grid can show/);
 });
 
 Deno.test("explain's attention masks: the demo spec's rule, read off the traced graph", () => {
