@@ -34,3 +34,5 @@ export { attendOptions, backbone, transfusionMask } from "./backbone.ts";
 export { noiseImages, perImageMse } from "./diffusion.ts";
 export { patchify, placement, unpatchify } from "./patches.ts";
 export * from "./sequence.ts";
+export * from "./rows.ts";
+export { type RowImageView, type RowView, rowView } from "./row_view.ts";
