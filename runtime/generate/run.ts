@@ -78,6 +78,8 @@ export interface LoadedRun extends ModelRun {
   readonly specChanged: boolean;
   /** Which parameters run: the moving average ("ema") or the last step's ("raw"). */
   readonly weights: Weights;
+  /** One executor holding the entries `names` (compiled on first use) for `rows` rows. */
+  entries(names: readonly string[], rows: number): Promise<{ executor: Executor; batch: number }>;
   /** Frees every executor compiled so far. */
   destroy(): void;
 }
@@ -89,9 +91,14 @@ export const WEIGHTS: readonly Weights[] = ["ema", "raw"];
 /** Entries a Transfusion spec declares besides its loss. */
 const REQUIRED_ENTRIES = ["denoise", "logits"];
 
+/**
+ * Opens the run in `dir`. `requires`: the entries the spec must declare (default a Transfusion's
+ * denoise and logits; `["logits"]` opens any language model).
+ */
 export async function loadRun(
   dir: string,
-  opts: { readonly handle?: DeviceHandle; readonly weights?: Weights } = {},
+  opts: { readonly handle?: DeviceHandle; readonly weights?: Weights; readonly requires?: readonly string[] } =
+    {},
 ): Promise<LoadedRun> {
   const checkpoint = await loadCheckpoint(dir);
   const weights = opts.weights ?? (checkpoint.ema ? "ema" : "raw");
@@ -104,11 +111,10 @@ export async function loadRun(
   const specPath = info.spec.path;
   const model = await loadRunSpec(specPath, checkpoint);
   const specChanged = (await specHash(await Deno.readTextFile(specPath))) !== info.spec.hash;
-  const missing = REQUIRED_ENTRIES.filter((e) => !model.entries?.[e]);
+  const missing = (opts.requires ?? REQUIRED_ENTRIES).filter((e) => !model.entries?.[e]);
   if (missing.length > 0) {
-    throw new UsageError(
-      `${specPath} (model "${model.name}") is not a Transfusion spec: it has no ${missing.join(", ")} entry`,
-    );
+    const what = opts.requires ? "cannot generate" : "is not a Transfusion spec";
+    throw new UsageError(`${specPath} (model "${model.name}") ${what}: it has no ${missing.join(", ")} entry`);
   }
   const overrides = (info.config ?? {}) as Record<string, unknown>;
   const resolved = resolveConfig(model.config, overrides, specPath) as TransfusionConfig;
@@ -158,6 +164,7 @@ export async function loadRun(
     specChanged,
     weights,
     entry: (name, rows) => opened([name], rows),
+    entries: opened,
     ...(CACHED_ENTRIES.every((e) => model.entries?.[e])
       ? { cached: (rows) => opened(CACHED_ENTRIES, rows) }
       : {}),
