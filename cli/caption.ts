@@ -10,6 +10,7 @@
  * the run kept them (`--weights raw`: the last step's).
  */
 import { runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import {
   asUsageErrors,
@@ -17,13 +18,29 @@ import {
   DIGIT_SIDE,
   digitFromPng,
   loadRun,
-  parseFlags,
   type PreparedDigit,
   warnIfSpecChanged,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
 
-const USAGE = "usage: deno task caption <DIR> --image digit.png [--image more.png]... [--weights ema|raw]";
+export const CAPTION = command({
+  name: "caption",
+  args: "<DIR>",
+  summary: "Prints the greedy caption the model of the run in DIR gives each image. Any 8-bit PNG is " +
+    "brought to MNIST's form first (gray, light ink on dark, scaled to fit 28x28).",
+  flags: {
+    image: { type: "string", value: "FILE.png", multiple: true, required: true, help: "an image to caption" },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+  },
+  examples: ["deno task caption runs/demo --image digit.png --image more.png"],
+});
+
+const USAGE = usageLine(CAPTION);
 
 async function readDigit(path: string): Promise<PreparedDigit> {
   let bytes: Uint8Array;
@@ -49,10 +66,7 @@ export function printable(caption: string): string {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags(Deno.args, {
-    image: { type: "string", multiple: true },
-    weights: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(CAPTION, Deno.args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   const paths = values.image ?? [];

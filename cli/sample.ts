@@ -10,6 +10,7 @@
  * The same seed gives the same images. Nothing is written before every input has been checked.
  */
 import { runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
 import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import {
@@ -22,15 +23,52 @@ import {
   intFlag,
   loadRun,
   numberFlag,
-  parseFlags,
   samplerFlag,
   type SamplerMethod,
   warnIfSpecChanged,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
 
-const USAGE = `usage: deno task sample <DIR> --prompt "a handwritten digit 3" [--n K] [--steps S] ` +
-  `[--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png] [--weights ema|raw]`;
+export const SAMPLE = command({
+  name: "sample",
+  args: "<DIR>",
+  summary: "Generates images for a prompt with the model of the run in DIR and writes them as one PNG " +
+    "grid. The same seed gives the same images.",
+  flags: {
+    prompt: { type: "string", value: "TEXT", required: true, help: "the caption to draw" },
+    n: { type: "string", value: "K", help: "how many images (1..1024)", defaultText: "8" },
+    steps: {
+      type: "string",
+      value: "S",
+      help: "sampler steps (capped at the run's T)",
+      defaultText: "250 for ddpm, else 50",
+    },
+    sampler: {
+      type: "string",
+      value: "ddpm|ddim|euler|heun",
+      help: "the sampler",
+      defaultText: "ddim for DDPM runs, euler for flow matching",
+    },
+    cfg: {
+      type: "string",
+      value: "W",
+      help: "classifier-free guidance weight; 0 or 1 turns it off",
+      defaultText: "3",
+    },
+    seed: { type: "string", value: "S", help: "seed of the noise", defaultText: "0" },
+    cols: { type: "string", value: "C", help: "images per row of the grid", defaultText: "min(K, 8)" },
+    out: { type: "string", value: "FILE.png", help: "the grid to write", defaultText: "samples.png" },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+  },
+  examples: [`deno task sample runs/demo --prompt "a handwritten digit 3" --n 16 --out three.png`],
+});
+
+const USAGE = usageLine(SAMPLE);
 
 /** Default steps per sampler: the paper's 250 for DDPM ancestral, 50 otherwise (capped at the run's T). */
 export function defaultSteps(method: SamplerMethod, T: number): number {
@@ -38,17 +76,7 @@ export function defaultSteps(method: SamplerMethod, T: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags(Deno.args, {
-    prompt: { type: "string" },
-    n: { type: "string" },
-    steps: { type: "string" },
-    sampler: { type: "string" },
-    cfg: { type: "string" },
-    seed: { type: "string" },
-    cols: { type: "string" },
-    out: { type: "string" },
-    weights: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(SAMPLE, Deno.args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   if (values.prompt === undefined) throw new UsageError(`--prompt is required\n${USAGE}`);

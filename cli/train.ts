@@ -23,7 +23,6 @@
  * can (MNIST) keeps its dataset on the device and the plan gathers each batch's images there;
  * `--host-data` assembles them on the host instead.
  */
-import { parseArgs } from "node:util";
 import {
   logLine,
   progressLine,
@@ -33,15 +32,108 @@ import {
   type TrainSettings,
 } from "../runtime/train/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { isFileSystemError } from "../runtime/file_errors.ts";
 // Registers the Transfusion sample hook, so `--sample-every N` writes sample grids for those specs.
 import "../runtime/generate/train_samples.ts";
 
-const USAGE = "usage: deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] " +
-  "[--resume] [--json] [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] " +
-  "[--lr-floor X] [--clip X] [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] " +
-  "[--ema DECAY] [--ema-every N] [--in-flight N] [--host-data]";
+export const TRAIN = command({
+  name: "train",
+  args: "<spec.ts>",
+  summary: "Trains a spec on its own data source (`data` in the spec) and writes checkpoints, " +
+    "training.json, log.jsonl and loss.svg to a run directory. Settings not given come from the " +
+    "spec's `training`, on --resume from the checkpoint, else the built-in defaults shown.",
+  flags: {
+    steps: {
+      type: "string",
+      value: "N",
+      help: "total optimizer steps (the lr schedule ends here)",
+      defaultText: "1000",
+    },
+    batch: { type: "string", value: "B", help: "sequences per step", defaultText: "the spec's batch" },
+    lr: { type: "string", value: "X", help: "peak learning rate", defaultText: "3e-4" },
+    seed: {
+      type: "string",
+      value: "S",
+      help: "seeds init, data batches and the in-graph RNG",
+      defaultText: "0",
+    },
+    out: { type: "string", value: "DIR", help: "run directory", defaultText: "runs/<spec name>" },
+    resume: { type: "boolean", default: false, help: "continue the run in --out from its checkpoint" },
+    json: { type: "boolean", default: false, help: "print one JSON object per logged step, nothing else" },
+    "init-from": {
+      type: "string",
+      value: "RUN",
+      help: "start from another run's parameters (fine-tuning; optimizer and schedule start afresh)",
+    },
+    ...SPEC_FLAGS,
+    warmup: {
+      type: "string",
+      value: "N",
+      help: "linear lr warmup steps, then cosine decay",
+      defaultText: "0",
+    },
+    "lr-floor": {
+      type: "string",
+      value: "X",
+      help: "lr at the end of the cosine decay",
+      defaultText: "lr / 10",
+    },
+    clip: { type: "string", value: "X", help: "global gradient-norm clip; 0 turns it off", defaultText: "1" },
+    "weight-decay": { type: "string", value: "X", help: "AdamW weight decay", defaultText: "0.01" },
+    "log-every": {
+      type: "string",
+      value: "N",
+      help: "log every N steps; 0: every 10 steps or 2 seconds",
+      defaultText: "0",
+    },
+    "checkpoint-every": {
+      type: "string",
+      value: "N",
+      help: "save a checkpoint every N steps (and at the end); 0: only at the end",
+      defaultText: "500",
+    },
+    "sample-every": {
+      type: "string",
+      value: "N",
+      help: "write sample grids every N steps (Transfusion specs); 0: never",
+      defaultText: "0",
+    },
+    ema: {
+      type: "string",
+      value: "DECAY",
+      help: "keep a moving average of the parameters (0.999 ~ 1000 steps); 0: none",
+      defaultText: "0",
+    },
+    "ema-every": {
+      type: "string",
+      value: "N",
+      help: "fold into the average every N steps",
+      defaultText: "10",
+    },
+    "in-flight": {
+      type: "string",
+      value: "N",
+      help: "steps submitted before waiting on the oldest loss (1..64)",
+      defaultText: "8",
+    },
+    "host-data": {
+      type: "boolean",
+      default: false,
+      help: "assemble batches on the host instead of gathering them on the device",
+    },
+  },
+  examples: [
+    "deno task train examples/transfusion_demo.ts --steps 200 --out runs/demo",
+    "deno task train examples/transfusion_demo.ts --out runs/demo --resume --steps 400",
+  ],
+  notes: [
+    "Ctrl-C finishes the steps in flight, saves a checkpoint and exits 130; --resume continues.",
+  ],
+});
+
+const USAGE = usageLine(TRAIN);
 
 /** Flags that set a training setting, by setting. */
 const SETTING_FLAGS = {
@@ -126,29 +218,7 @@ async function whatStays(out: string): Promise<string> {
 
 /** The flags; a malformed command line (unknown flag, missing value) is a usage error. */
 function parseFlags() {
-  try {
-    return parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, { type: "string" as const }])),
-        batch: { type: "string" },
-        out: { type: "string" },
-        "init-from": { type: "string" },
-        resume: { type: "boolean", default: false },
-        "host-data": { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        set: { type: "string", multiple: true, default: [] },
-        dim: { type: "string", multiple: true, default: [] },
-      },
-    });
-  } catch (e) {
-    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      const message = e.message.split("\n").filter((l) => !l.startsWith("Did you forget")).join(" ");
-      throw new UsageError(`${message}\n${USAGE}`);
-    }
-    throw e;
-  }
+  return parseCommand(TRAIN, Deno.args);
 }
 
 function number(flag: string, raw: string): number {
