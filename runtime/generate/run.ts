@@ -23,7 +23,8 @@ import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { CheckpointError } from "../file_errors.ts";
 import type { SampleContext } from "../train/sample_hooks.ts";
-import { CACHED_ENTRIES } from "./cached_model.ts";
+import { CACHED_ENTRIES, cachedModel } from "./cached_model.ts";
+import { type SequenceModel, uncachedModel } from "./sequence_model.ts";
 
 /** Where a Transfusion model's entries run. `config.seq` is the sequence length the entries use. */
 export interface ModelSession {
@@ -97,8 +98,11 @@ const REQUIRED_ENTRIES = ["denoise", "logits"];
  */
 export async function loadRun(
   dir: string,
-  opts: { readonly handle?: DeviceHandle; readonly weights?: Weights; readonly requires?: readonly string[] } =
-    {},
+  opts: {
+    readonly handle?: DeviceHandle;
+    readonly weights?: Weights;
+    readonly requires?: readonly string[];
+  } = {},
 ): Promise<LoadedRun> {
   const checkpoint = await loadCheckpoint(dir);
   const weights = opts.weights ?? (checkpoint.ema ? "ema" : "raw");
@@ -114,7 +118,9 @@ export async function loadRun(
   const missing = (opts.requires ?? REQUIRED_ENTRIES).filter((e) => !model.entries?.[e]);
   if (missing.length > 0) {
     const what = opts.requires ? "cannot generate" : "is not a Transfusion spec";
-    throw new UsageError(`${specPath} (model "${model.name}") ${what}: it has no ${missing.join(", ")} entry`);
+    throw new UsageError(
+      `${specPath} (model "${model.name}") ${what}: it has no ${missing.join(", ")} entry`,
+    );
   }
   const overrides = (info.config ?? {}) as Record<string, unknown>;
   const resolved = resolveConfig(model.config, overrides, specPath) as TransfusionConfig;
@@ -200,4 +206,13 @@ export function warnIfSpecChanged(run: LoadedRun): void {
   if (run.specChanged) {
     console.error(`note: ${run.specPath} changed since ${run.dir} was trained; its parameters still fit`);
   }
+}
+
+/**
+ * The run's model as the generation loops see it, for `rows` model rows: over the KV-cached entries
+ * where the spec has them, else re-running logits / denoise over whole rows.
+ */
+export async function openSequenceModel(run: LoadedRun, rows: number): Promise<SequenceModel> {
+  if (run.cached) return cachedModel((await run.cached(rows)).executor, run.config);
+  return uncachedModel((await run.entries(["logits", "denoise"], rows)).executor, run.config);
 }
