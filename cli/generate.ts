@@ -13,7 +13,7 @@ import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
-import { ByteTokenizer, SPECIAL } from "../runtime/tokenizer.ts";
+import { ByteTokenizer, textTokenizer } from "../runtime/tokenizer.ts";
 import { imageToPng, toGeneratedImage } from "../runtime/standalone/images.ts";
 import {
   asUsageErrors,
@@ -181,8 +181,10 @@ async function textRun(
   if (!isTextModel(executor)) {
     throw new UsageError(`${run.specPath}: its logits entry takes more than tokens and layout fields`);
   }
-  const vocab = run.config.text?.vocab;
-  const tokenizer = new ByteTokenizer({ pad: vocab === SPECIAL.pad + 1 });
+  // The run's tokenizer (bytes or its BPE) when its config says; bytes with PAD otherwise.
+  const tokenizer = run.config.text
+    ? textTokenizer(run.config.text, run.specPath)
+    : new ByteTokenizer({ pad: true });
   const prompt = [...tokenizer.encode(values.prompt ?? "")];
   const seq = executor.plan.dims.seq ?? run.config.seq;
   const maxTokens = intFlag("max-tokens", values["max-tokens"], 0) ?? seq - 1 - prompt.length;
@@ -198,7 +200,7 @@ async function textRun(
       `${o.n > 1 ? `row ${k + 1}: ` : ""}${JSON.stringify((values.prompt ?? "") + r.text)} (${r.finish})`,
     );
   });
-  return rows.map((r) => ({ prompt: values.prompt ?? "", text: r.text, finish: r.finish }));
+  return rows.map((r) => ({ prompt: values.prompt ?? "", text: r.text, tokens: r.tokens, finish: r.finish }));
 }
 
 /** A Transfusion run: n rows of its template, every image a PNG under `out`. */

@@ -12,6 +12,7 @@ import { COMPILE } from "../cli/compile.ts";
 import { EXPORT } from "../cli/export.ts";
 import { IR } from "../cli/ir.ts";
 import { TUNE } from "../cli/tune.ts";
+import { TOKENIZER } from "../cli/tokenizer.ts";
 import { SHAPES_EVAL } from "../data/shapes_eval_cli.ts";
 
 // Every deno task that runs a cli/ file prints a help generated from the table it parses with: each
@@ -30,6 +31,7 @@ const COMMANDS: readonly Command<Flags>[] = [
   EXPORT,
   IR,
   TUNE,
+  TOKENIZER,
 ];
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -66,7 +66,7 @@ export function templateSteps(
     if (truncated > 0) {
       throw new SamplingError(
         `the text ${JSON.stringify(value)} for slot "${s.name}" is ${tokenizer.encode(value).length} ` +
-          `bytes of UTF-8; the slot holds ${s.length} (shorten it)`,
+          `tokens (UTF-8 bytes with the byte tokenizer); the slot holds ${s.length} (shorten it)`,
       );
     }
     steps.push({ kind: "tokens", name: s.name, ids });

@@ -16,7 +16,13 @@
  */
 import type { LayoutFields } from "../../compiler/ir/mask.ts";
 import { layoutFeed, type LayoutInputName } from "../layout_builder.ts";
-import { ByteTokenizer, fitLength, SPECIAL, type Tokenizer } from "../../runtime/tokenizer.ts";
+import {
+  fitLength,
+  SPECIAL,
+  textTokenizer,
+  type TextTokenizerConfig,
+  type Tokenizer,
+} from "../../runtime/tokenizer.ts";
 import {
   captionFirstRow,
   describeTemplate,
@@ -37,7 +43,7 @@ import {
  * template (absent: caption-first rows).
  */
 export interface SequenceConfig {
-  readonly text: { readonly captionLength: number; readonly vocab: number };
+  readonly text: TextTokenizerConfig & { readonly captionLength: number };
   readonly row?: RowTemplate | undefined;
   readonly image: {
     readonly size: number;
@@ -113,7 +119,8 @@ export interface SequenceGeometry {
 export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
   const { text, image, seq } = cfg;
   const bad = (what: string) => {
-    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text, image, seq })})`);
+    const sizes = { vocab: text.vocab, captionLength: text.captionLength }; // not a BPE's merges
+    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text: sizes, image, seq })})`);
   };
   // Only the sizes this file reads; the model's config carries other (non-numeric) image options.
   const sizes = {
@@ -125,9 +132,6 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
     seq,
   };
   for (const [k, v] of Object.entries(sizes)) if (!Number.isInteger(v) || v < 1) bad(`${k} must be >= 1`);
-  if (text.vocab !== SPECIAL.pad && text.vocab !== SPECIAL.pad + 1) {
-    bad(`text.vocab must be ${SPECIAL.pad} (pad with EOS) or ${SPECIAL.pad + 1} (PAD token)`);
-  }
   if (image.size % image.patch !== 0) {
     bad(`image.size ${image.size} is not a multiple of patch ${image.patch}`);
   }
@@ -143,7 +147,7 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
     const needed = 1 + text.captionLength + N * (P + 2);
     if (needed > seq) bad(`a full row needs 1 + ${text.captionLength} + ${N} * (${P} + 2) = ${needed} > seq`);
   }
-  const tokenizer = new ByteTokenizer({ pad: text.vocab === SPECIAL.pad + 1 });
+  const tokenizer = textTokenizer(text, "sequence");
   const pixels = image.channels * image.size * image.size;
   const template = cfg.row ?? captionFirstRow(text.captionLength, N);
   return { seq, captionLength: text.captionLength, N, P, grid, pixels, tokenizer, template };
