@@ -11,6 +11,7 @@ import type { TransfusionConfig } from "../spec/transfusion/config.ts";
 import { diffusionSchedule } from "../spec/transfusion/schedule.ts";
 import { SPECIAL } from "../runtime/tokenizer.ts";
 import { followRows, templateSteps } from "../runtime/generate/follow.ts";
+import { matchRow, parseRowSpec } from "../runtime/generate/row_prompt.ts";
 import { type Row, rowGeometry } from "../runtime/generate/rows.ts";
 import type { SequenceModel } from "../runtime/generate/sequence_model.ts";
 
@@ -154,4 +155,32 @@ Deno.test("rows that cannot fit are refused before any model call", async () => 
   assert.throws(() => templateSteps(template, { captoin: "x" }, g.tokenizer), /has no text slot "captoin"/);
   assert.throws(() => templateSteps(template, { caption: "toolong" }, g.tokenizer), /slot holds 3/);
   assert.equal(log.scored, 0);
+});
+
+Deno.test("--row lines: spans in order or by name, matched to the template, refused by name", () => {
+  assert.deepEqual(parseRowSpec('text:"a 3" image text:"and a \\"7\\"" image:d.png text'), [
+    { kind: "text", text: "a 3" },
+    { kind: "image" },
+    { kind: "text", text: 'and a "7"' },
+    { kind: "image", file: "d.png" },
+    { kind: "text" },
+  ]);
+  assert.deepEqual(matchRow(parseRowSpec('text:"a 3" image text image:d.png'), template), {
+    texts: { caption: "a 3" },
+    images: { second: "d.png" },
+  });
+  assert.deepEqual(matchRow(parseRowSpec('between:"and a 7"'), template), {
+    texts: { between: "and a 7" },
+    images: {},
+  });
+  assert.throws(
+    () => matchRow(parseRowSpec('text:"a 3" image'), template),
+    /--row has 2 span\(s\) \(text image\); the run's row template has 4: text:caption\(3\) image:first/,
+  );
+  assert.throws(
+    () => matchRow(parseRowSpec("image image text image"), template),
+    /span 1 is image, but the template's span 1 is text "caption"/,
+  );
+  assert.throws(() => matchRow(parseRowSpec('betwen:"x"'), template), /no span "betwen"/);
+  assert.throws(() => parseRowSpec('text:"open'), /cannot read "text:\\"open"/);
 });

@@ -29,7 +29,8 @@ export function parseRowSpec(raw: string): RowPart[] {
   while (raw.slice(at).trim() !== "") {
     PART.lastIndex = at;
     const m = PART.exec(raw);
-    if (!m) {
+    // A span must end at a space or the end: `text:"open` matches `text` and stops at the colon.
+    if (!m || !/^(\s|$)/.test(raw.slice(PART.lastIndex))) {
       throw new SamplingError(
         `--row: cannot read ${JSON.stringify(raw.slice(at).trim())}; expected text:"...", text, image, ` +
           `image:file.png or name:"..." separated by spaces`,
