@@ -150,21 +150,30 @@ export async function followRows(model: SequenceModel, request: FollowRequest): 
   };
   for (;;) {
     for (const r of rows) {
-      for (let s = step(r); s && !drawn(s) && s.kind !== "write"; s = step(r)) {
-        if (s.kind === "tokens") {
-          append(r, s.ids);
-          if (s.name !== undefined) r.spans.push(textSpan(s.name, s.ids, false, g.tokenizer));
-        } else {
-          const pixels = s.pixels!;
-          const start = r.row.tokens.length + 1;
-          r.row = {
-            tokens: [...r.row.tokens, SPECIAL.boi, ...new Array<number>(g.P).fill(0), SPECIAL.eoi],
-            images: [...r.row.images, { start, pixels }],
-          };
-          r.spans.push({ kind: "image", name: s.name, pixels, drawn: false });
-        }
+      for (let s = step(r); s?.kind === "tokens"; s = step(r)) {
+        append(r, s.ids);
+        if (s.name !== undefined) r.spans.push(textSpan(s.name, s.ids, false, g.tokenizer));
         r.at++;
       }
+    }
+    // Given images: placed clean, then committed so a KV cache holds their keys and values.
+    const placing = rows.filter((r) => given(step(r)));
+    if (placing.length > 0) {
+      for (const r of placing) {
+        const pixels = (step(r) as Extract<RowStep, { kind: "image" }>).pixels!;
+        r.row = {
+          tokens: [...r.row.tokens, SPECIAL.boi, ...new Array<number>(g.P).fill(0)],
+          images: [...r.row.images, { start: r.row.tokens.length + 1, pixels }],
+        };
+      }
+      await model.commit(rows.map((r) => (placing.includes(r) ? r.row : undefined)));
+      for (const r of placing) {
+        append(r, [SPECIAL.eoi]);
+        const s = step(r) as Extract<RowStep, { kind: "image" }>;
+        r.spans.push({ kind: "image", name: s.name, pixels: s.pixels!, drawn: false });
+        r.at++;
+      }
+      continue;
     }
     const drawing = rows.filter((r) => drawn(step(r)));
     if (drawing.length > 0) {
@@ -210,6 +219,8 @@ export async function followRows(model: SequenceModel, request: FollowRequest): 
 
 /** An image step the model draws (no pixels given). */
 const drawn = (s: RowStep | undefined): boolean => s?.kind === "image" && s.pixels === undefined;
+/** An image step whose pixels are given. */
+const given = (s: RowStep | undefined): boolean => s?.kind === "image" && s.pixels !== undefined;
 
 function textSpan(
   name: string,
