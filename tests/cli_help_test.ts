@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type Command, type Flags, helpText, parseWith, usageLine, wantsHelp } from "../cli/usage.ts";
 import { TRAIN } from "../cli/train.ts";
 import { SAMPLE } from "../cli/sample.ts";
+import { GENERATE } from "../cli/generate.ts";
 import { CAPTION } from "../cli/caption.ts";
 import { EVAL } from "../cli/eval.ts";
 import { DEMO } from "../cli/demo.ts";
@@ -11,6 +12,9 @@ import { COMPILE } from "../cli/compile.ts";
 import { EXPORT } from "../cli/export.ts";
 import { IR } from "../cli/ir.ts";
 import { TUNE } from "../cli/tune.ts";
+import { GENERATE } from "../cli/generate.ts";
+import { TOKENIZER } from "../cli/tokenizer.ts";
+import { TOKENIZER } from "../cli/tokenizer.ts";
 import { SHAPES_EVAL } from "../data/shapes_eval_cli.ts";
 
 // Every deno task that runs a cli/ file prints a help generated from the table it parses with: each
@@ -19,6 +23,7 @@ import { SHAPES_EVAL } from "../data/shapes_eval_cli.ts";
 const COMMANDS: readonly Command<Flags>[] = [
   TRAIN,
   SAMPLE,
+  GENERATE,
   CAPTION,
   EVAL,
   DEMO,
@@ -28,6 +33,7 @@ const COMMANDS: readonly Command<Flags>[] = [
   EXPORT,
   IR,
   TUNE,
+  TOKENIZER,
 ];
 
 const ROOT = new URL("..", import.meta.url).pathname;
