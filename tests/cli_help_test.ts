@@ -12,8 +12,6 @@ import { COMPILE } from "../cli/compile.ts";
 import { EXPORT } from "../cli/export.ts";
 import { IR } from "../cli/ir.ts";
 import { TUNE } from "../cli/tune.ts";
-import { GENERATE } from "../cli/generate.ts";
-import { TOKENIZER } from "../cli/tokenizer.ts";
 import { TOKENIZER } from "../cli/tokenizer.ts";
 import { SHAPES_EVAL } from "../data/shapes_eval_cli.ts";
 
