@@ -6,9 +6,10 @@
  *   mask  causal().or(inPrefix())   key j visible to query i if j <= i or j is in the prefix
  *   loss  next-byte cross-entropy where the next byte is part of the answer (`edcba.`)
  *
- * Reversal suits a prefix: a prompt byte seeing the whole prompt knows how far it is from `=`,
- * which is the answer position that will copy it. `--set bidirectional=false` trains the same model
- * with a plain causal mask, the baseline.
+ * A prompt byte that sees the whole prompt can know how far it is from `=`, which is what the answer
+ * position copying it needs. `--set bidirectional=false` trains the same model with a plain causal
+ * mask, the baseline. Measured (lavapipe, seed 0, 300 steps, loss of the step's batch): prefix-LM
+ * 5.56 -> 0.41, causal 5.56 -> 0.28; at this size the prefix does not win, both learn the task.
  *
  *   deno task train examples/prefix_lm.ts --steps 300
  */
@@ -54,7 +55,8 @@ type Config = typeof config;
 // ---------------------------------------------------------------- model
 
 /** Who may attend to whom: causal, plus every prompt position if the prefix is bidirectional. */
-const maskOf = (c: Config): Mask => c.bidirectional ? causal().or(inPrefix()) : causal();
+export const prefixMask = (bidirectional: boolean): Mask =>
+  bidirectional ? causal().or(inPrefix()) : causal();
 
 /** One pre-norm block: x + attn(norm(x)), then x + mlp(norm(x)). [B, T, D] -> [B, T, D]. */
 function block(c: Config) {
@@ -84,7 +86,7 @@ type Params = Materialized<ReturnType<typeof params>>;
 function forward(p: Params, c: Config, tokens: Tensor<"i32", 2>, prefix: Tensor<"i32", 2>): Tensor<"f32", 3> {
   const positions = arange(tokens.dim(1), "i32"); // [T]: one document per row
   const attend: AttentionOptions = {
-    mask: maskOf(c),
+    mask: prefixMask(c.bidirectional),
     layout: { prefix }, // the only layout field the rule reads
     rope: (qk) => rope1d(qk, positions),
   };
