@@ -2,7 +2,7 @@
  * `deno task train <spec.ts> [--steps N] [--batch B] [--lr X] [--seed S] [--out DIR] [--resume] [--json]
  *    [--init-from RUN] [--set key=value]... [--dim name=N]... [--warmup N] [--lr-floor X] [--clip X]
  *    [--weight-decay X] [--log-every N] [--checkpoint-every N] [--sample-every N] [--ema DECAY]
- *    [--ema-every N] [--in-flight N] [--host-data]`
+ *    [--ema-every N] [--in-flight N] [--host-data] [--data KIND:PATH]`
  *
  * Trains a spec on its own data source (`data` in the spec), writing to DIR (default runs/<name>):
  * checkpoint/ (model.safetensors, optimizer.safetensors, run.json, and ema.safetensors with --ema),
@@ -22,6 +22,10 @@
  * quits at once, and the previous checkpoint stays intact, as saves are atomic). A data source that
  * can (MNIST) keeps its dataset on the device and the plan gathers each batch's images there;
  * `--host-data` assembles them on the host instead.
+ * `--data KIND:PATH` trains on your own files instead of the spec's data (data/own_data.ts):
+ * `images:DIR` (images with .txt captions beside them), `jsonl:FILE` ({"image", "caption"} lines) or
+ * `text:PATH` (a .txt file, a folder of them, or {"text"} lines). The run records it in DIR/data.json,
+ * and `--resume` takes it from there.
  */
 import {
   logLine,
@@ -35,6 +39,7 @@ import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { isFileSystemError } from "../runtime/file_errors.ts";
+import { dataFromFlag } from "../data/own_data.ts";
 // Registers the Transfusion sample hook, so `--sample-every N` writes sample grids for those specs.
 import "../runtime/generate/train_samples.ts";
 
@@ -123,10 +128,17 @@ export const TRAIN = command({
       default: false,
       help: "assemble batches on the host instead of gathering them on the device",
     },
+    data: {
+      type: "string",
+      value: "KIND:PATH",
+      help: "train on your own files: images:DIR (pictures with .txt captions), jsonl:FILE " +
+        '({"image", "caption"} lines) or text:PATH (.txt/.md file or folder, {"text"} lines)',
+    },
   },
   examples: [
     "deno task train examples/transfusion_demo.ts --steps 200 --out runs/demo",
     "deno task train examples/transfusion_demo.ts --out runs/demo --resume --steps 400",
+    "deno task train examples/own_images.ts --data images:./my_pictures --steps 2000",
   ],
   notes: [
     "Ctrl-C finishes the steps in flight, saves a checkpoint and exits 130; --resume continues.",
@@ -165,8 +177,12 @@ async function main(): Promise<void> {
   const dims = parseDims(values.dim);
   if (values.batch !== undefined) dims.batch = number("--batch", values.batch);
 
-  const model = await loadSpec(path);
-  const out = values.out ?? `runs/${model.name}`;
+  const spec = await loadSpec(path);
+  const out = values.out ?? `runs/${spec.name}`;
+  const data = await dataChoice(out, values.data, values.resume);
+  const model = data ? { ...spec, data: userData(data) } : spec;
+  // A new run remembers its --data for --resume, once it has begun (at its first log line).
+  let record = data !== undefined && !values.resume;
   const controller = new AbortController();
   const onInterrupt = () => {
     if (controller.signal.aborted) Deno.exit(130);
@@ -188,10 +204,16 @@ async function main(): Promise<void> {
       hostData: values["host-data"],
       signal: controller.signal,
       onNote: (note) => console.error(note),
-      onLog: (r) => console.log(values.json ? JSON.stringify(logLine(r)) : progressLine(r)),
+      onLog: (r) => {
+        if (record) Deno.writeTextFileSync(`${out}/${DATA_RECORD}`, JSON.stringify({ data }) + "\n");
+        record = false;
+        console.log(values.json ? JSON.stringify(logLine(r)) : progressLine(r));
+      },
     });
   } catch (e) {
-    if (e instanceof TrainError) throw new UsageError(e.message);
+    if (e instanceof TrainError || (e instanceof Error && DATA_ERRORS.has(e.name))) {
+      throw new UsageError(e.message);
+    }
     if (isFileSystemError(e)) {
       throw new UsageError(`run directory ${out}: ${e.message}; ${await whatStays(out)}`);
     }
@@ -203,6 +225,45 @@ async function main(): Promise<void> {
   if (result.interrupted) {
     console.error(`stopped at step ${result.step} of ${result.settings.steps}; continue with --resume`);
     Deno.exit(130);
+  }
+}
+
+/** The errors of the user's own data (data/data_files.ts): a bad file or option, shown as one line. */
+const DATA_ERRORS = new Set(["DataError", "DataFileError"]);
+/** Where a run trained with --data records it. */
+const DATA_RECORD = "data.json";
+
+/** The --data of this run: as given, or on --resume as recorded (a different one is refused). */
+async function dataChoice(out: string, given: string | undefined, resume: boolean) {
+  if (!resume) return given;
+  let recorded: string | undefined;
+  try {
+    recorded = JSON.parse(await Deno.readTextFile(`${out}/${DATA_RECORD}`)).data;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new UsageError(`${out}/${DATA_RECORD}: ${(e as Error).message}`);
+    }
+  }
+  if (given !== undefined && recorded !== undefined && given !== recorded) {
+    throw new UsageError(
+      `${out} was trained with --data ${recorded}; --resume with --data ${given} would change its data ` +
+        `(start a new run with --out, or --init-from ${out})`,
+    );
+  }
+  if (given !== undefined && recorded === undefined) {
+    throw new UsageError(
+      `${out} has no ${DATA_RECORD}: it was trained on its spec's data (or is not a run); ` +
+        `--resume cannot switch it to --data ${given}`,
+    );
+  }
+  return recorded;
+}
+
+function userData(flag: string) {
+  try {
+    return dataFromFlag(flag);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
 }
 
