@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type Command, type Flags, helpText, parseWith, usageLine, wantsHelp } from "../cli/usage.ts";
 import { TRAIN } from "../cli/train.ts";
 import { SAMPLE } from "../cli/sample.ts";
+import { GENERATE } from "../cli/generate.ts";
 import { CAPTION } from "../cli/caption.ts";
 import { EVAL } from "../cli/eval.ts";
 import { DEMO } from "../cli/demo.ts";
@@ -20,6 +21,7 @@ import { SHAPES_EVAL } from "../data/shapes_eval_cli.ts";
 const COMMANDS: readonly Command<Flags>[] = [
   TRAIN,
   SAMPLE,
+  GENERATE,
   CAPTION,
   EVAL,
   DEMO,

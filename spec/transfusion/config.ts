@@ -4,6 +4,7 @@
  * are validated against. Every message names the key, the value seen and what is allowed.
  */
 import { z } from "zod";
+import { checkTemplate, type RowTemplate, templateImages, templateLength } from "./rows.ts";
 import { BpeMergeError } from "../../runtime/bpe.ts";
 import { type TokenizerConfig, tokenizerFromConfig, vocabMismatch } from "../../runtime/tokenizer.ts";
 
@@ -107,7 +108,16 @@ export interface TransfusionConfig {
    * the configs, plans and checkpoints of f32 runs stay what they were before the key existed.
    */
   readonly precision?: PrecisionConfig | undefined;
-  /** Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per image). */
+  /**
+   * The spec's row template (rows.ts: `row(text("caption", 16), image(), ...)`): how its training
+   * rows and the rows `generate` follows are laid out. Absent: caption-first rows (the key appears
+   * only when given, so configs, plans and checkpoints without it are what they were).
+   */
+  readonly row?: RowTemplate | undefined;
+  /**
+   * Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per
+   * image), or the row template's length when there is one.
+   */
   readonly seq: number;
 }
 
@@ -148,12 +158,27 @@ export const DEFAULTS: Omit<TransfusionConfig, "seq"> = {
 
 /** Patches per image and the shortest row that holds BOS, the caption and every image. */
 export function rowGeometry(
-  c: Pick<TransfusionConfig, "text" | "image">,
+  c: Pick<TransfusionConfig, "text" | "image" | "row">,
 ): { grid: number; P: number; minSeq: number } {
   const grid = c.image.size / c.image.patch;
   const P = grid * grid;
+  if (c.row) return { grid, P, minSeq: templateLength(c.row, P) };
   return { grid, P, minSeq: 1 + c.text.captionLength + c.image.imagesPerRow * (P + 2) };
 }
+
+/** A row template as config: plain data, checked by rows.ts `checkTemplate` (names, lengths). */
+const rowSchema = () => {
+  const name = z.string({ error: "must be a span name" });
+  const span = z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("text"), name, length: int(1, 65536) }),
+    z.strictObject({
+      kind: z.literal("image"),
+      name,
+      limitNoise: z.boolean({ error: "must be true or false" }),
+    }),
+  ], { error: 'each span must be text(name, length) or image(name): kind "text" or "image"' });
+  return z.strictObject({ spans: z.array(span).min(1, { error: "must hold at least one span" }) });
+};
 
 /** An integer in [min, max], the message saying so (also used by the spec's `training` options). */
 export const int = (min: number, max: number) => {
@@ -233,6 +258,7 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
     precision: p
       ? group({ storage: oneOf(["f32", "f16"]).default(p.storage), lossScale: lossScale() })
       : z.strictObject({ storage: oneOf(["f32", "f16"]).default("f32"), lossScale: lossScale() }).optional(),
+    row: d.row ? rowSchema().default(d.row as never) : rowSchema().optional(),
     seq: int(1, 1 << 20).default(d.seq),
   }).superRefine(crossChecks);
   return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;
@@ -300,7 +326,21 @@ function crossChecks(c: TransfusionConfig, ctx: z.RefinementCtx) {
   if (c.diffusion.noiseLimit > c.diffusion.T) {
     issue(["diffusion", "noiseLimit"], `must be <= diffusion.T = ${c.diffusion.T}`);
   }
-  if (c.image.size % c.image.patch === 0) {
+  if (c.row) {
+    try {
+      checkTemplate(c.row, "row");
+    } catch (e) {
+      issue(["row"], (e as Error).message.replace(/^row: /, ""));
+    }
+    const images = templateImages(c.row).length;
+    if (images > c.image.imagesPerRow) {
+      issue(["image", "imagesPerRow"], `must be >= the ${images} images of the row template`);
+    }
+  }
+  if (c.image.size % c.image.patch === 0 && c.row) {
+    const { minSeq } = rowGeometry(c);
+    if (c.seq < minSeq) issue(["seq"], `must be >= the row template's ${minSeq} positions`);
+  } else if (c.image.size % c.image.patch === 0) {
     const { minSeq, P } = rowGeometry(c);
     if (c.seq < minSeq) {
       issue(

@@ -50,3 +50,5 @@ export {
 export { withImageWeights } from "./image_weights.ts";
 export { patchify, placement, unpatchify } from "./patches.ts";
 export * from "./sequence.ts";
+export * from "./rows.ts";
+export { type RowImageView, type RowView, rowView } from "./row_view.ts";

@@ -91,10 +91,18 @@ function derivedDefaults(options: TransfusionOptions): TransfusionConfig {
   const dim = options.backbone?.dim ?? DEFAULTS.backbone.dim;
   const num = (v: unknown, fallback: number) => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
   const backbone = { ...DEFAULTS.backbone, hidden: num(4 * dim, DEFAULTS.backbone.hidden) };
-  const image = { ...DEFAULTS.image, timestepDim: num(dim, DEFAULTS.image.timestepDim) };
+  // A row template sets the image slots to its images (options.image may still say otherwise).
+  const row = options.row as TransfusionConfig["row"];
+  const slots = Array.isArray(row?.spans) ? row.spans.filter((s) => s?.kind === "image").length : 0;
+  const image = {
+    ...DEFAULTS.image,
+    timestepDim: num(dim, DEFAULTS.image.timestepDim),
+    ...(slots > 0 ? { imagesPerRow: slots } : {}),
+  };
   const geometry = rowGeometry({
     text: { ...DEFAULTS.text, ...stripUndefined(options.text) },
     image: { ...image, ...stripUndefined(options.image) },
+    ...(Array.isArray(row?.spans) ? { row } : {}),
   });
   return { ...DEFAULTS, backbone, image, seq: num(geometry.minSeq, 1) };
 }
