@@ -1,20 +1,21 @@
 /**
  * Packed documents: several short documents share each row, as pretraining packs text, and the model
- * treats them as separate sequences. Each document is `k:klmno.`, a key letter and the alphabet run
- * from it, so everything after `k:` follows from the document's own start.
+ * treats them as separate sequences. Each document is BOS `k:klmno` EOS, a key letter and the alphabet
+ * run from it, so everything after `k:` follows from the document's own start.
  *
  *   mask       sameDocument().and(causal())   a position sees its own document's past only
  *   positions  layout `pos`                   RoPE restarts at 0 in every document
- *   loss       next-byte cross-entropy inside a document (a document's first byte is not scored:
- *              nothing before it in its document predicts it)
+ *   loss       next-token cross-entropy inside a document (the key after BOS is not scored:
+ *              nothing before it predicts it)
  *
- *   row 0: d:defg.q:qrstuv.b:bcd.-----      (- = padding: doc -1, sees and is seen by nothing)
+ *   row 0: ^d:defg$^q:qrstuv$^b:bcd$----   (^ BOS, $ EOS, - padding: doc -1, sees and is seen by nothing)
  *
  * Measured (lavapipe, seed 0, 200 steps, loss of the step's batch): 5.55 -> 0.26. The floor is about
  * 0.24: a run's length (3..8, uniform) is news, ln 6 nats per document over ~7.5 scored bytes.
  * examples/own_text_lm.ts packs your own text files the same way (`--data text:PATH`).
  *
- *   deno task train examples/packed_documents.ts --steps 200
+ *   deno task train examples/packed_documents.ts --steps 200 --out runs/packed
+ *   deno task generate runs/packed --prompt "d:"      # one document: BOS, the prompt, sampled to EOS
  */
 import {
   attention,
@@ -42,9 +43,10 @@ import {
   type Tensor,
 } from "../spec/mod.ts";
 import { mix, uniform } from "../data/seeded_random.ts";
+import { SPECIAL } from "../runtime/tokenizer.ts";
 
 const config = {
-  vocab: 256, // bytes
+  vocab: 261, // bytes, BOS, EOS, BOI, EOI, PAD (runtime/tokenizer.ts); documents use BOS and EOS
   dim: 64,
   heads: 4,
   layers: 2,
@@ -103,27 +105,32 @@ const textInputs = () => ({
 
 // ---------------------------------------------------------------- data
 
-/** One document: `k:` then the alphabet run from k (wrapping after z), then `.`. */
+/** One document's text: `k:` then the alphabet run from k (wrapping after z). */
 export function runDocument(seed: number, c: Config): string {
   const next = uniform(seed);
   const key = Math.floor(next() * 26);
   const length = c.minRun + Math.floor(next() * (c.maxRun - c.minRun + 1));
   const run = Array.from({ length }, (_, i) => String.fromCharCode(97 + (key + i) % 26)).join("");
-  return `${run[0]}:${run}.`;
+  return `${run[0]}:${run}`;
 }
 
-/** Rows of documents as a batch: bytes, next-byte targets inside each document (else -1), doc, pos. */
+/** A document's ids: BOS, its bytes, EOS. */
+const documentIds = (text: string) => [SPECIAL.bos, ...new TextEncoder().encode(text), SPECIAL.eos];
+
+/** Rows of documents as a batch: ids, next-id targets inside each document (else -1), doc, pos. */
 export function packedBatch(rows: readonly (readonly string[])[], T: number): Batch {
-  const segments = rows.map((docs): Segment[] =>
+  const ids = rows.map((docs) => docs.map(documentIds));
+  const segments = ids.map((docs): Segment[] =>
     docs.map((d, doc) => ({ kind: "text", length: d.length, doc }))
   );
   const layout = buildLayout(segments, T);
   const tokens = new Int32Array(rows.length * T);
   const targets = new Int32Array(rows.length * T).fill(-1);
   for (const { b, segment, start, end } of layout.placed) {
-    const bytes = new TextEncoder().encode(rows[b]![segment.doc]);
-    tokens.set(bytes, b * T + start);
-    for (let i = start; i < end - 1; i++) targets[b * T + i] = bytes[i - start + 1]!;
+    const doc = ids[b]![segment.doc]!;
+    tokens.set(doc, b * T + start);
+    // Position i predicts id i + 1; BOS -> key is not scored (the key is random).
+    for (let i = start + 1; i < end - 1; i++) targets[b * T + i] = doc[i - start + 1]!;
   }
   return { tokens, targets, ...layoutFeed(layout.fields, FIELDS) };
 }
@@ -133,15 +140,15 @@ function packRow(seed: number, T: number, c: Config): string[] {
   const docs: string[] = [];
   for (let used = 0;;) {
     const doc = runDocument(mix(seed, docs.length), c);
-    if (used + doc.length > T) return docs;
+    if (used + doc.length + 2 > T) return docs; // + BOS and EOS
     docs.push(doc);
-    used += doc.length;
+    used += doc.length + 2;
   }
 }
 
 function packedRuns(c: Config, dims: Readonly<Record<string, number>>): DataSource {
   const [B, T] = [dims.batch!, dims.seq!];
-  if (c.maxRun + 3 > T) throw new Error(`packed_documents: maxRun ${c.maxRun} needs seq >= ${c.maxRun + 3}`);
+  if (c.maxRun + 4 > T) throw new Error(`packed_documents: maxRun ${c.maxRun} needs seq >= ${c.maxRun + 4}`);
   const rows = (seed: number) => Array.from({ length: B }, (_, b) => packRow(mix(seed, b), T, c));
   return {
     tokensPerBatch: B * T,

@@ -12,6 +12,7 @@ import packedDocuments, { packedBatch, packedMask } from "../examples/packed_doc
 import { type AnyModel, type Batch, trace } from "../spec/mod.ts";
 import { train } from "../runtime/train/mod.ts";
 import { withTempDir } from "./fixtures/tiny_runs.ts";
+import { SPECIAL } from "../runtime/tokenizer.ts";
 
 /** A [B, T, T] 0/1 mask of row 0 as T rows of T digits, to compare with a drawn grid. */
 function grid(mask: Uint8Array, T: number): string[] {
@@ -38,7 +39,7 @@ function logits(m: AnyModel, config: Record<string, unknown>, feed: Batch, T: nu
   const dims = { batch: 1, seq: T };
   const traced = trace(m, { config, dims, entry: "logits" });
   const [out] = interpret([traced.outputs.logits!], { params: randomParams(m, config, dims), inputs: feed });
-  const V = 256;
+  const V = out!.shape.at(-1)!;
   return Array.from({ length: T }, (_, t) => Array.from(out!.data.slice(t * V, (t + 1) * V)));
 }
 
@@ -87,39 +88,52 @@ Deno.test("prefix_lm on the interpreter: the prompt is read both ways, the answe
 });
 
 Deno.test("packed_documents: a row's mask, positions and targets are the drawn ones", () => {
-  // b : b c . | c : c d . | - -   (two documents, padding)
-  const batch = packedBatch([["b:bc.", "c:cd."]], 12);
-  assert.deepEqual(Array.from(batch.layout_doc!), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1, -1]);
-  assert.deepEqual(Array.from(batch.layout_pos!).slice(0, 10), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
-  assert.deepEqual(Array.from(batch.targets!), [...bytes(":bc."), -1, ...bytes(":cd."), -1, -1, -1]);
+  // ^ b : b c $ | ^ c : c d $ | - -   (two documents, BOS ^ and EOS $, then padding)
+  const batch = packedBatch([["b:bc", "c:cd"]], 14);
+  const [bos, eos] = [SPECIAL.bos, SPECIAL.eos];
+  assert.deepEqual(Array.from(batch.tokens!).slice(0, 12), [
+    bos,
+    ...bytes("b:bc"),
+    eos,
+    bos,
+    ...bytes("c:cd"),
+    eos,
+  ]);
+  assert.deepEqual(Array.from(batch.layout_doc!), [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, -1, -1]);
+  assert.deepEqual(Array.from(batch.layout_pos!).slice(0, 12), [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]);
+  // BOS -> key is not scored, nor EOS -> the next document.
+  const doc = (text: string) => [-1, ...bytes(text), eos, -1];
+  assert.deepEqual(Array.from(batch.targets!), [...doc(":bc"), ...doc(":cd"), -1, -1]);
   const fields = { doc: Int32Array.from(batch.layout_doc!) };
-  assert.deepEqual(grid(denseMask(packedMask().expr, fields, 1, 12), 12), [
-    "100000000000",
-    "110000000000",
-    "111000000000",
-    "111100000000",
-    "111110000000",
-    "000001000000", // document 1 starts afresh
-    "000001100000",
-    "000001110000",
-    "000001111000",
-    "000001111100",
-    "000000000000", // padding sees nothing
-    "000000000000",
+  assert.deepEqual(grid(denseMask(packedMask().expr, fields, 1, 14), 14), [
+    "10000000000000",
+    "11000000000000",
+    "11100000000000",
+    "11110000000000",
+    "11111000000000",
+    "11111100000000",
+    "00000010000000", // document 1 starts afresh
+    "00000011000000",
+    "00000011100000",
+    "00000011110000",
+    "00000011111000",
+    "00000011111100",
+    "00000000000000", // padding sees nothing
+    "00000000000000",
   ]);
 });
 
 Deno.test("packed_documents on the interpreter: a packed document reads as if it were alone", () => {
   const feed = (b: Batch) => ({ tokens: b.tokens!, layout_doc: b.layout_doc!, layout_pos: b.layout_pos! });
-  const T = 12;
-  const packed = logits(packedDocuments as AnyModel, TINY, feed(packedBatch([["b:bc.", "c:cd."]], T)), T);
-  const alone = logits(packedDocuments as AnyModel, TINY, feed(packedBatch([["c:cd."]], T)), T);
-  const otherFirst = logits(packedDocuments as AnyModel, TINY, feed(packedBatch([["x:xyz", "c:cd."]], T)), T);
-  for (let t = 0; t < 5; t++) {
-    assert.ok(close(packed[5 + t]!, alone[t]!), `document 1 position ${t} differs from the document alone`);
-    assert.ok(close(packed[5 + t]!, otherFirst[5 + t]!), `document 1 position ${t} sees document 0`);
+  const T = 14;
+  const run = (docs: string[]) => logits(packedDocuments as AnyModel, TINY, feed(packedBatch([docs], T)), T);
+  const [packed, alone, otherFirst] = [run(["b:bc", "c:cd"]), run(["c:cd"]), run(["x:xy", "c:cd"])];
+  for (let t = 0; t < 6; t++) {
+    assert.ok(close(packed[6 + t]!, alone[t]!), `document 1 position ${t} differs from the document alone`);
+    assert.ok(close(packed[6 + t]!, otherFirst[6 + t]!), `document 1 position ${t} sees document 0`);
   }
-  assert.ok(!close(packed[1]!, otherFirst[1]!), "position 1 of document 0 reads its own byte 0");
+  // Position 2 holds ':' in both rows; it differs only through the key it attends to.
+  assert.ok(!close(packed[2]!, otherFirst[2]!), "document 0 does not read its own key");
 });
 
 for (
@@ -141,7 +155,7 @@ for (
       const losses = result.records.map((r) => r.loss);
       assert.equal(losses.length, 3);
       assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
-      // Near-zero logits at init: the loss starts near ln(256) = 5.55.
+      // Near-zero logits at init: the loss starts near ln 256 = 5.55 (ln 261 = 5.56 with the specials).
       assert.ok(Math.abs(losses[0]! - Math.log(256)) < 0.5, `step 1 loss ${losses[0]}`);
       assert.ok(losses[2]! < losses[0]!, `losses ${losses} do not fall`);
     });
