@@ -10,8 +10,9 @@
  *
  *   row 0: ^d:defg$^q:qrstuv$^b:bcd$----   (^ BOS, $ EOS, - padding: doc -1, sees and is seen by nothing)
  *
- * Measured (lavapipe, seed 0, 200 steps, loss of the step's batch): 5.55 -> 0.26. The floor is about
- * 0.24: a run's length (3..8, uniform) is news, ln 6 nats per document over ~7.5 scored bytes.
+ * Measured (lavapipe, seed 0, 200 steps, loss of the step's batch): 5.60 -> 0.26. The floor is about
+ * 0.24: a run's length (3..8, uniform) is news, ln 6 nats per document over ~7.5 scored ids. Then
+ * `generate --prompt "d:"` wrote "d:defgh", and "w:" gave "w:wxyzabc", each ending in EOS.
  * examples/own_text_lm.ts packs your own text files the same way (`--data text:PATH`).
  *
  *   deno task train examples/packed_documents.ts --steps 200 --out runs/packed
