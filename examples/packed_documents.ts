@@ -149,7 +149,9 @@ function packRow(seed: number, T: number, c: Config): string[] {
 
 function packedRuns(c: Config, dims: Readonly<Record<string, number>>): DataSource {
   const [B, T] = [dims.batch!, dims.seq!];
-  if (c.maxRun + 4 > T) throw new Error(`packed_documents: maxRun ${c.maxRun} needs seq >= ${c.maxRun + 4}`);
+  if (c.maxRun + 4 > T) {
+    throw new Error(`packed_documents: maxRun ${c.maxRun} needs seq >= ${c.maxRun + 4}, got ${T}`);
+  }
   const rows = (seed: number) => Array.from({ length: B }, (_, b) => packRow(mix(seed, b), T, c));
   return {
     tokensPerBatch: B * T,

@@ -161,3 +161,16 @@ for (
     });
   });
 }
+
+Deno.test("a row too short for the examples' data is refused, naming the key and the seq needed", () => {
+  const prefixConfig = trace(prefixLm as AnyModel).config as never;
+  assert.throws(
+    () => prefixLm.data!(prefixConfig, { batch: 2, seq: 12 }),
+    /prefix_lm: maxLength 8 needs seq >= 18, got 12/,
+  );
+  const packedConfig = trace(packedDocuments as AnyModel).config as never;
+  assert.throws(
+    () => packedDocuments.data!(packedConfig, { batch: 2, seq: 10 }),
+    /packed_documents: maxRun 8 needs seq >= 12, got 10/,
+  );
+});
