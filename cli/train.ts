@@ -240,7 +240,8 @@ async function dataChoice(out: string, given: string | undefined, resume: boolea
   try {
     recorded = JSON.parse(await Deno.readTextFile(`${out}/${DATA_RECORD}`)).data;
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
+    // A missing record, or a run path that is not a folder: the run-directory check says which.
+    if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) {
       throw new UsageError(`${out}/${DATA_RECORD}: ${(e as Error).message}`);
     }
   }
