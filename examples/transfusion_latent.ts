@@ -20,13 +20,17 @@ import vae from "./vae_shapes.ts";
 import { resolveConfig } from "../spec/config.ts";
 
 export const VAE_RUN = "runs/vae_shapes";
-export const TRAIN_SCENES = 4096;
-export const HELD_OUT_SCENES = 256;
+export const TRAIN_SCENES = 1024;
+export const HELD_OUT_SCENES = 128;
 
 const run = vaeRunInfo(VAE_RUN);
 const table = readLatents(VAE_RUN, TRAIN_SCENES, HELD_OUT_SCENES) ??
   (run ? await encodeLatents(VAE_RUN, TRAIN_SCENES, HELD_OUT_SCENES) : undefined);
-const vaeConfig = resolveConfig(vae.config, run?.config ?? {}, "examples/vae_shapes.ts") as unknown as VaeConfig;
+const vaeConfig = resolveConfig(
+  vae.config,
+  run?.config ?? {},
+  "examples/vae_shapes.ts",
+) as unknown as VaeConfig;
 const [side, , channels] = table ? [table.side, 0, table.channels] : latentShape(vaeConfig);
 
 export default transfusion({
