@@ -10,20 +10,45 @@
  * the run kept them (`--weights raw`: the last step's).
  */
 import { runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
+import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
+import { describeTemplate, imageFirstRow, templateImages } from "../spec/transfusion/rows.ts";
 import {
   asUsageErrors,
   captionImages,
   DIGIT_SIDE,
   digitFromPng,
+  followRows,
+  type LoadedRun,
   loadRun,
-  parseFlags,
+  openSequenceModel,
   type PreparedDigit,
+  templateSteps,
   warnIfSpecChanged,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
 
-const USAGE = "usage: deno task caption <DIR> --image digit.png [--image more.png]... [--weights ema|raw]";
+export const CAPTION = command({
+  name: "caption",
+  args: "<DIR>",
+  summary: "Prints the greedy caption the model of the run in DIR gives each image. Any 8-bit PNG is " +
+    "brought to MNIST's form first (gray, light ink on dark, scaled to fit 28x28). A run whose rows " +
+    "hold several images takes the images in turn, a row's worth at a time, places them in its row " +
+    "template (else image-first) and prints every text slot the model writes.",
+  flags: {
+    image: { type: "string", value: "FILE.png", multiple: true, required: true, help: "an image to caption" },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+  },
+  examples: ["deno task caption runs/demo --image digit.png --image more.png"],
+});
+
+const USAGE = usageLine(CAPTION);
 
 async function readDigit(path: string): Promise<PreparedDigit> {
   let bytes: Uint8Array;
@@ -49,10 +74,7 @@ export function printable(caption: string): string {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags(Deno.args, {
-    image: { type: "string", multiple: true },
-    weights: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(CAPTION, Deno.args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   const paths = values.image ?? [];
@@ -76,11 +98,44 @@ async function main(): Promise<void> {
     const images = digits.map((d) =>
       digitImage({ images: d.pixels, labels: Int32Array.of(0), count: 1 }, 0, run.config.image)
     );
-    const captions = await captionImages(run, images);
-    captions.map(printable).forEach((c, i) => console.log(paths.length > 1 ? `${paths[i]}: ${c}` : c));
+    const g = sequenceGeometry(run.config);
+    if (!run.config.row && g.N === 1) {
+      const captions = await captionImages(run, images);
+      captions.map(printable).forEach((c, i) => console.log(paths.length > 1 ? `${paths[i]}: ${c}` : c));
+      return;
+    }
+    await captionRows(run, images, paths);
   } finally {
     run.destroy();
   }
+}
+
+/**
+ * Rows of several images: the images are taken in turn, as many per row as the row holds, and
+ * placed in the run's row template (without one: image-first, the images then the caption slot);
+ * the model writes every text slot (greedy). Prints each row's images and what it wrote.
+ */
+async function captionRows(run: LoadedRun, images: readonly Float32Array[], paths: readonly string[]) {
+  const g = sequenceGeometry(run.config);
+  const template = run.config.row ?? imageFirstRow(g.captionLength, g.N);
+  const slots = templateImages(template).map((s) => s.name);
+  if (images.length % slots.length !== 0) {
+    throw new UsageError(
+      `the run's rows hold ${slots.length} images (${describeTemplate(template)}); ` +
+        `give a multiple of ${slots.length} --image files, got ${images.length}`,
+    );
+  }
+  const rows = Array.from({ length: images.length / slots.length }, (_, r) => {
+    const given = Object.fromEntries(slots.map((name, k) => [name, images[r * slots.length + k]!]));
+    return { steps: templateSteps(template, given, g.tokenizer), id: r };
+  });
+  const model = await openSequenceModel(run, rows.length);
+  const out = await asUsageErrors(() => followRows(model, { rows, seed: 0, image: { steps: 1, cfg: 0 } }));
+  out.forEach((spans, r) => {
+    const files = paths.slice(r * slots.length, (r + 1) * slots.length).join(" ");
+    const texts = spans.flatMap((s) => (s.kind === "text" ? [`${s.name}: ${printable(s.text)}`] : []));
+    console.log(`${files}: ${texts.join("; ")}`);
+  });
 }
 
 if (import.meta.main) await runCli(main);

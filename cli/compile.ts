@@ -12,7 +12,6 @@
  * Every entry runs B rows per call (default 2: one image with classifier-free guidance).
  * `--random-weights FILE` also writes untrained weights that fit the plan (to try a module out).
  */
-import { parseArgs } from "node:util";
 import { compile } from "../compiler/compile.ts";
 import type { ParamLayout, Plan } from "../compiler/plan.ts";
 import { initParams } from "../runtime/init.ts";
@@ -23,9 +22,46 @@ import { CACHED_ENTRIES, UNCACHED_ENTRIES } from "../runtime/standalone/generati
 import { MODULE_FORMAT, MODULE_VERSION, type ModulePlan } from "../runtime/standalone/plan_file.ts";
 import { moduleSource } from "../runtime/standalone/module_source.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 
-const USAGE = "usage: deno task compile <spec.ts> --out DIR [--batch B] [--set key=value]... " +
-  "[--dim name=N]... [--adapter cpu|gpu] [--generation cached|uncached] [--random-weights FILE]";
+export const COMPILE = command({
+  name: "compile",
+  args: "<spec.ts>",
+  summary: "Compiles a Transfusion spec's sampling entries into a standalone module in DIR (plan.json, " +
+    "runtime.js, runtime.d.ts, mod.ts) that needs neither the compiler nor the spec.",
+  flags: {
+    out: { type: "string", value: "DIR", required: true, help: "the module's folder" },
+    batch: {
+      type: "string",
+      value: "B",
+      help: "rows per call (2: one image with guidance)",
+      defaultText: "2",
+    },
+    ...SPEC_FLAGS,
+    adapter: {
+      type: "string",
+      value: "cpu|gpu",
+      help: "the adapter class kernels are chosen for",
+      defaultText: "cpu",
+    },
+    generation: {
+      type: "string",
+      value: "cached|uncached",
+      help: "KV-cache entries (prefill, decode, denoise_span) or logits and denoise",
+      defaultText: "cached when the spec has them",
+    },
+    "random-weights": {
+      type: "string",
+      value: "FILE",
+      help: "also write untrained weights that fit the plan",
+    },
+  },
+  examples: [
+    "deno task compile examples/transfusion_demo.ts --out build/demo --random-weights build/w.safetensors",
+  ],
+});
+
+const USAGE = usageLine(COMPILE);
 
 export interface ModuleOptions {
   readonly out: string;
@@ -175,25 +211,7 @@ function parseDims(pairs: readonly string[]): Record<string, number> {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string" },
-        batch: { type: "string" },
-        set: { type: "string", multiple: true, default: [] },
-        dim: { type: "string", multiple: true, default: [] },
-        adapter: { type: "string" },
-        "random-weights": { type: "string" },
-        generation: { type: "string" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0]}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommand(COMPILE, Deno.args);
   const specPath = positionals[0];
   if (!specPath || positionals.length > 1 || !values.out) throw new UsageError(USAGE);
   const adapter = values.adapter ?? "cpu";

@@ -22,6 +22,7 @@
  * earlier demo wrote in OUT (and only that).
  */
 import { loadSpec, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
 import {
   CLASSIFIER_DIR,
   evalJson,
@@ -43,18 +44,79 @@ import {
   intFlag,
   loadRun,
   numberFlag,
-  parseFlags,
   trainingSession,
 } from "../runtime/generate/mod.ts";
 import { type DigitEvalOutput, formatDigitEval } from "../data/mod.ts";
 
-const USAGE = "usage: deno task demo [--minutes M] [--steps N] [--out demo-out] [--spec FILE] " +
-  "[--n-per-digit K] [--sample-steps S] [--cfg W] [--captions N] [--loss-batches N] [--shipped DIR] " +
-  "[--classifier DIR] [--classifier-steps N]";
 const DEMO_SPEC = "examples/transfusion_demo.ts";
 /** The whole demo's minutes: loading, compiling, training and both evaluations (cli/demo_budget.ts). */
 const DEFAULT_MINUTES = 10;
 const SHIPPED = "examples/checkpoints/transfusion_demo";
+
+export const DEMO = command({
+  name: "demo",
+  args: "",
+  summary: "One command from nothing to pictures: trains the demo spec within a time budget (a live " +
+    "grid in OUT/live.png while it trains), evaluates it and the shipped checkpoint, and writes " +
+    "samples, captions, eval.json and report.html to OUT.",
+  flags: {
+    minutes: {
+      type: "string",
+      value: "M",
+      help: "minutes for everything: compiling, training and both evaluations",
+      defaultText: `${DEFAULT_MINUTES}; no limit with --steps alone`,
+    },
+    steps: {
+      type: "string",
+      value: "N",
+      help: "train at most N steps",
+      defaultText: "what the minutes allow",
+    },
+    out: {
+      type: "string",
+      value: "OUT",
+      help: "output folder (a rerun replaces what a demo wrote)",
+      defaultText: "demo-out",
+    },
+    spec: { type: "string", value: "FILE", help: "the Transfusion spec to train", defaultText: DEMO_SPEC },
+    "n-per-digit": {
+      type: "string",
+      value: "K",
+      help: "samples per digit in the evaluation",
+      defaultText: "8",
+    },
+    "sample-steps": {
+      type: "string",
+      value: "S",
+      help: "sampler steps in the evaluation",
+      defaultText: "25",
+    },
+    cfg: { type: "string", value: "W", help: "classifier-free guidance weight", defaultText: "3" },
+    captions: { type: "string", value: "N", help: "held-out digits to caption", defaultText: "50" },
+    "loss-batches": {
+      type: "string",
+      value: "N",
+      help: "eval batches for the held-out losses",
+      defaultText: "5",
+    },
+    shipped: {
+      type: "string",
+      value: "DIR",
+      help: "a checkpoint to evaluate first, shown next to the new run",
+      defaultText: `${SHIPPED} for the demo spec`,
+    },
+    classifier: { type: "string", value: "DIR", help: "digit classifier cache", defaultText: CLASSIFIER_DIR },
+    "classifier-steps": {
+      type: "string",
+      value: "N",
+      help: "training steps of the classifier when it must be trained",
+      defaultText: "its spec's",
+    },
+  },
+  examples: ["deno task demo", "deno task demo --minutes 3 --out demo-quick"],
+});
+
+const USAGE = usageLine(DEMO);
 /** What a demo writes in OUT; a rerun removes these first, nothing else. */
 const OUTPUTS = ["live.png", "run", "samples", "captions", "shipped", "loss.svg", "eval.json", "report.html"];
 /** Real digits shown with their captions in the report. */
@@ -67,20 +129,7 @@ const SHIPPED_PER_DIGIT = 4;
 const SHIPPED_CAPTIONS = 20;
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags(Deno.args, {
-    minutes: { type: "string" },
-    steps: { type: "string" },
-    out: { type: "string" },
-    spec: { type: "string" },
-    "n-per-digit": { type: "string" },
-    "sample-steps": { type: "string" },
-    cfg: { type: "string" },
-    captions: { type: "string" },
-    "loss-batches": { type: "string" },
-    shipped: { type: "string" },
-    classifier: { type: "string" },
-    "classifier-steps": { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(DEMO, Deno.args);
   if (positionals.length > 0) throw new UsageError(USAGE);
   const steps = intFlag("steps", values.steps, 1);
   const minutes = numberFlag("minutes", values.minutes, 0) ??

@@ -21,7 +21,8 @@
  * flags (data/shapes_eval_cli.ts).
  */
 import { runCli, UsageError } from "./load_spec.ts";
-import { evaluatesShapes, shapesEvalMain } from "../data/shapes_eval_cli.ts";
+import { evaluatesShapes, SHAPES_EVAL, shapesEvalMain } from "../data/shapes_eval_cli.ts";
+import { command, helpText, parseCommand, usageLine, wantsHelp } from "./usage.ts";
 import classifierSpec from "../examples/digit_classifier.ts";
 import {
   asUsageErrors,
@@ -29,7 +30,6 @@ import {
   loadRun,
   type ModelRun,
   numberFlag,
-  parseFlags,
   samplerFlag,
   warnIfSpecChanged,
   type Weights,
@@ -49,8 +49,67 @@ export const CLASSIFIER_DIR = "runs/digit-classifier";
 /** The classifier checkpoint the project ships (weights only), used when the cache has none. */
 export const CLASSIFIER_SHIPPED = "examples/checkpoints/digit_classifier";
 
-const USAGE = "usage: deno task eval <DIR> [--json] [--n-per-digit K] [--steps S] [--sampler M] [--cfg W] " +
-  "[--seed S] [--captions N] [--train-captions N] [--loss-batches N] [--template T] [--classifier DIR] [--classifier-steps N] [--weights ema|raw]";
+export const EVAL = command({
+  name: "eval",
+  args: "<DIR>",
+  summary: "Evaluates a Transfusion run on MNIST digits: generated-digit accuracy (read by the shipped " +
+    "digit classifier), captioning accuracy on held-out digits, and held-out losses. The run " +
+    "directory is only read.",
+  flags: {
+    json: { type: "boolean", default: false, help: "print one JSON object and nothing else on stdout" },
+    "n-per-digit": { type: "string", value: "K", help: "images generated per digit 0..9", defaultText: "10" },
+    steps: { type: "string", value: "S", help: "sampler steps (capped at the run's T)", defaultText: "50" },
+    sampler: {
+      type: "string",
+      value: "ddpm|ddim|euler|heun",
+      help: "the sampler",
+      defaultText: "ddim for DDPM runs, euler for flow matching",
+    },
+    cfg: { type: "string", value: "W", help: "classifier-free guidance weight", defaultText: "3" },
+    seed: { type: "string", value: "S", help: "seed of the noise", defaultText: "0" },
+    captions: { type: "string", value: "N", help: "held-out digits to caption", defaultText: "100" },
+    "train-captions": {
+      type: "string",
+      value: "N",
+      help: "training digits to caption too (the gap measures overfitting)",
+      defaultText: "0",
+    },
+    "loss-batches": {
+      type: "string",
+      value: "N",
+      help: "eval batches for the held-out losses",
+      defaultText: "10",
+    },
+    template: {
+      type: "string",
+      value: "T",
+      help: "caption template with {n} or {word}",
+      defaultText: `"a handwritten digit {n}"`,
+    },
+    classifier: {
+      type: "string",
+      value: "DIR",
+      help: "digit classifier cache (trained there when nothing fits)",
+      defaultText: CLASSIFIER_DIR,
+    },
+    "classifier-steps": {
+      type: "string",
+      value: "N",
+      help: "training steps of the classifier; a cache with fewer is retrained",
+      defaultText: "its spec's",
+    },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+  },
+  examples: ["deno task eval runs/demo --n-per-digit 4 --captions 50", "deno task eval runs/demo --json"],
+  notes: ["A run trained on the shapes dataset gets the shapes evaluation, with the flags below."],
+});
+
+const USAGE = usageLine(EVAL);
 
 export interface EvalSettings {
   readonly nPerDigit: number;
@@ -125,22 +184,9 @@ export function evalJson(run: RunRef, r: DigitEval): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
+  if (wantsHelp(Deno.args)) return console.log(`${helpText(EVAL)}\n${helpText(SHAPES_EVAL)}`);
   if (await evaluatesShapes(Deno.args)) return await shapesEvalMain(Deno.args);
-  const { values, positionals } = parseFlags(Deno.args, {
-    json: { type: "boolean", default: false },
-    "n-per-digit": { type: "string" },
-    steps: { type: "string" },
-    sampler: { type: "string" },
-    cfg: { type: "string" },
-    seed: { type: "string" },
-    captions: { type: "string" },
-    "train-captions": { type: "string" },
-    "loss-batches": { type: "string" },
-    template: { type: "string" },
-    classifier: { type: "string" },
-    "classifier-steps": { type: "string" },
-    weights: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(EVAL, Deno.args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   const template = values.template;

@@ -9,11 +9,11 @@
  * each kernel's measured GPU time (timestamp queries, else host-timed; median of N profiled steps,
  * default 3, after two warm-up runs) beside its bound, and the totals.
  */
-import { parseArgs } from "node:util";
 import { compile } from "../compiler/mod.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { medianKernelTimes } from "../runtime/profile/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 import { profilePlan, stepInputs } from "./_profile_run.ts";
 
 /** An adapter's peak rates, the roof of the roofline model. */
@@ -363,32 +363,51 @@ export function peakFrom(name: string, gflops?: string, gbs?: string): Peak {
   };
 }
 
+export const EXPLAIN = command({
+  name: "explain",
+  args: "<spec.ts>",
+  summary: "Compiles a spec and prints its plan for a person: each kernel with its ops, buffers, " +
+    "memory, and a roofline bound per kernel; with --measure also the measured times.",
+  flags: {
+    json: { type: "boolean", default: false, help: "print a summary for tools (one JSON object)" },
+    batch: { type: "string", value: "N", help: "the batch dim", defaultText: "the spec's" },
+    ...SPEC_FLAGS,
+    adapter: {
+      type: "string",
+      value: "cpu|gpu",
+      default: "cpu",
+      help: "the adapter class kernels are chosen for",
+    },
+    peak: {
+      type: "string",
+      value: "cpu|h100",
+      help: "the machine of the roofline",
+      defaultText: "cpu for --adapter cpu, h100 for gpu",
+    },
+    "peak-gflops": { type: "string", value: "X", help: "override the peak compute rate (GFLOP/s)" },
+    "peak-gbs": { type: "string", value: "Y", help: "override the peak memory bandwidth (GB/s)" },
+    entry: {
+      type: "string",
+      value: "NAME",
+      multiple: true,
+      default: [],
+      help: "an entry to compile (e.g. decode)",
+      defaultText: "trainStep and forward",
+    },
+    measure: { type: "boolean", default: false, help: "also run each entry on this machine's WebGPU device" },
+    "measure-steps": { type: "string", value: "N", default: "3", help: "steps measured with --measure" },
+  },
+  examples: [
+    "deno task explain examples/transfusion_demo.ts",
+    "deno task explain examples/transfusion_demo.ts --entry decode --json",
+  ],
+});
+
 if (import.meta.main) {
   await runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean", default: false },
-        batch: { type: "string" },
-        dim: { type: "string", multiple: true, default: [] },
-        set: { type: "string", multiple: true, default: [] },
-        adapter: { type: "string", default: "cpu" },
-        peak: { type: "string" },
-        "peak-gflops": { type: "string" },
-        "peak-gbs": { type: "string" },
-        entry: { type: "string", multiple: true, default: [] },
-        measure: { type: "boolean", default: false },
-        "measure-steps": { type: "string", default: "3" },
-      },
-    });
+    const { values, positionals } = parseCommand(EXPLAIN, Deno.args);
     const path = positionals[0];
-    if (!path) {
-      throw new UsageError(
-        "usage: deno task explain <spec.ts> [--json] [--batch N] [--set key=value] [--entry NAME] [--peak cpu|h100] " +
-          "[--peak-gflops X] [--peak-gbs Y] [--measure [--measure-steps N]]",
-      );
-    }
+    if (!path) throw new UsageError(usageLine(EXPLAIN));
     if (values.adapter !== "cpu" && values.adapter !== "gpu") {
       throw new UsageError(`--adapter must be cpu or gpu, got ${values.adapter}`);
     }

@@ -8,13 +8,46 @@
  * grads.py, export.json, init/ (a checkpoint of ours to start from) and, with --data-steps, the
  * project's batches for those steps as data/step_NNNNNN.safetensors.
  */
-import { parseArgs } from "node:util";
 import { exportTorch } from "../export/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 
-const USAGE =
-  "usage: deno task export <spec.ts> --to torch --out DIR [--set key=value]... [--dim name=N]... " +
-  "[--micro-batch N] [--steps N] [--seed S] [--data-steps N]";
+export const EXPORT = command({
+  name: "export",
+  args: "<spec.ts>",
+  summary: "Writes the spec's loss entry as a PyTorch project (model.py, train.py, grads.py, export.json, " +
+    "init/ with our initial checkpoint, and with --data-steps the batches of those steps).",
+  flags: {
+    to: { type: "string", value: "torch", required: true, help: "the target (torch is the one there is)" },
+    out: { type: "string", value: "DIR", required: true, help: "the project's folder" },
+    ...SPEC_FLAGS,
+    "micro-batch": {
+      type: "string",
+      value: "N",
+      help: "rows per micro-batch",
+      defaultText: "the whole batch",
+    },
+    steps: { type: "string", value: "N", help: "training steps of train.py", defaultText: "the spec's" },
+    seed: {
+      type: "string",
+      value: "S",
+      help: "seed of init and data",
+      defaultText: "the spec's training, else 0",
+    },
+    "data-steps": {
+      type: "string",
+      value: "N",
+      help: "also write the batches of the first N steps",
+      defaultText: "0",
+    },
+  },
+  examples: ["deno task export examples/transfusion_demo.ts --to torch --out build/torch --data-steps 4"],
+  notes: [
+    "Then: python3 -m torch.distributed.run --redirects 2 --tee 2 --nproc_per_node 2 DIR/train.py --out RUN",
+  ],
+});
+
+const USAGE = usageLine(EXPORT);
 
 function positiveInt(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
@@ -26,20 +59,7 @@ function positiveInt(name: string, raw: string | undefined): number | undefined 
 }
 
 async function main() {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      to: { type: "string" },
-      out: { type: "string" },
-      set: { type: "string", multiple: true },
-      dim: { type: "string", multiple: true },
-      "micro-batch": { type: "string" },
-      steps: { type: "string" },
-      seed: { type: "string" },
-      "data-steps": { type: "string" },
-    },
-  });
+  const { values, positionals } = parseCommand(EXPORT, Deno.args);
   const specPath = positionals[0];
   if (!specPath || !values.out) throw new UsageError(USAGE);
   if (values.to !== "torch") {

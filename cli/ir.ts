@@ -3,27 +3,29 @@
  * Prints the traced IR of a spec for a person: the forward graph, and with `--backward` the graph of
  * the loss gradients with respect to every parameter.
  */
-import { parseArgs } from "node:util";
 import { grad, printGraph } from "../compiler/mod.ts";
 import { trace } from "../spec/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
+
+export const IR = command({
+  name: "ir",
+  args: "<spec.ts>",
+  summary: "Prints the traced IR of a spec for a person: the forward graph of an entry, and with " +
+    "--backward the graph of the loss gradients with respect to every parameter.",
+  flags: {
+    backward: { type: "boolean", default: false, help: "also print d loss / d parameter" },
+    entry: { type: "string", value: "NAME", default: "loss", help: "the entry to trace" },
+    ...SPEC_FLAGS,
+  },
+  examples: ["deno task ir examples/tiny.ts --backward"],
+});
 
 if (import.meta.main) {
   await runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        backward: { type: "boolean", default: false },
-        entry: { type: "string", default: "loss" },
-        dim: { type: "string", multiple: true, default: [] },
-        set: { type: "string", multiple: true, default: [] },
-      },
-    });
+    const { values, positionals } = parseCommand(IR, Deno.args);
     const path = positionals[0];
-    if (!path) {
-      throw new UsageError("usage: deno task ir <spec.ts> [--backward] [--entry NAME] [--dim name=N]");
-    }
+    if (!path) throw new UsageError(usageLine(IR));
     const model = await loadSpec(path);
     const dims = parseOverrides(values.dim) as Record<string, number>;
     const traced = trace(model, { config: parseOverrides(values.set), dims, entry: values.entry });

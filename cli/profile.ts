@@ -13,17 +13,40 @@
  * trace goes to `--out`, default runs/traces/<model>_<entry>.json.
  */
 import { openDevice } from "../runtime/mod.ts";
-import { parseFlags } from "../runtime/generate/flags.ts";
 import { type Profile, toTrace } from "../runtime/profile/mod.ts";
 import { kernelTimes } from "../runtime/profile/measure.ts";
 import { TrainError } from "../runtime/train/settings.ts";
 import type { Plan } from "../compiler/plan.ts";
 import { measuredEntry, measuredText, PEAKS } from "./explain.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 import { profilePlan, stepInputs, trainingPlan } from "./_profile_run.ts";
 
-const USAGE = "usage: deno task profile <spec.ts> [--entry NAME] [--out trace.json] [--set key=value]... " +
-  "[--dim name=N]... [--warmup N] [--host-timed]";
+export const PROFILE = command({
+  name: "profile",
+  args: "<spec.ts>",
+  summary: "Profiles one step of an entry of the plan `deno task train` would build, on this machine's " +
+    "WebGPU device, and writes a Chrome / Perfetto trace (host and GPU lanes, one slice per dispatch).",
+  flags: {
+    entry: { type: "string", value: "NAME", default: "trainStep", help: "the entry to profile" },
+    out: {
+      type: "string",
+      value: "FILE",
+      help: "the trace file",
+      defaultText: "runs/traces/<model>_<entry>.json",
+    },
+    ...SPEC_FLAGS,
+    warmup: { type: "string", value: "N", default: "2", help: "runs before the profiled one" },
+    "host-timed": {
+      type: "boolean",
+      default: false,
+      help: "time each dispatch alone on the host, not with timestamp queries",
+    },
+  },
+  examples: ["deno task profile examples/transfusion_demo.ts --out trace.json"],
+});
+
+const USAGE = usageLine(PROFILE);
 
 async function main(): Promise<void> {
   const { values, positionals } = flags();
@@ -91,16 +114,9 @@ export function summaryText(p: Profile, plan: Plan, inputs: string, top = 5): st
   ];
 }
 
-/** The flags; a malformed command line is a usage error (the sample/eval commands' parser). */
+/** The flags; a malformed command line is a usage error. */
 function flags() {
-  return parseFlags(Deno.args, {
-    entry: { type: "string", default: "trainStep" },
-    out: { type: "string" },
-    set: { type: "string", multiple: true, default: [] },
-    dim: { type: "string", multiple: true, default: [] },
-    warmup: { type: "string", default: "2" },
-    "host-timed": { type: "boolean", default: false },
-  }, USAGE);
+  return parseCommand(PROFILE, Deno.args);
 }
 
 if (import.meta.main) await runCli(main);

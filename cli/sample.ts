@@ -10,27 +10,74 @@
  * The same seed gives the same images. Nothing is written before every input has been checked.
  */
 import { runCli, UsageError } from "./load_spec.ts";
+import { command, parseCommand, usageLine } from "./usage.ts";
 import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
+import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
+import { type RowTemplate, templateImages } from "../spec/transfusion/rows.ts";
 import {
   asUsageErrors,
   checkCaptionFits,
   defaultMethod,
   DIGIT_SIDE,
   digitFromModelImage,
+  followRows,
   generateImages,
   intFlag,
+  type LoadedRun,
   loadRun,
   numberFlag,
-  parseFlags,
+  openSequenceModel,
   samplerFlag,
   type SamplerMethod,
+  templateSteps,
+  usesGuidance,
   warnIfSpecChanged,
   weightsFlag,
 } from "../runtime/generate/mod.ts";
 
-const USAGE = `usage: deno task sample <DIR> --prompt "a handwritten digit 3" [--n K] [--steps S] ` +
-  `[--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png] [--weights ema|raw]`;
+export const SAMPLE = command({
+  name: "sample",
+  args: "<DIR>",
+  summary: "Generates images for a prompt with the model of the run in DIR and writes them as one PNG " +
+    "grid. The same seed gives the same images. A run whose rows hold several images (or its own row " +
+    "template) draws every image of each row: one grid line per row, the prompt in its first text slot, " +
+    "the texts the model wrote printed.",
+  flags: {
+    prompt: { type: "string", value: "TEXT", required: true, help: "the caption to draw" },
+    n: { type: "string", value: "K", help: "how many images (1..1024)", defaultText: "8" },
+    steps: {
+      type: "string",
+      value: "S",
+      help: "sampler steps (capped at the run's T)",
+      defaultText: "250 for ddpm, else 50",
+    },
+    sampler: {
+      type: "string",
+      value: "ddpm|ddim|euler|heun",
+      help: "the sampler",
+      defaultText: "ddim for DDPM runs, euler for flow matching",
+    },
+    cfg: {
+      type: "string",
+      value: "W",
+      help: "classifier-free guidance weight; 0 or 1 turns it off",
+      defaultText: "3",
+    },
+    seed: { type: "string", value: "S", help: "seed of the noise", defaultText: "0" },
+    cols: { type: "string", value: "C", help: "images per row of the grid", defaultText: "min(K, 8)" },
+    out: { type: "string", value: "FILE.png", help: "the grid to write", defaultText: "samples.png" },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+  },
+  examples: [`deno task sample runs/demo --prompt "a handwritten digit 3" --n 16 --out three.png`],
+});
+
+const USAGE = usageLine(SAMPLE);
 
 /** Default steps per sampler: the paper's 250 for DDPM ancestral, 50 otherwise (capped at the run's T). */
 export function defaultSteps(method: SamplerMethod, T: number): number {
@@ -38,17 +85,7 @@ export function defaultSteps(method: SamplerMethod, T: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseFlags(Deno.args, {
-    prompt: { type: "string" },
-    n: { type: "string" },
-    steps: { type: "string" },
-    sampler: { type: "string" },
-    cfg: { type: "string" },
-    seed: { type: "string" },
-    cols: { type: "string" },
-    out: { type: "string" },
-    weights: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseCommand(SAMPLE, Deno.args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   if (values.prompt === undefined) throw new UsageError(`--prompt is required\n${USAGE}`);
@@ -69,6 +106,12 @@ async function main(): Promise<void> {
     const method = requestedMethod ?? defaultMethod(run.config);
     const steps = requestedSteps ?? defaultSteps(method, run.config.diffusion.T);
     const started = performance.now();
+    const template = sequenceGeometry(run.config).template;
+    if (templateImages(template).length > 1 || template.spans[0]?.kind !== "text") {
+      // A row of several images (or a template of its own): every image of each row, row by row.
+      await sampleRows(run, template, { prompt: values.prompt, n, method, steps, cfg, seed, out, started });
+      return;
+    }
     const progress = Deno.stderr.isTerminal();
     const images = await asUsageErrors(() =>
       generateImages(run, Array<string>(n).fill(values.prompt!), {
@@ -96,6 +139,65 @@ async function main(): Promise<void> {
   } finally {
     run.destroy();
   }
+}
+
+/**
+ * n rows of the run's template, the prompt in its first text slot: one grid line per row holding
+ * every image of the row (cols = images per row), the texts the model wrote printed.
+ */
+async function sampleRows(
+  run: LoadedRun,
+  template: RowTemplate,
+  o: {
+    prompt: string;
+    n: number;
+    method: SamplerMethod;
+    steps: number;
+    cfg: number;
+    seed: number;
+    out: string;
+    started: number;
+  },
+): Promise<void> {
+  const first = template.spans.find((s) => s.kind === "text");
+  const g = sequenceGeometry(run.config);
+  const given = first ? { [first.name]: o.prompt } : {};
+  const steps = await asUsageErrors(() => Promise.resolve(templateSteps(template, given, g.tokenizer)));
+  const model = await openSequenceModel(run, o.n * (usesGuidance(o.cfg) ? 2 : 1));
+  const rows = await asUsageErrors(() =>
+    followRows(model, {
+      rows: Array.from({ length: o.n }, (_, id) => ({ steps, id })),
+      seed: o.seed,
+      image: { method: o.method, steps: o.steps, cfg: o.cfg },
+    })
+  );
+  const { image } = run.config;
+  const names = templateImages(template).map((s) => s.name);
+  const digits = rows.flatMap((spans) =>
+    spans.flatMap((
+      s,
+    ) => (s.kind === "image" ? [digitFromModelImage(s.pixels, image.size, image.channels)] : []))
+  );
+  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, names.length, { range: "unit" });
+  const parent = o.out.includes("/") ? o.out.slice(0, o.out.lastIndexOf("/")) : "";
+  if (parent) await Deno.mkdir(parent, { recursive: true });
+  await Deno.writeFile(o.out, encodePng(grid.rgba, grid.width, grid.height));
+  const seconds = (performance.now() - o.started) / 1000;
+  console.log(
+    `wrote ${o.out}: ${o.n} row(s) of ${names.length} image(s) (${
+      names.join(", ")
+    }), one row per grid line, ` +
+      `prompt ${
+        JSON.stringify(o.prompt)
+      } in "${first?.name}" (${o.method}, ${o.steps} steps, cfg ${o.cfg}, ` +
+      `seed ${o.seed}) in ${seconds.toFixed(1)} s`,
+  );
+  rows.forEach((spans, k) => {
+    const written = spans.filter((s) => s.kind === "text" && s.written);
+    if (written.length === 0) return;
+    const shown = written.map((s) => `${s.name} ${JSON.stringify(s.kind === "text" ? s.text : "")}`);
+    console.log(`  row ${k + 1} wrote ${shown.join(", ")}`);
+  });
 }
 
 if (import.meta.main) await runCli(main);

@@ -1,6 +1,7 @@
 /**
  * Data sources and batch assembly for training, with their evaluations: MNIST captions (a digit
- * classifier reads generated digits) and the built-in shapes scenes (an exact pixel checker). Each
+ * classifier reads generated digits), the built-in shapes scenes (an exact pixel checker), and the
+ * user's own captioned pictures and text files (own_images.ts, own_text.ts; `--data` in own_data.ts). Each
  * evaluation belongs with its data; the runtime knows nothing of digits or shapes.
  */
 export { type DigitSet, loadMnist, MNIST_PIXELS, MNIST_SIDE, shiftedDigit } from "./mnist.ts";
@@ -65,3 +66,27 @@ export {
 } from "./shapes_eval.ts";
 export { type ImageAutoencoder, openAutoencoder, reconstructionError } from "./shapes_vae.ts";
 export { rgbGridPng } from "./shapes_png.ts";
+export {
+  imageCaptions,
+  type ImageCaptionsConfig,
+  type ImageCaptionsOptions,
+  type ImageCaptionsSource,
+  imageFolder,
+  imageJsonl,
+  type OwnImage,
+} from "./own_images.ts";
+export {
+  packDocuments,
+  type PackedRow,
+  type PackingReport,
+  textBatch,
+  textCorpus,
+  textFiles,
+  type TextFilesConfig,
+  type TextFilesOptions,
+  type TextFilesSource,
+} from "./own_text.ts";
+export { DATA_KINDS, type DataFactory, dataFromFlag, type DataKind, parseDataFlag } from "./own_data.ts";
+export { DataError, DataFileError } from "./data_files.ts";
+export { decodePicture, type Picture, readPicture, withChannels } from "./image_files.ts";
+export { modelImage } from "./image_resize.ts";

@@ -16,13 +16,13 @@
  */
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { loadSpec, UsageError } from "../cli/load_spec.ts";
+import { command, parseCommand, usageLine } from "../cli/usage.ts";
 import { resolveConfig } from "../spec/config.ts";
 import {
   asUsageErrors,
   intFlag,
   loadRun,
   numberFlag,
-  parseFlags,
   samplerFlag,
   warnIfSpecChanged,
   weightsFlag,
@@ -34,24 +34,44 @@ import { type ImageAutoencoder, openAutoencoder, reconstructionError } from "./s
 import { isShapesImageSource } from "./shapes_images.ts";
 import type { DataSource } from "../spec/data.ts";
 
-const USAGE =
-  "usage: deno task eval <DIR> [--json] [--generate K] [--captions K] [--steps S] [--sampler M] " +
-  "[--cfg W] [--seed S] [--loss-batches N] [--weights ema|raw] [--vae RUN] [--reconstruct N] [--out DIR]";
+export const SHAPES_EVAL = command({
+  name: "eval",
+  args: "<DIR>",
+  summary: "For a run trained on the shapes dataset (data/shapes.ts): generated-image accuracy on seen " +
+    "and held-out prompts, captioning accuracy and held-out losses; grids and eval.json go to --out.",
+  flags: {
+    json: { type: "boolean", default: false, help: "print one JSON object and nothing else on stdout" },
+    generate: { type: "string", value: "K", help: "images to generate per prompt set", defaultText: "32" },
+    captions: { type: "string", value: "K", help: "held-out images to caption", defaultText: "32" },
+    steps: { type: "string", value: "S", help: "sampler steps", defaultText: "50" },
+    sampler: { type: "string", value: "ddpm|ddim|euler|heun", help: "the sampler", defaultText: "the run's" },
+    cfg: { type: "string", value: "W", help: "classifier-free guidance weight", defaultText: "3" },
+    seed: { type: "string", value: "S", help: "seed of the noise", defaultText: "0" },
+    "loss-batches": {
+      type: "string",
+      value: "N",
+      help: "eval batches for the held-out losses",
+      defaultText: "10",
+    },
+    weights: {
+      type: "string",
+      value: "ema|raw",
+      help: "moving-average or last-step parameters",
+      defaultText: "ema when the run kept it",
+    },
+    vae: { type: "string", value: "RUN", help: "an autoencoder run: also write reconstructions.png" },
+    reconstruct: {
+      type: "string",
+      value: "N",
+      help: "held-out images to reconstruct with --vae",
+      defaultText: "64",
+    },
+    out: { type: "string", value: "DIR", help: "where the grids and eval.json go", defaultText: "DIR/eval" },
+  },
+  examples: ["deno task eval runs/shapes --generate 16 --vae runs/shapes-vae"],
+});
 
-const FLAGS = {
-  json: { type: "boolean", default: false },
-  generate: { type: "string" },
-  captions: { type: "string" },
-  steps: { type: "string" },
-  sampler: { type: "string" },
-  cfg: { type: "string" },
-  seed: { type: "string" },
-  "loss-batches": { type: "string" },
-  weights: { type: "string" },
-  vae: { type: "string" },
-  reconstruct: { type: "string" },
-  out: { type: "string" },
-} as const;
+const USAGE = usageLine(SHAPES_EVAL);
 
 /**
  * The run directory of an eval command line: the first argument that is neither a flag nor a flag's
@@ -142,7 +162,7 @@ async function autoencoderEvalMain(
 }
 
 export async function shapesEvalMain(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parseFlags(args, FLAGS, USAGE);
+  const { values, positionals } = parseCommand(SHAPES_EVAL, args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   if (isShapesImageSource(await runSource([dir]))) return await autoencoderEvalMain(dir, values);

@@ -25,15 +25,9 @@ import {
   lmLoss,
   type TransfusionConfig,
   transfusionConfig,
+  type TransfusionOptions,
 } from "../spec/transfusion/mod.ts";
 import { mnistCaptions, T1_CAPTION_TEMPLATE } from "../data/mnist_captions.ts";
-
-const { config, schema } = transfusionConfig({
-  backbone: { dim: 64, depth: 3, heads: 4, hidden: 192 },
-  text: { vocab: 261, captionLength: 22 },
-  image: { size: 8, channels: 1, patch: 2, imagesPerRow: 1 }, // only the row layout: BOI, 16 blanks, EOI
-  diffusion: { condDropout: 0 }, // a dropped caption leaves no text to learn from
-});
 
 const params = (c: TransfusionConfig) => ({
   embed: embedding(c.text.vocab, c.backbone.dim, { std: c.backbone.initStd }),
@@ -65,25 +59,42 @@ function textOnly(source: DataSource): DataSource {
   };
 }
 
-export default model({
-  name: "text_lm",
-  config: schema,
-  dims: { batch: 32, seq: config.seq },
-  params,
-  inputs: textInputs,
-  loss: (p, x, c) => {
-    const layout = layoutOf(x);
-    return lmLoss(logits(p, c, x.tokens, layout), x.tokens, layout, c.loss.boiTarget);
-  },
-  entries: {
-    logits: {
-      inputs: textInputs,
-      outputs: (p, x, c) => {
-        const tokens = x.tokens as Tensor<"i32", 2>;
-        return { logits: logits(p, c, tokens, layoutOf(x as never)) };
+/** The text LM over `text` (the byte tokenizer by default; examples/text_lm_bpe.ts gives a BPE). */
+export function textLm(
+  opts: { name: string; text: NonNullable<TransfusionOptions["text"]>; templates: readonly string[] },
+) {
+  const { config, schema } = transfusionConfig({
+    backbone: { dim: 64, depth: 3, heads: 4, hidden: 192 },
+    text: opts.text,
+    image: { size: 8, channels: 1, patch: 2, imagesPerRow: 1 }, // only the row layout: BOI, 16 blanks, EOI
+    diffusion: { condDropout: 0 }, // a dropped caption leaves no text to learn from
+  });
+  return model({
+    name: opts.name,
+    config: schema,
+    dims: { batch: 32, seq: config.seq },
+    params,
+    inputs: textInputs,
+    loss: (p, x, c) => {
+      const layout = layoutOf(x);
+      return lmLoss(logits(p, c, x.tokens, layout), x.tokens, layout, c.loss.boiTarget);
+    },
+    entries: {
+      logits: {
+        inputs: textInputs,
+        outputs: (p, x, c) => {
+          const tokens = x.tokens as Tensor<"i32", 2>;
+          return { logits: logits(p, c, tokens, layoutOf(x as never)) };
+        },
       },
     },
-  },
-  training: { steps: 1000, batch: 32, lr: 1e-3, warmup: 50, lrFloor: 1e-4, weightDecay: 0.01, clip: 1 },
-  data: (c, dims) => textOnly(mnistCaptions(c, dims, { templates: [T1_CAPTION_TEMPLATE] })),
+    training: { steps: 1000, batch: 32, lr: 1e-3, warmup: 50, lrFloor: 1e-4, weightDecay: 0.01, clip: 1 },
+    data: (c, dims) => textOnly(mnistCaptions(c, dims, { templates: opts.templates })),
+  });
+}
+
+export default textLm({
+  name: "text_lm",
+  text: { vocab: 261, captionLength: 22 },
+  templates: [T1_CAPTION_TEMPLATE],
 });

@@ -47,6 +47,8 @@ export { crc32, type DecodedImage, decodePng, encodeGrayPng, encodePng, type Png
 export { type GridOptions, imageGrid, type LossCurveOptions, lossCurveSvg, type Series } from "./plots.ts";
 export {
   ByteTokenizer,
+  type ByteTokenizerConfig,
+  FIRST_MERGE_ID,
   fitLength,
   SPECIAL,
   type Tokenizer,
@@ -54,3 +56,12 @@ export {
   TokenizerError,
   tokenizerFromConfig,
 } from "./tokenizer.ts";
+export { type BpeConfig, type BpeSplit, BpeTokenizer, splitPieces } from "./bpe.ts";
+export { type BpeTrainOptions, trainBpe } from "./bpe_train.ts";
+export {
+  fromTokenizerJson,
+  type LoadedTokenizer,
+  loadTokenizerJson,
+  saveTokenizerJson,
+  toTokenizerJson,
+} from "./bpe_json.ts";

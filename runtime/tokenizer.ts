@@ -1,30 +1,28 @@
 /**
- * Tokenizers behind one interface: the byte-level one now (ids 0..255 are UTF-8 bytes, specials
- * follow), a trained BPE later. A run records `config` so sampling rebuilds the same tokenizer.
+ * Tokenizers behind one interface: the byte-level one (ids 0..255 are UTF-8 bytes, specials follow)
+ * and a BPE (bpe.ts: merges after the specials). A run records `config` (a Transfusion config's
+ * `text.tokenizer`, or the byte tokenizer its `text.vocab` implies) and every path that needs a
+ * tokenizer builds it with `tokenizerFromConfig`, so sampling rebuilds the one training used.
  */
+import { BpeTokenizer } from "./bpe.ts";
+import {
+  type ByteTokenizerConfig,
+  decodeIds,
+  SPECIAL,
+  type Tokenizer,
+  type TokenizerConfig,
+  TokenizerError,
+} from "./tokenizer_base.ts";
 
-/** Special token ids, shared by every tokenizer (a BPE puts its merges after them). */
-export const SPECIAL = { bos: 256, eos: 257, boi: 258, eoi: 259, pad: 260 } as const;
-export type SpecialName = keyof typeof SPECIAL;
-
-/** How to rebuild a tokenizer; JSON, for run.json. A BPE adds its own kind with its merges. */
-export type TokenizerConfig = { readonly kind: "byte"; readonly pad: boolean };
-
-export interface Tokenizer {
-  readonly config: TokenizerConfig;
-  readonly vocabSize: number;
-  /** Id used to fill sequences to a fixed length: PAD, or EOS when the vocabulary has no PAD. */
-  readonly padId: number;
-  /** Text to ids, without specials. */
-  encode(text: string): number[];
-  /** Ids to text; specials are skipped and bytes that are not valid UTF-8 become U+FFFD. */
-  decode(ids: readonly number[]): string;
-  isSpecial(id: number): boolean;
-}
-
-export class TokenizerError extends Error {
-  override name = "TokenizerError";
-}
+export {
+  type ByteTokenizerConfig,
+  FIRST_MERGE_ID,
+  SPECIAL,
+  type SpecialName,
+  type Tokenizer,
+  type TokenizerConfig,
+  TokenizerError,
+} from "./tokenizer_base.ts";
 
 export interface ByteTokenizerOptions {
   /**
@@ -35,11 +33,10 @@ export interface ByteTokenizerOptions {
 }
 
 export class ByteTokenizer implements Tokenizer {
-  readonly config: TokenizerConfig;
+  readonly config: ByteTokenizerConfig;
   readonly vocabSize: number;
   readonly padId: number;
   readonly #encoder = new TextEncoder();
-  readonly #decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
   constructor(opts: ByteTokenizerOptions = {}) {
     const pad = opts.pad ?? true;
@@ -54,23 +51,7 @@ export class ByteTokenizer implements Tokenizer {
 
   /** Bytes between specials decode on their own, so a special never joins the halves of a character. */
   decode(ids: readonly number[]): string {
-    let text = "";
-    let run: number[] = [];
-    const flush = () => {
-      text += this.#decoder.decode(Uint8Array.from(run));
-      run = [];
-    };
-    ids.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError(
-          `decode: id ${id} at position ${i} is outside the vocabulary 0..${this.vocabSize - 1}`,
-        );
-      }
-      if (id < 256) run.push(id);
-      else flush();
-    });
-    flush();
-    return text;
+    return decodeIds(ids, this.vocabSize, (id) => id < 256 ? [id] : undefined);
   }
 
   isSpecial(id: number): boolean {
@@ -78,9 +59,62 @@ export class ByteTokenizer implements Tokenizer {
   }
 }
 
-/** Rebuilds the tokenizer a run recorded. */
-export function tokenizerFromConfig(config: TokenizerConfig): Tokenizer {
-  return new ByteTokenizer({ pad: config.pad });
+/** Built tokenizers by config object: sequence assembly asks once per batch, a BPE indexes its merges once. */
+const built = new WeakMap<object, Tokenizer>();
+
+/**
+ * Rebuilds the tokenizer a run recorded; `where` names the config's origin in messages. A config read
+ * back from JSON is checked here (kind, pad, merges), so a damaged run.json fails with its key.
+ */
+export function tokenizerFromConfig(config: TokenizerConfig, where = "tokenizer config"): Tokenizer {
+  const cached = built.get(config);
+  if (cached) return cached;
+  const c = config as { kind?: unknown; pad?: unknown };
+  let tokenizer: Tokenizer;
+  if (c.kind === "byte") {
+    if (typeof c.pad !== "boolean") {
+      throw new TokenizerError(
+        `${where}: a byte tokenizer's pad must be true or false, got ${JSON.stringify(c.pad)}`,
+      );
+    }
+    tokenizer = new ByteTokenizer({ pad: c.pad });
+  } else if (c.kind === "bpe") {
+    tokenizer = new BpeTokenizer(config as never, where);
+  } else {
+    throw new TokenizerError(`${where}: kind must be "byte" or "bpe", got ${JSON.stringify(c.kind)}`);
+  }
+  built.set(config, tokenizer);
+  return tokenizer;
+}
+
+/** What a model's text config says about its tokenizer (a Transfusion config's `text`). */
+export interface TextTokenizerConfig {
+  readonly vocab: number;
+  /** Absent: the byte tokenizer, with PAD at vocab 261, without at 260. */
+  readonly tokenizer?: TokenizerConfig | undefined;
+}
+
+/** Why `text.vocab` does not fit the declared tokenizer, or undefined when it does. */
+export function vocabMismatch(text: TextTokenizerConfig): string | undefined {
+  if (text.tokenizer === undefined) {
+    return text.vocab === SPECIAL.pad || text.vocab === SPECIAL.pad + 1
+      ? undefined
+      : "must be 260 (EOS pads) or 261 (PAD token), or text.tokenizer's vocabulary when one is given";
+  }
+  const size = tokenizerFromConfig(text.tokenizer, "text.tokenizer").vocabSize;
+  return text.vocab === size
+    ? undefined
+    : `must be ${size}, the vocabulary of text.tokenizer (${text.tokenizer.kind})`;
+}
+
+/** The tokenizer of a model's text config; `where` names the config in messages. */
+export function textTokenizer(text: TextTokenizerConfig, where = "config"): Tokenizer {
+  const problem = vocabMismatch(text);
+  if (problem) throw new TokenizerError(`${where}: text.vocab ${problem}; got ${text.vocab}`);
+  return tokenizerFromConfig(
+    text.tokenizer ?? { kind: "byte", pad: text.vocab === SPECIAL.pad + 1 },
+    `${where} text.tokenizer`,
+  );
 }
 
 /** `ids` cut or filled with `tokenizer.padId` to exactly `length` (T1's fixed-length captions). */

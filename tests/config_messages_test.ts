@@ -88,7 +88,7 @@ Deno.test("an unknown key lists the keys of its group, at the top level too", as
   const cases: [string, RegExp][] = [
     [
       "backbon.dim",
-      /unknown config key\(s\) "backbon"; known keys: backbone, text, image, diffusion, loss, precision, seq/,
+      /unknown config key\(s\) "backbon"; known keys: backbone, text, image, diffusion, loss, precision, row, seq/,
     ],
     [
       "precision.storagee",

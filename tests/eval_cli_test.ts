@@ -83,7 +83,7 @@ Deno.test("bad input exits 1 with a clear message and touches no file", async (t
     ["sample", [corrupt, "--prompt", "3", "--sampler", "plms"], /--sampler must be one of ddpm, ddim/],
     ["sample", [corrupt, "--prompt", "3", "--out", `${tmp}/grid.jpg`], /--out must name a \.png file/],
     ["sample", [corrupt, "--out", out], /--prompt is required/],
-    ["sample", [corrupt, "--prompt", "3", "--bogus"], /Unknown option '--bogus'/],
+    ["sample", [corrupt, "--prompt", "3", "--bogus"], /unknown flag --bogus for deno task sample/],
     ["caption", [corrupt, "--image", `${tmp}/digit.png`], /digit\.png: not a PNG file/],
     ["caption", [corrupt, "--image", `${tmp}/nope.png`], /--image .*nope\.png: no such file/],
     [

@@ -23,6 +23,7 @@ const ALLOWED_COMPILER = ["compiler/philox.ts", "compiler/ir/mask.ts"];
 const ALLOWED_SPEC = [
   "spec/layout_builder.ts",
   "spec/transfusion/sequence.ts",
+  "spec/transfusion/rows.ts", // row templates: host-side layout data, no tracer
   "spec/transfusion/schedule.ts",
 ];
 

@@ -61,12 +61,18 @@ export function noiseProcess(config: TransfusionConfig): NoiseProcess {
 /** Prompt ids are below this; image n of a prompt draws noise block id + n * IMAGE_STRIDE. */
 export const IMAGE_STRIDE = 1 << 12;
 
-/** Mutable per-row progress. */
-interface Progress {
+/** A row being grown: what `drawImages` reads and extends. */
+export interface GrowingRow {
   row: Row;
+  /** The row's random streams (its prompt id). */
   readonly id: number;
+  /** Ids the loop appended (BOI and EOI included, patches not). */
   readonly generated: number[];
   readonly images: Float32Array[];
+}
+
+/** Mutable per-row progress. */
+interface Progress extends GrowingRow {
   sampled: number;
   finish: FinishReason | undefined;
 }
@@ -139,12 +145,15 @@ export async function generate(model: SequenceModel, request: GenerationRequest)
   }));
 }
 
-/** Draws one image for every row of `drawing` (each ends in BOI) and appends it with its EOI. */
-async function drawImages(
+/**
+ * Draws one image for every row of `drawing` (each ends in BOI) and appends it with its EOI. Batch
+ * row b of every model call is `rows[b]` (its unconditional twin rows.length + b under guidance).
+ */
+export async function drawImages(
   model: SequenceModel,
-  rows: readonly Progress[],
-  drawing: readonly Progress[],
-  request: GenerationRequest,
+  rows: readonly GrowingRow[],
+  drawing: readonly GrowingRow[],
+  request: Pick<GenerationRequest, "image" | "seed">,
 ): Promise<void> {
   const g = model.geometry;
   const { cfg } = request.image;

@@ -42,10 +42,12 @@ export { assembleRows, type Row, type RowGeometry, rowGeometry, type RowImage, r
 export { type EntryRunner, type SequenceModel, uncachedModel } from "./sequence_model.ts";
 export { CACHED_ENTRIES, cachedModel, hasCachedEntries } from "./cached_model.ts";
 export {
+  drawImages,
   type FinishReason,
   generate,
   type GeneratedRow,
   type GenerationRequest,
+  type GrowingRow,
   IMAGE_STRIDE,
   type ImageSampling,
 } from "./interleaved.ts";
@@ -70,6 +72,7 @@ export {
   loadRun,
   type ModelRun,
   type ModelSession,
+  openSequenceModel,
   trainingSession,
   warnIfSpecChanged,
   WEIGHTS,
@@ -85,3 +88,6 @@ export {
   noiseProcess,
 } from "./transfusion.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";
+export { type FollowedSpan, type FollowRequest, followRows, type RowStep, templateSteps } from "./follow.ts";
+export { generateText, isTextModel, type TextRequest, type TextRow } from "./text_model.ts";
+export { matchRow, parseRowSpec, type RowPart } from "./row_prompt.ts";

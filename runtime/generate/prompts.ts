@@ -30,13 +30,20 @@ export function captionPrompt(caption: string, config: TransfusionConfig, id?: n
 /**
  * Refuses a caption prompt longer than the model's caption slot, which `captionPrompt` would cut
  * (training cuts long captions the same way, but a person asking for an image should know that the
- * end of the prompt was never seen). The slot counts UTF-8 bytes, so non-ASCII text is longer than
- * it looks; that is said when it matters.
+ * end of the prompt was never seen). The slot counts the tokenizer's ids: UTF-8 bytes for the byte
+ * tokenizer, so non-ASCII text is longer than it looks (said when it matters); a BPE's tokens.
  */
 export function checkCaptionFits(caption: string, config: TransfusionConfig): void {
-  const bytes = new TextEncoder().encode(caption).length;
+  const tokenizer = sequenceGeometry(config).tokenizer;
+  const bytes = tokenizer.encode(caption).length;
   const slot = config.text.captionLength;
   if (bytes <= slot) return;
+  if (tokenizer.config.kind !== "byte") {
+    throw new SamplingError(
+      `the prompt ${JSON.stringify(caption)} is ${bytes} tokens of this model's ${tokenizer.config.kind} ` +
+        `tokenizer, but its caption slot holds ${slot} (text.captionLength); shorten it`,
+    );
+  }
   const shown = caption.length > 40
     ? `${JSON.stringify(caption.slice(0, 40)).slice(0, -1)}..."`
     : JSON.stringify(caption);

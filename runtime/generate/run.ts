@@ -23,7 +23,8 @@ import { describeAdapter, type DeviceHandle, openDevice } from "../device.ts";
 import { Executor } from "../executor.ts";
 import { CheckpointError } from "../file_errors.ts";
 import type { SampleContext } from "../train/sample_hooks.ts";
-import { CACHED_ENTRIES } from "./cached_model.ts";
+import { CACHED_ENTRIES, cachedModel } from "./cached_model.ts";
+import { type SequenceModel, uncachedModel } from "./sequence_model.ts";
 
 /** Where a Transfusion model's entries run. `config.seq` is the sequence length the entries use. */
 export interface ModelSession {
@@ -78,6 +79,8 @@ export interface LoadedRun extends ModelRun {
   readonly specChanged: boolean;
   /** Which parameters run: the moving average ("ema") or the last step's ("raw"). */
   readonly weights: Weights;
+  /** One executor holding the entries `names` (compiled on first use) for `rows` rows. */
+  entries(names: readonly string[], rows: number): Promise<{ executor: Executor; batch: number }>;
   /** Frees every executor compiled so far. */
   destroy(): void;
 }
@@ -89,9 +92,17 @@ export const WEIGHTS: readonly Weights[] = ["ema", "raw"];
 /** Entries a Transfusion spec declares besides its loss. */
 const REQUIRED_ENTRIES = ["denoise", "logits"];
 
+/**
+ * Opens the run in `dir`. `requires`: the entries the spec must declare (default a Transfusion's
+ * denoise and logits; `["logits"]` opens any language model).
+ */
 export async function loadRun(
   dir: string,
-  opts: { readonly handle?: DeviceHandle; readonly weights?: Weights } = {},
+  opts: {
+    readonly handle?: DeviceHandle;
+    readonly weights?: Weights;
+    readonly requires?: readonly string[];
+  } = {},
 ): Promise<LoadedRun> {
   const checkpoint = await loadCheckpoint(dir);
   const weights = opts.weights ?? (checkpoint.ema ? "ema" : "raw");
@@ -104,10 +115,11 @@ export async function loadRun(
   const specPath = info.spec.path;
   const model = await loadRunSpec(specPath, checkpoint);
   const specChanged = (await specHash(await Deno.readTextFile(specPath))) !== info.spec.hash;
-  const missing = REQUIRED_ENTRIES.filter((e) => !model.entries?.[e]);
+  const missing = (opts.requires ?? REQUIRED_ENTRIES).filter((e) => !model.entries?.[e]);
   if (missing.length > 0) {
+    const what = opts.requires ? "cannot generate" : "is not a Transfusion spec";
     throw new UsageError(
-      `${specPath} (model "${model.name}") is not a Transfusion spec: it has no ${missing.join(", ")} entry`,
+      `${specPath} (model "${model.name}") ${what}: it has no ${missing.join(", ")} entry`,
     );
   }
   const overrides = (info.config ?? {}) as Record<string, unknown>;
@@ -158,6 +170,7 @@ export async function loadRun(
     specChanged,
     weights,
     entry: (name, rows) => opened([name], rows),
+    entries: opened,
     ...(CACHED_ENTRIES.every((e) => model.entries?.[e])
       ? { cached: (rows) => opened(CACHED_ENTRIES, rows) }
       : {}),
@@ -193,4 +206,13 @@ export function warnIfSpecChanged(run: LoadedRun): void {
   if (run.specChanged) {
     console.error(`note: ${run.specPath} changed since ${run.dir} was trained; its parameters still fit`);
   }
+}
+
+/**
+ * The run's model as the generation loops see it, for `rows` model rows: over the KV-cached entries
+ * where the spec has them, else re-running logits / denoise over whole rows.
+ */
+export async function openSequenceModel(run: LoadedRun, rows: number): Promise<SequenceModel> {
+  if (run.cached) return cachedModel((await run.cached(rows)).executor, run.config);
+  return uncachedModel((await run.entries(["logits", "denoise"], rows)).executor, run.config);
 }

@@ -9,7 +9,7 @@ import { attention, gelu, layernorm, linear, rmsnorm, rope1d, rope2d, swiglu } f
 import { causal, sameDocument, sameSpan } from "../mask.ts";
 import { type Layout, MODALITY } from "../layout.ts";
 import { where } from "../functions.ts";
-import { module } from "../params.ts";
+import { module, type ModuleDecl } from "../params.ts";
 import type { Tensor } from "../tensor.ts";
 import type { BackboneConfig, ImageConfig } from "./config.ts";
 
@@ -33,7 +33,7 @@ function mlp(b: BackboneConfig) {
 }
 
 /** One pre-norm block: x + attn(norm(x)), then x + mlp(norm(x)). [B, T, D] -> [B, T, D]. */
-function block(b: BackboneConfig) {
+export function block(b: BackboneConfig) {
   return module(
     { norm1: norm(b), attn: attention(b.dim, b.heads, { std: b.initStd }), norm2: norm(b), mlp: mlp(b) },
     (p) => (x: T3, attend: AttentionOptions): T3 => {
@@ -46,10 +46,16 @@ function block(b: BackboneConfig) {
 /** The attention options of every layer, or per layer (a KV cache hands each layer its own slice). */
 export type Attend = AttentionOptions | ((layer: number) => AttentionOptions);
 
-/** `depth` blocks and the final norm: x [B, T, D] -> normed hidden states [B, T, D]. */
-export function backbone(b: BackboneConfig) {
+/** A backbone layer as a module: x [B, T, D] and the attention options -> [B, T, D]. */
+export type BlockModule = ModuleDecl<Record<never, never>, (x: T3, attend: AttentionOptions) => T3>;
+
+/**
+ * `depth` blocks and the final norm: x [B, T, D] -> normed hidden states [B, T, D]. `layer(i)` makes
+ * block i (default: the pre-norm block above).
+ */
+export function backbone(b: BackboneConfig, layer: (i: number) => BlockModule = () => block(b)) {
   return module(
-    { blocks: Array.from({ length: b.depth }, () => block(b)), norm: norm(b) },
+    { blocks: Array.from({ length: b.depth }, (_, i) => layer(i)), norm: norm(b) },
     (p) => (x: T3, attend: Attend): T3 => {
       let h = x;
       p.blocks.forEach((layer, i) => (h = layer(h, typeof attend === "function" ? attend(i) : attend)));

@@ -4,6 +4,9 @@
  * are validated against. Every message names the key, the value seen and what is allowed.
  */
 import { z } from "zod";
+import { checkTemplate, type RowTemplate, templateImages, templateLength } from "./rows.ts";
+import { BpeMergeError } from "../../runtime/bpe.ts";
+import { type TokenizerConfig, tokenizerFromConfig, vocabMismatch } from "../../runtime/tokenizer.ts";
 
 export interface BackboneConfig {
   readonly dim: number;
@@ -20,9 +23,18 @@ export interface BackboneConfig {
 }
 
 export interface TextConfig {
-  /** 260: bytes + BOS, EOS, BOI, EOI (captions padded with EOS, as T1); 261: with PAD. */
-  readonly vocab: 260 | 261;
+  /**
+   * Byte tokenizer (no `tokenizer`): 260: bytes + BOS, EOS, BOI, EOI (captions padded with EOS, as T1);
+   * 261: with PAD. With a `tokenizer`: its vocabulary size (a BPE's: 261 + its tokens).
+   */
+  readonly vocab: number;
   readonly captionLength: number;
+  /**
+   * The tokenizer (runtime/tokenizer.ts), recorded with the config in run.json so sampling rebuilds it.
+   * Absent (the default) means the byte tokenizer that `vocab` implies; the key then stays out of the
+   * config, so older configs, plans and checkpoints stay what they were.
+   */
+  readonly tokenizer?: TokenizerConfig | undefined;
 }
 
 export interface ImageConfig {
@@ -62,8 +74,16 @@ export interface DiffusionConfig {
 }
 
 export interface LossConfig {
-  /** L = L_LM + lambda * L_diffusion. */
+  /** L = textWeight * L_LM + lambda * L_diffusion: the weight of the image (diffusion) loss. */
   readonly lambda: number;
+  /** The weight of the text (LM) loss; absent means 1 (the key appears only when given). */
+  readonly textWeight?: number | undefined;
+  /**
+   * "input": the loss entry takes `image_weight` f32 [B, N] >= 0, each image's weight in L_diffusion
+   * (an image of weight 0 gives no gradient; data sources fill it, see `withImageWeights`). Absent
+   * or "none": every image weighs 1.
+   */
+  readonly imageWeights?: "none" | "input" | undefined;
   /** MSE averaged over each image's values, then over the images present. */
   readonly averaging: "per-image";
   /** Whether the position before BOI is trained to predict BOI (T1 says no; text-to-image sampling needs it). */
@@ -88,11 +108,22 @@ export interface TransfusionConfig {
    * the configs, plans and checkpoints of f32 runs stay what they were before the key existed.
    */
   readonly precision?: PrecisionConfig | undefined;
-  /** Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per image). */
+  /**
+   * The spec's row template (rows.ts: `row(text("caption", 16), image(), ...)`): how its training
+   * rows and the rows `generate` follows are laid out. Absent: caption-first rows (the key appears
+   * only when given, so configs, plans and checkpoints without it are what they were).
+   */
+  readonly row?: RowTemplate | undefined;
+  /**
+   * Positions per row: at least 1 + captionLength + N * (P + 2) (BOS, caption, BOI patches EOI per
+   * image), or the row template's length when there is one.
+   */
   readonly seq: number;
 }
 
+/** Options: every key optional, except inside a value tagged by `kind` (a tokenizer config is whole). */
 export type DeepPartial<T> = T extends readonly unknown[] ? T
+  : T extends { readonly kind: string } ? T
   : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
   : T;
 
@@ -127,12 +158,27 @@ export const DEFAULTS: Omit<TransfusionConfig, "seq"> = {
 
 /** Patches per image and the shortest row that holds BOS, the caption and every image. */
 export function rowGeometry(
-  c: Pick<TransfusionConfig, "text" | "image">,
+  c: Pick<TransfusionConfig, "text" | "image" | "row">,
 ): { grid: number; P: number; minSeq: number } {
   const grid = c.image.size / c.image.patch;
   const P = grid * grid;
+  if (c.row) return { grid, P, minSeq: templateLength(c.row, P) };
   return { grid, P, minSeq: 1 + c.text.captionLength + c.image.imagesPerRow * (P + 2) };
 }
+
+/** A row template as config: plain data, checked by rows.ts `checkTemplate` (names, lengths). */
+const rowSchema = () => {
+  const name = z.string({ error: "must be a span name" });
+  const span = z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("text"), name, length: int(1, 65536) }),
+    z.strictObject({
+      kind: z.literal("image"),
+      name,
+      limitNoise: z.boolean({ error: "must be true or false" }),
+    }),
+  ], { error: 'each span must be text(name, length) or image(name): kind "text" or "image"' });
+  return z.strictObject({ spans: z.array(span).min(1, { error: "must hold at least one span" }) });
+};
 
 /** An integer in [min, max], the message saying so (also used by the spec's `training` options). */
 export const int = (min: number, max: number) => {
@@ -153,6 +199,10 @@ export const real = (min: number, max: number, open: "(" | "[" = "[") => {
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `must be one of ${values.map((v) => `"${v}"`).join(", ")}` });
 
+/** `schema` defaulting to `value` where the base config has one, else optional. */
+const optionalOr = <S extends z.ZodType>(schema: S, value: z.output<S> | undefined) =>
+  value === undefined ? schema.optional() : schema.default(value as never);
+
 /** The schema of a full config whose every key defaults to `d`'s value. */
 export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig> {
   const group = <S extends z.ZodRawShape>(shape: S) => z.strictObject(shape).prefault({} as never);
@@ -169,11 +219,15 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       initStd: real(0, 10, "(").default(b.initStd),
       ropeBase: real(1, 1e12, "(").default(b.ropeBase),
     }),
-    text: group({
-      vocab: z.union([z.literal(260), z.literal(261)], { error: "must be 260 (EOS pads) or 261 (PAD token)" })
-        .default(t.vocab),
+    text: z.strictObject({
+      vocab: int(1, 2 ** 21).default(t.vocab),
       captionLength: int(1, 65536).default(t.captionLength),
-    }),
+      tokenizer: t.tokenizer ? tokenizerConfig().default(t.tokenizer) : tokenizerConfig().optional(),
+    }).superRefine((text, ctx) => {
+      if (ctx.value.tokenizer !== undefined && !tokenizerBuilds(text.tokenizer)) return; // reported at its key
+      const problem = vocabMismatch(text);
+      if (problem) ctx.addIssue({ code: "custom", path: ["vocab"], message: problem });
+    }).prefault({} as never),
     image: group({
       size: int(1, 4096).default(i.size),
       channels: int(1, 64).default(i.channels),
@@ -197,13 +251,50 @@ export function configSchema(d: TransfusionConfig): z.ZodType<TransfusionConfig>
       lambda: real(0, 1e6).default(l.lambda),
       averaging: oneOf(["per-image"]).default(l.averaging),
       boiTarget: z.boolean({ error: "must be true or false" }).default(l.boiTarget),
+      // Optional without a default, so configs (and plans, checkpoints) that leave them out keep their form.
+      textWeight: optionalOr(real(0, 1e6), l.textWeight),
+      imageWeights: optionalOr(oneOf(["none", "input"]), l.imageWeights),
     }),
     precision: p
       ? group({ storage: oneOf(["f32", "f16"]).default(p.storage), lossScale: lossScale() })
       : z.strictObject({ storage: oneOf(["f32", "f16"]).default("f32"), lossScale: lossScale() }).optional(),
+    row: d.row ? rowSchema().default(d.row as never) : rowSchema().optional(),
     seq: int(1, 1 << 20).default(d.seq),
   }).superRefine(crossChecks);
   return z.preprocess(expandDotted, full) as unknown as z.ZodType<TransfusionConfig>;
+}
+
+/** `text.tokenizer`: its shape, then whether it builds (a bad merge's issue sits on that merge). */
+const tokenizerConfig = () => {
+  const flag = z.boolean({ error: "must be true or false" });
+  const shape = z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("byte"), pad: flag }),
+    z.strictObject({
+      kind: z.literal("bpe"),
+      split: oneOf(["gpt2", "none"]),
+      addPrefixSpace: flag,
+      merges: z.array(z.tuple([int(0, 2 ** 21), int(0, 2 ** 21)]), {
+        error: "must be a list of [left, right] ids",
+      }),
+    }),
+  ], { error: `must be { kind: "byte", pad } or { kind: "bpe", split, addPrefixSpace, merges }` });
+  return shape.superRefine((config, ctx) => {
+    try {
+      tokenizerFromConfig(config, "text.tokenizer");
+    } catch (e) {
+      if (!(e instanceof BpeMergeError)) throw e;
+      ctx.addIssue({ code: "custom", path: ["merges", e.merge], message: e.why });
+    }
+  }) as unknown as z.ZodType<TokenizerConfig>;
+};
+
+function tokenizerBuilds(config: TokenizerConfig | undefined): boolean {
+  try {
+    tokenizerFromConfig(config!, "text.tokenizer");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Rules between keys; each issue sits on the key to change. */
@@ -229,10 +320,27 @@ function crossChecks(c: TransfusionConfig, ctx: z.RefinementCtx) {
       flow ? `must be "velocity" with schedule "flow"` : `must be "eps", "v" or "x0" with a DDPM schedule`,
     );
   }
+  if (c.loss.lambda === 0 && c.loss.textWeight === 0) {
+    issue(["loss", "textWeight"], "is 0 and loss.lambda is 0 too: the loss would be 0, nothing would train");
+  }
   if (c.diffusion.noiseLimit > c.diffusion.T) {
     issue(["diffusion", "noiseLimit"], `must be <= diffusion.T = ${c.diffusion.T}`);
   }
-  if (c.image.size % c.image.patch === 0) {
+  if (c.row) {
+    try {
+      checkTemplate(c.row, "row");
+    } catch (e) {
+      issue(["row"], (e as Error).message.replace(/^row: /, ""));
+    }
+    const images = templateImages(c.row).length;
+    if (images > c.image.imagesPerRow) {
+      issue(["image", "imagesPerRow"], `must be >= the ${images} images of the row template`);
+    }
+  }
+  if (c.image.size % c.image.patch === 0 && c.row) {
+    const { minSeq } = rowGeometry(c);
+    if (c.seq < minSeq) issue(["seq"], `must be >= the row template's ${minSeq} positions`);
+  } else if (c.image.size % c.image.patch === 0) {
     const { minSeq, P } = rowGeometry(c);
     if (c.seq < minSeq) {
       issue(
@@ -268,6 +376,6 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 /** The value at a dotted key of (possibly dotted) options, for messages. */
 export function valueAt(options: unknown, path: readonly PropertyKey[]): unknown {
   let at: unknown = expandDotted(options);
-  for (const k of path) at = isRecord(at) ? at[String(k)] : undefined;
+  for (const k of path) at = isRecord(at) ? at[String(k)] : Array.isArray(at) ? at[Number(k)] : undefined;
   return at;
 }

@@ -52,8 +52,20 @@ export function noiseImages(
   return { xt, target, t: step.cast("f32") as T2 };
 }
 
+/** Each image's mean squared error (over C, H, W): pred, target [B, N, C, H, W] -> [B, N]. */
+export function imageMse(pred: T5, target: T5): T2 {
+  return pred.sub(target).square().mean([2, 3, 4]) as T2;
+}
+
+/**
+ * The images' losses [B, N] summed with their weights (default `valid`), over the number of images
+ * present: a weight scales its image's share, so weight 1 everywhere is the plain mean over images.
+ */
+export function weightedImageMean(losses: T2, valid: T2, weight: T2 = valid): Tensor<"f32", 0> {
+  return losses.mul(weight).sum().div(valid.sum().maximum(1));
+}
+
 /** Mean squared error per image (over C, H, W), then the mean over images where `valid` is 1. */
 export function perImageMse(pred: T5, target: T5, valid: T2): Tensor<"f32", 0> {
-  const err = pred.sub(target).square().mean([2, 3, 4]); // [B, N]
-  return err.mul(valid).sum().div(valid.sum().maximum(1));
+  return weightedImageMean(imageMse(pred, target), valid);
 }

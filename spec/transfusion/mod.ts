@@ -1,7 +1,9 @@
 /**
  * Transfusion: one transformer over text tokens and image patches (next-token prediction for text,
  * diffusion for images). `transfusion(options)` builds the model; the rest is shared with the data
- * pipeline and the sampler (schedules, config, the LM target rule, sequence assembly).
+ * pipeline and the sampler (schedules, config, the LM target rule, sequence assembly). Its pieces
+ * (token embedding, backbone block, image codec, LM head, image loss, the loss total) are exported
+ * with their defaults and replaced with `transfusion({ pieces: { block, codec, ... } })` (pieces.ts).
  *
  * @example
  * ```ts
@@ -30,7 +32,23 @@ export {
   MAX_BETA,
 } from "./schedule.ts";
 export { lmLoss, lmTargets } from "./lm.ts";
-export { attendOptions, backbone, transfusionMask } from "./backbone.ts";
-export { noiseImages, perImageMse } from "./diffusion.ts";
+export { attendOptions, backbone, type BlockModule, transfusionMask } from "./backbone.ts";
+export { imageMse, noiseImages, perImageMse, weightedImageMean } from "./diffusion.ts";
+export { type Decode, type Encode, patchDecoder, patchEncoder, type Skip } from "./encoder.ts";
+export {
+  type Block,
+  type Codec,
+  defaultPieces,
+  type Embed,
+  type ImageLoss,
+  type LmHead,
+  type LossParts,
+  patchValues,
+  type Piece,
+  type TransfusionPieces,
+} from "./pieces.ts";
+export { withImageWeights } from "./image_weights.ts";
 export { patchify, placement, unpatchify } from "./patches.ts";
 export * from "./sequence.ts";
+export * from "./rows.ts";
+export { type RowImageView, type RowView, rowView } from "./row_view.ts";

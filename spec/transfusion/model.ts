@@ -4,6 +4,7 @@
  * the contract shared with the data pipeline and the sampler (docs/transfusion_contract.md):
  *
  *   loss     tokens, layout_*, images, patch_pos, image_valid, image_first (+ seed) -> loss, lm, diffusion
+ *            (+ image_weight [B, N] with loss.imageWeights "input")
  *   denoise  tokens, layout_*, x_t, t, patch_pos, image_valid                     -> pred (target space)
  *   logits   tokens, layout_*, images (clean, t = 0), patch_pos, image_valid      -> logits
  *
@@ -13,13 +14,15 @@ import { userSite } from "../../compiler/ir/mod.ts";
 import { full } from "../functions.ts";
 import { type Layout, layoutInputs, layoutOf } from "../layout.ts";
 import { input, model } from "../model.ts";
-import { embedding, linearNoBias } from "../nn/mod.ts";
 import { constant, type Materialized, normal, param } from "../params.ts";
 import type { Tensor } from "../tensor.ts";
 import { attendOptions, backbone } from "./backbone.ts";
 import { rowGeometry, type TransfusionConfig } from "./config.ts";
-import { noiseImages, perImage, perImageMse } from "./diffusion.ts";
-import { patchDecoder, patchEncoder, type Skip, timestepConditioning, timestepEmbedding } from "./encoder.ts";
+import { noiseImages, perImage } from "./diffusion.ts";
+import { type Skip, timestepConditioning, timestepEmbedding } from "./encoder.ts";
+import { slotModules } from "./checked.ts";
+import { totalLoss } from "./loss.ts";
+import type { TransfusionPieces } from "./pieces.ts";
 import { lmLoss } from "./lm.ts";
 import { resolveOptions, type TransfusionOptions } from "./options.ts";
 import {
@@ -46,19 +49,20 @@ const geometry = (c: TransfusionConfig): ImageGeometry & { P: number } => ({
   P: rowGeometry(c).P,
 });
 
-function params(c: TransfusionConfig) {
+/** The parameter tree; each piece's module sits in its slot (pieces.ts), under its own names. */
+function params(c: TransfusionConfig, pieces: TransfusionPieces = {}, site?: string) {
   const { dim, initStd: std } = c.backbone;
   const g = geometry(c);
-  const values = g.C * g.patch * g.patch;
   const schedule = diffusionSchedule(c.diffusion);
+  const slots = slotModules(c, pieces, site);
   return {
-    embed: embedding(c.text.vocab, dim, { std }),
+    embed: slots.embed,
     time: timestepEmbedding(c.backbone, c.image, c.diffusion.schedule === "flow" ? c.diffusion.T : 1),
-    encoder: patchEncoder(c.backbone, c.image, values),
+    encoder: slots.encoder,
     condition: timestepConditioning(c.backbone, c.image),
-    backbone: backbone(c.backbone),
-    head: linearNoBias(dim, c.text.vocab, { std }),
-    decoder: patchDecoder(c.backbone, c.image, values),
+    backbone: backbone(c.backbone, slots.block),
+    head: slots.lmHead,
+    decoder: slots.decoder,
     ...(c.image.positions === "learned" ? { patchPositions: param([g.P, dim], normal(std)) } : {}),
     ...(schedule.kind === "flow"
       ? {}
@@ -146,22 +150,28 @@ function entryInputs(c: TransfusionConfig) {
   const text = { tokens: input("i32", ["batch", "seq"]), ...layoutInputs() };
   const images = () => input("f32", ["batch", g.N, g.C, g.size, g.size]);
   const slots = { patch_pos: input("i32", ["batch", g.N, g.P]), image_valid: input("f32", ["batch", g.N]) };
+  const weights = c.loss.imageWeights === "input" ? { image_weight: input("f32", ["batch", g.N]) } : {};
   return {
-    loss: { ...text, images: images(), ...slots, image_first: input("f32", ["batch", g.N]) },
+    loss: { ...text, images: images(), ...slots, image_first: input("f32", ["batch", g.N]), ...weights },
     denoise: { ...text, x_t: images(), t: input("f32", ["batch", g.N]), ...slots },
     logits: { ...text, images: images(), ...slots },
   };
 }
 
-/** Builds a Transfusion model; see TransfusionConfig for every option and its default. */
+/**
+ * Builds a Transfusion model; see TransfusionConfig for every option and its default, and
+ * TransfusionPieces (`options.pieces`) for the parts a spec may replace with its own modules.
+ */
 export function transfusion(options: TransfusionOptions = {}) {
-  const { config, schema } = resolveOptions(options, userSite());
+  const site = userSite();
+  const { config, schema } = resolveOptions(options, site);
+  const pieces = options.pieces ?? {};
   return model({
     name: options.name ?? "transfusion",
     config: schema,
     dims: { batch: options.batch ?? options.training?.batch ?? 32, seq: config.seq },
     precision: (c) => c.precision ?? { storage: "f32" },
-    params,
+    params: (c) => params(c, pieces, site),
     inputs: (c) => entryInputs(c).loss,
     loss: (p, x, c) => {
       const layout = layoutOf(x);
@@ -173,9 +183,15 @@ export function transfusion(options: TransfusionOptions = {}) {
         t: noised.t,
         patchPos: x.patch_pos,
       });
-      const lm = lmLoss(out.logits(), x.tokens, layout, c.loss.boiTarget);
-      const diffusion = perImageMse(out.pred(), noised.target, x.image_valid);
-      return { loss: lm.add(diffusion.mul(c.loss.lambda)), metrics: { lm, diffusion } };
+      const logits = out.logits();
+      const lm = lmLoss(logits, x.tokens, layout, c.loss.boiTarget);
+      const parts = { lm, logits, pred: out.pred(), target: noised.target, t: noised.t };
+      const weight = (x as { image_weight?: T2 }).image_weight;
+      return totalLoss(
+        { ...parts, valid: x.image_valid, imageFirst: x.image_first, imageWeight: weight },
+        c,
+        pieces,
+      );
     },
     entries: {
       denoise: {

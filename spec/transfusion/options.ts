@@ -16,6 +16,7 @@ import {
   type TransfusionConfig,
   valueAt,
 } from "./config.ts";
+import type { TransfusionPieces } from "./pieces.ts";
 
 export interface TransfusionOptions extends DeepPartial<TransfusionConfig> {
   /** Shown in plans, checkpoints and errors; default "transfusion". */
@@ -24,9 +25,11 @@ export interface TransfusionOptions extends DeepPartial<TransfusionConfig> {
   readonly batch?: number;
   readonly training?: TrainingDefaults;
   readonly data?: (c: TransfusionConfig, dims: Readonly<Record<string, number>>) => DataSource;
+  /** The user's own modules for the model's pieces (block, codec, embed, LM head, losses); pieces.ts. */
+  readonly pieces?: TransfusionPieces;
 }
 
-const MODEL_KEYS = ["name", "batch", "training", "data"] as const;
+const MODEL_KEYS = ["name", "batch", "training", "data", "pieces"] as const;
 
 /** A number (an integer with `integer`) >= min, or < below when given. */
 const atLeast = (min: number, integer: boolean, below?: number) => {
@@ -88,10 +91,18 @@ function derivedDefaults(options: TransfusionOptions): TransfusionConfig {
   const dim = options.backbone?.dim ?? DEFAULTS.backbone.dim;
   const num = (v: unknown, fallback: number) => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
   const backbone = { ...DEFAULTS.backbone, hidden: num(4 * dim, DEFAULTS.backbone.hidden) };
-  const image = { ...DEFAULTS.image, timestepDim: num(dim, DEFAULTS.image.timestepDim) };
+  // A row template sets the image slots to its images (options.image may still say otherwise).
+  const row = options.row as TransfusionConfig["row"];
+  const slots = Array.isArray(row?.spans) ? row.spans.filter((s) => s?.kind === "image").length : 0;
+  const image = {
+    ...DEFAULTS.image,
+    timestepDim: num(dim, DEFAULTS.image.timestepDim),
+    ...(slots > 0 ? { imagesPerRow: slots } : {}),
+  };
   const geometry = rowGeometry({
     text: { ...DEFAULTS.text, ...stripUndefined(options.text) },
     image: { ...image, ...stripUndefined(options.image) },
+    ...(Array.isArray(row?.spans) ? { row } : {}),
   });
   return { ...DEFAULTS, backbone, image, seq: num(geometry.minSeq, 1) };
 }
@@ -99,6 +110,9 @@ function derivedDefaults(options: TransfusionOptions): TransfusionConfig {
 function stripUndefined<T extends object>(x: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** A value as the user wrote it: JSON, except NaN and the infinities (JSON would print null). */
+const show = (v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
 
 function optionsError(
   issues: readonly {
@@ -118,9 +132,7 @@ function optionsError(
       return `unknown option(s) ${(issue.keys ?? []).map((k) => `"${k}"`).join(", ")} ${where}`;
     }
     const value = valueAt(given, issue.path);
-    const shown = value === undefined
-      ? `${JSON.stringify(valueAt(defaults, issue.path))} (default)`
-      : JSON.stringify(value);
+    const shown = value === undefined ? `${show(valueAt(defaults, issue.path))} (default)` : show(value);
     return `option "${key}" = ${shown}: ${issue.message}`;
   });
   return new SpecError("transfusion", lines.join("; "), site);

@@ -3,27 +3,48 @@
  * model's `loss`, `denoise` and `logits` entries out. Used by the data pipeline and the sampler, so
  * a sampled row is laid out exactly like a training row. Imports no tracer code.
  *
- * One row is one document (doc 0), then padding (doc -1) up to `seq`:
+ * One row is one document (doc 0), then padding (doc -1) up to `seq`. Every row is an instance of a
+ * row template (rows.ts); the presets here are
  * - caption-first: BOS, caption (captionLength), then per image BOI, patches, EOI     (T1)
  * - image-first:   BOS, then per image BOI, patches, EOI, then caption (captionLength)
  * - unconditional (caption undefined, either order): BOS, then per image BOI, patches, EOI
+ * and a spec that declares its own template (config `row`) gets its rows from `assembleTemplateBatch`.
  * The caption slot holds the caption's bytes, then EOS, then the tokenizer's pad id (EOS at vocab
  * 260, PAD at vocab 261), cut to captionLength. A caption whose bytes do not all fit is truncated
  * and counted; only the terminating EOS may be dropped without counting.
  * Padding positions hold the pad id. Patches hold token 0 (ignored by the model).
  */
 import type { LayoutFields } from "../../compiler/ir/mask.ts";
-import { buildLayout, layoutFeed, type LayoutInputName, type Segment } from "../layout_builder.ts";
-import { ByteTokenizer, fitLength, SPECIAL, type Tokenizer } from "../../runtime/tokenizer.ts";
+import { layoutFeed, type LayoutInputName } from "../layout_builder.ts";
+import {
+  fitLength,
+  SPECIAL,
+  textTokenizer,
+  type TextTokenizerConfig,
+  type Tokenizer,
+} from "../../runtime/tokenizer.ts";
+import {
+  captionFirstRow,
+  describeTemplate,
+  imageFirstRow,
+  layOutRows,
+  type RowFill,
+  type RowTemplate,
+  type RowTexts,
+  templateImages,
+  templateLength,
+} from "./rows.ts";
 
 /**
  * What assembly reads from a Transfusion config (the model's resolved config is assignable to it).
  * text.vocab: 260 (no PAD; captions padded with EOS, as in T1) or 261 (with PAD).
  * image.size: side of the square image after padding; patch: side of a square patch;
- * imagesPerRow: N, the image slots of a row; seq: positions per row.
+ * imagesPerRow: N, the image slots of a row; seq: positions per row; row: the spec's own row
+ * template (absent: caption-first rows).
  */
 export interface SequenceConfig {
-  readonly text: { readonly captionLength: number; readonly vocab: number };
+  readonly text: TextTokenizerConfig & { readonly captionLength: number };
+  readonly row?: RowTemplate | undefined;
   readonly image: {
     readonly size: number;
     readonly channels: number;
@@ -91,12 +112,15 @@ export interface SequenceGeometry {
   /** Values per image, C * size * size. */
   readonly pixels: number;
   readonly tokenizer: Tokenizer;
+  /** The row the spec trains: its `row` template, else caption-first with N images. */
+  readonly template: RowTemplate;
 }
 
 export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
   const { text, image, seq } = cfg;
   const bad = (what: string) => {
-    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text, image, seq })})`);
+    const sizes = { vocab: text.vocab, captionLength: text.captionLength }; // not a BPE's merges
+    throw new Error(`sequence: ${what} (config ${JSON.stringify({ text: sizes, image, seq })})`);
   };
   // Only the sizes this file reads; the model's config carries other (non-numeric) image options.
   const sizes = {
@@ -108,19 +132,25 @@ export function sequenceGeometry(cfg: SequenceConfig): SequenceGeometry {
     seq,
   };
   for (const [k, v] of Object.entries(sizes)) if (!Number.isInteger(v) || v < 1) bad(`${k} must be >= 1`);
-  if (text.vocab !== SPECIAL.pad && text.vocab !== SPECIAL.pad + 1) {
-    bad(`text.vocab must be ${SPECIAL.pad} (pad with EOS) or ${SPECIAL.pad + 1} (PAD token)`);
-  }
   if (image.size % image.patch !== 0) {
     bad(`image.size ${image.size} is not a multiple of patch ${image.patch}`);
   }
   const grid = image.size / image.patch;
   const [N, P] = [image.imagesPerRow, grid * grid];
-  const needed = 1 + text.captionLength + N * (P + 2);
-  if (needed > seq) bad(`a full row needs 1 + ${text.captionLength} + ${N} * (${P} + 2) = ${needed} > seq`);
-  const tokenizer = new ByteTokenizer({ pad: text.vocab === SPECIAL.pad + 1 });
+  if (cfg.row) {
+    const needed = templateLength(cfg.row, P);
+    const shown = describeTemplate(cfg.row);
+    if (needed > seq) bad(`the row template ${shown} needs ${needed} positions > seq`);
+    const images = templateImages(cfg.row).length;
+    if (images > N) bad(`the row template ${shown} has ${images} images > imagesPerRow ${N}`);
+  } else {
+    const needed = 1 + text.captionLength + N * (P + 2);
+    if (needed > seq) bad(`a full row needs 1 + ${text.captionLength} + ${N} * (${P} + 2) = ${needed} > seq`);
+  }
+  const tokenizer = textTokenizer(text, "sequence");
   const pixels = image.channels * image.size * image.size;
-  return { seq, captionLength: text.captionLength, N, P, grid, pixels, tokenizer };
+  const template = cfg.row ?? captionFirstRow(text.captionLength, N);
+  return { seq, captionLength: text.captionLength, N, P, grid, pixels, tokenizer, template };
 }
 
 /** The caption slot's ids (captionLength of them) and how many caption bytes were cut off. */
@@ -130,71 +160,21 @@ export function captionIds(caption: string, g: SequenceGeometry): { ids: number[
   return { ids, truncated: Math.max(0, bytes.length - g.captionLength) };
 }
 
-/** A row before layout: the caption slot's ids (undefined: no slot), the number of images, the order. */
-interface RowPlan {
-  readonly caption: readonly number[] | undefined;
-  readonly imageCount: number;
-  readonly order: CaptionOrder;
-}
-
-/** Tokens, layout and image bookkeeping of B planned rows (everything but the image values). */
-interface LaidOutRows {
-  /** [B, seq] */
-  readonly tokens: Int32Array;
-  readonly fields: LayoutFields;
-  /** [B, N, P]; -1 for an absent image. */
-  readonly patchPos: Int32Array;
-  /** [B, N] */
-  readonly imageValid: Float32Array;
-  readonly imageFirst: Float32Array;
-}
-
-type Piece = { readonly kind: "text"; readonly ids: readonly number[] } | { readonly kind: "image" };
-
-function layOut(plans: readonly RowPlan[], g: SequenceGeometry): LaidOutRows {
-  const B = plans.length;
-  const pieces = plans.map((p, b) => rowPieces(p, g, b));
-  const segments = pieces.map((row) =>
-    row.map((piece): Segment =>
-      piece.kind === "text"
-        ? { kind: "text", length: piece.ids.length, doc: 0 }
-        : { kind: "image", rows: g.grid, cols: g.grid, doc: 0 }
-    )
-  );
-  const { fields, placed } = buildLayout(segments, g.seq);
-  const tokens = new Int32Array(B * g.seq).fill(g.tokenizer.padId);
-  const patchPos = new Int32Array(B * g.N * g.P).fill(-1);
-  const imageValid = new Float32Array(B * g.N);
-  const imageFirst = new Float32Array(B * g.N);
-  // buildLayout lists the placed segments row by row in the given order, as `pieces.flat()` does.
-  pieces.flat().forEach((piece, i) => {
-    const { b, start, end, span, patchStart } = placed[i]!;
-    const row = b * g.seq;
-    if (piece.kind === "text") {
-      tokens.set(piece.ids, row + start);
-      return;
-    }
-    tokens[row + start] = SPECIAL.boi;
-    tokens.fill(0, row + patchStart, row + patchStart + g.P);
-    tokens[row + end - 1] = SPECIAL.eoi;
-    const slot = b * g.N + span;
-    for (let p = 0; p < g.P; p++) patchPos[slot * g.P + p] = patchStart + p;
-    imageValid[slot] = 1;
-    // Noise limiting is for captioning: only an image followed by its caption counts.
-    imageFirst[slot] = plans[b]!.order === "image-first" && plans[b]!.caption ? 1 : 0;
-  });
-  return { tokens, fields, patchPos, imageValid, imageFirst };
-}
-
-function rowPieces(plan: RowPlan, g: SequenceGeometry, b: number): Piece[] {
-  if (!Number.isInteger(plan.imageCount) || plan.imageCount < 0 || plan.imageCount > g.N) {
-    throw new Error(`sequence: row ${b} has ${plan.imageCount} images; expected 0..${g.N} (imagesPerRow)`);
+/** A caption-first, image-first or unconditional row as an instance of its row template. */
+function presetFill(
+  caption: string | readonly number[] | undefined,
+  order: CaptionOrder,
+  imageCount: number,
+  g: SequenceGeometry,
+  b: number,
+): RowFill {
+  if (!Number.isInteger(imageCount) || imageCount < 0 || imageCount > g.N) {
+    throw new Error(`sequence: row ${b} has ${imageCount} images; expected 0..${g.N} (imagesPerRow)`);
   }
-  const images: Piece[] = Array.from({ length: plan.imageCount }, () => ({ kind: "image" }));
-  const bos = [SPECIAL.bos];
-  if (!plan.caption) return [{ kind: "text", ids: bos }, ...images];
-  if (plan.order === "caption-first") return [{ kind: "text", ids: [...bos, ...plan.caption] }, ...images];
-  return [{ kind: "text", ids: bos }, ...images, { kind: "text", ids: plan.caption }];
+  const template = order === "caption-first"
+    ? captionFirstRow(g.captionLength, imageCount)
+    : imageFirstRow(g.captionLength, imageCount);
+  return { template, texts: { caption: caption ?? null } };
 }
 
 /** [B, N, C, H, W] with row b's images in its first slots, zeros elsewhere. */
@@ -213,16 +193,6 @@ function packImages(rows: readonly (readonly Float32Array[])[], g: SequenceGeome
   return out;
 }
 
-function planCaption(
-  caption: string | undefined,
-  order: CaptionOrder,
-  imageCount: number,
-  g: SequenceGeometry,
-) {
-  const cap = caption === undefined ? undefined : captionIds(caption, g);
-  return { plan: { caption: cap?.ids, imageCount, order }, truncated: cap?.truncated ?? 0 };
-}
-
 function checkRows(what: string, B: number): void {
   if (!Number.isInteger(B) || B < 1) throw new Error(`sequence: ${what} needs at least one row, got ${B}`);
 }
@@ -230,10 +200,10 @@ function checkRows(what: string, B: number): void {
 /** One example as a row; `fields` are [seq] each. */
 export function assembleRow(example: Example, cfg: SequenceConfig): AssembledRow {
   const g = sequenceGeometry(cfg);
-  const { plan, truncated } = planCaption(example.caption, example.order, example.images.length, g);
-  const { tokens, fields, patchPos, imageValid, imageFirst } = layOut([plan], g);
+  const fill = presetFill(example.caption, example.order, example.images.length, g, 0);
+  const { tokens, fields, patchPos, imageValid, imageFirst, truncated } = layOutRows([fill], g);
   packImages([example.images], g); // checks the image sizes
-  return { tokens, fields, patchPos, imageValid, imageFirst, truncated };
+  return { tokens, fields, patchPos, imageValid, imageFirst, truncated: truncated[0]! };
 }
 
 /** Inputs of the `loss` entry for `examples` (B = examples.length); `truncated` counts rows cut. */
@@ -263,8 +233,7 @@ export function assembleLayout(
 ): { inputs: Omit<LossInputs, "images">; truncated: number } {
   checkRows("assembleBatch", examples.length);
   const g = sequenceGeometry(cfg);
-  const planned = examples.map((e) => planCaption(e.caption, e.order, e.imageCount, g));
-  const rows = layOut(planned.map((p) => p.plan), g);
+  const rows = layOutRows(examples.map((e, b) => presetFill(e.caption, e.order, e.imageCount, g, b)), g);
   const inputs = {
     tokens: rows.tokens,
     ...layoutFeed(rows.fields),
@@ -272,7 +241,7 @@ export function assembleLayout(
     image_valid: rows.imageValid,
     image_first: rows.imageFirst,
   };
-  return { inputs, truncated: planned.filter((p) => p.truncated > 0).length };
+  return { inputs, truncated: rows.truncated.filter((n) => n > 0).length };
 }
 
 /**
@@ -296,8 +265,7 @@ export function promptBatch(
   if (t.length !== B * g.N) {
     throw new Error(`promptBatch: t has ${t.length} values, expected B*N = ${B * g.N}`);
   }
-  const planned = captions.map((c) => planCaption(c, "caption-first", imageCount ?? g.N, g));
-  const rows = layOut(planned.map((p) => p.plan), g);
+  const rows = layOutRows(captions.map((c, b) => presetFill(c, "caption-first", imageCount ?? g.N, g, b)), g);
   const inputs: DenoiseInputs = {
     tokens: rows.tokens,
     ...layoutFeed(rows.fields),
@@ -306,7 +274,7 @@ export function promptBatch(
     patch_pos: rows.patchPos,
     image_valid: rows.imageValid,
   };
-  return { inputs, truncated: planned.filter((p) => p.truncated > 0).length };
+  return { inputs, truncated: rows.truncated.filter((n) => n > 0).length };
 }
 
 /**
@@ -325,7 +293,7 @@ export function captionBatch(
     throw new Error(`captionBatch: ${generated.length} generated prefixes for ${B} images`);
   }
   const g = sequenceGeometry(cfg);
-  const plans = generated.map((ids, b): RowPlan => {
+  const fills = generated.map((ids, b): RowFill => {
     if (ids.length > g.captionLength) {
       throw new Error(`captionBatch: row ${b} has ${ids.length} generated ids, at most ${g.captionLength}`);
     }
@@ -333,9 +301,9 @@ export function captionBatch(
     if (bad !== undefined) {
       throw new Error(`captionBatch: row ${b} has id ${bad} outside 0..${cfg.text.vocab - 1}`);
     }
-    return { caption: fitLength(g.tokenizer, ids, g.captionLength), imageCount: 1, order: "image-first" };
+    return presetFill(ids, "image-first", 1, g, b);
   });
-  const rows = layOut(plans, g);
+  const rows = layOutRows(fills, g);
   const eoi = 1 + g.P + 1;
   const inputs: LogitsInputs = {
     tokens: rows.tokens,
@@ -345,4 +313,44 @@ export function captionBatch(
     image_valid: rows.imageValid,
   };
   return { inputs, readAt: Int32Array.from(generated, (ids) => eoi + ids.length) };
+}
+
+/** One row of a row template: its text slots by name (null: left out) and its images, in order. */
+export interface TemplateExample {
+  readonly texts: RowTexts;
+  /** C*H*W each in [-1, 1], one per image span of the template. */
+  readonly images: readonly Float32Array[];
+}
+
+/**
+ * Inputs of the `loss` entry for rows of `template` (default: the config's `row`, else caption-first
+ * with N images); `truncated` counts rows with a text cut.
+ */
+export function assembleTemplateBatch(
+  examples: readonly TemplateExample[],
+  cfg: SequenceConfig,
+  template?: RowTemplate,
+): { inputs: LossInputs; truncated: number } {
+  checkRows("assembleTemplateBatch", examples.length);
+  const g = sequenceGeometry(cfg);
+  const t = template ?? g.template;
+  const wanted = templateImages(t).length;
+  examples.forEach((e, b) => {
+    if (e.images.length !== wanted) {
+      throw new Error(
+        `assembleTemplateBatch: row ${b} has ${e.images.length} images; the template ` +
+          `${describeTemplate(t)} has ${wanted}`,
+      );
+    }
+  });
+  const rows = layOutRows(examples.map((e): RowFill => ({ template: t, texts: e.texts })), g);
+  const inputs: LossInputs = {
+    tokens: rows.tokens,
+    ...layoutFeed(rows.fields),
+    images: packImages(examples.map((e) => e.images), g),
+    patch_pos: rows.patchPos,
+    image_valid: rows.imageValid,
+    image_first: rows.imageFirst,
+  };
+  return { inputs, truncated: rows.truncated.filter((n) => n > 0).length };
 }
