@@ -15,7 +15,6 @@ import { loadSpec, UsageError } from "../cli/load_spec.ts";
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { describeAdapter, openDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
-import { resolveConfig } from "../spec/config.ts";
 import { type SceneImages, shapesDataset, type ShapesSplit } from "./shapes.ts";
 
 export interface LatentTable {
@@ -232,16 +231,4 @@ export async function openLatentDecoder(t: LatentTable) {
     },
     destroy: () => vae.executor.destroy(),
   };
-}
-
-/** The VAE run's latent shape from its config, resolved against its spec's defaults. */
-export async function vaeLatentShape(vaeRun: string): Promise<{ channels: number; side: number }> {
-  const info = (await loadCheckpoint(vaeRun)).run;
-  const model = await loadSpec(info.spec.path);
-  const c = resolveConfig(model.config, (info.config ?? {}) as Record<string, unknown>, info.spec.path) as {
-    size: number;
-    widths: number[];
-    latentChannels: number;
-  };
-  return { channels: c.latentChannels, side: c.size / 2 ** c.widths.length };
 }
