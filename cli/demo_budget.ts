@@ -13,6 +13,7 @@ import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import { type MeasuredPace, type SampleContext, stepsWithin } from "../runtime/train/mod.ts";
 import { digitCaption } from "../data/mnist_captions.ts";
+import { promptTemplate } from "../data/mod.ts";
 import type { EvalSettings } from "./eval.ts";
 
 /** How often the live grid is redrawn, in training seconds. */
@@ -32,15 +33,18 @@ export function evalMs(costs: EvalCosts, s: EvalSettings): number {
   return 10 * s.nPerDigit * costs.msPerImage + s.captions * costs.msPerCaption;
 }
 
-/** Draws one sample per digit into `file` (PNG); returns the steady ms per image and per caption. */
+/**
+ * Draws one sample per digit into `file` (PNG), prompted like the evaluation (`s.template`, else the
+ * caption the spec trains on); returns the steady ms per image and per caption.
+ */
 export async function liveGrid(
   ctx: SampleContext,
   s: EvalSettings,
   file: string,
-  template: string,
 ): Promise<{ msPerImage: number; msPerCaption: number }> {
   const run = trainingSession(ctx);
   const { size, channels } = run.config.image;
+  const template = s.template ?? promptTemplate(run);
   const prompts = Array.from({ length: 10 }, (_, d) => digitCaption(d, template));
   // Steady costs, without the first run of each entry's pipelines (a one-off the eval does not
   // pay again): DDIM steps after the first, and captions after a first one.

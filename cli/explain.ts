@@ -3,6 +3,8 @@
  *   [--entry NAME]... [--peak cpu|h100] [--peak-gflops X] [--peak-gbs Y]`
  * Compiles a spec and prints its plan: each kernel with what it computes, its buffers, FLOPs, bytes
  * and a roofline bound, then the totals per entry point and the kernels that dominate the bound.
+ * After the plan, the rule of each attention op's mask as spec code (cli/explain_masks.ts; in
+ * `--json` as `attention_masks` when the spec has attention ops).
  * `--json` prints a summary for tools. `--entry` picks the entry points (default trainStep and forward;
  * e.g. `--entry decode` for a Transfusion spec's cached decoding step).
  * `--measure [--measure-steps N]` also runs each entry on this machine's WebGPU device and prints
@@ -15,6 +17,7 @@ import { medianKernelTimes } from "../runtime/profile/mod.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
 import { profilePlan, stepInputs } from "./_profile_run.ts";
+import { attentionMasks, attentionMasksText } from "./explain_masks.ts";
 
 /** An adapter's peak rates, the roof of the roofline model. */
 export interface Peak {
@@ -437,8 +440,9 @@ if (import.meta.main) {
     if (unknown.length) {
       throw new UsageError(`--entry ${unknown.join(", ")}: ${path} has the entries ${known.join(", ")}`);
     }
+    const config = parseOverrides(values.set);
     const plan = compile(model, {
-      config: parseOverrides(values.set),
+      config,
       dims,
       adapterClass: values.adapter,
       ...(values.entry.length ? { entries: values.entry } : {}),
@@ -456,11 +460,20 @@ if (import.meta.main) {
         measured.push(measuredEntry(plan, entry, peak, medianKernelTimes(profiles), about));
       }
     }
+    const masks = attentionMasks(model, { config, dims }, Object.keys(plan.entries));
     if (values.json) {
-      console.log(JSON.stringify({ ...summarize(plan, peak), ...(values.measure ? { measured } : {}) }));
-    } else {
+      const attention = masks.length ? { attention_masks: masks } : {};
       console.log(
-        [explainText(plan, peak), ...measured.flatMap((m) => ["", ...measuredText(m, peak)])].join("\n"),
+        JSON.stringify({ ...summarize(plan, peak), ...attention, ...(values.measure ? { measured } : {}) }),
+      );
+    } else {
+      const maskLines = attentionMasksText(masks);
+      console.log(
+        [
+          explainText(plan, peak),
+          ...(maskLines.length ? ["", ...maskLines] : []),
+          ...measured.flatMap((m) => ["", ...measuredText(m, peak)]),
+        ].join("\n"),
       );
     }
   });

@@ -140,15 +140,24 @@ export function parseWith<F extends Flags>(c: Command<F>, args: readonly string[
     return parseArgs({ args: [...args], allowPositionals: true, strict: true, options: c.flags });
   } catch (e) {
     if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
-      throw new UsageError(flagError(c, e.message));
+      throw new UsageError(flagError(c, e.message, args));
     }
     throw e;
   }
 }
 
 /** parseArgs's message, rewritten to name the flag, suggest one and point at --help. */
-function flagError(c: Command<Flags>, message: string): string {
+function flagError(c: Command<Flags>, message: string, args: readonly string[]): string {
   const help = `deno task ${c.name} --help lists the flags`;
+  const ambiguous = /^Option '(--[^']+)' argument is ambiguous/.exec(message);
+  if (ambiguous) {
+    // `--cfg -2`: parseArgs reads -2 as a flag; the value has to be attached
+    const flag = ambiguous[1]!;
+    const value = args[args.indexOf(flag) + 1] ?? "-...";
+    return `${flag} ${value}: a value that starts with "-" is written ${flag}=${value}\n${
+      usageLine(c)
+    }\n(${help})`;
+  }
   const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(message);
   if (unknown) {
     const [, dashes, name] = unknown;

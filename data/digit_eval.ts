@@ -24,7 +24,7 @@ export interface DigitEvalOptions {
   readonly cfg: number;
   readonly seed: number;
   readonly method?: SamplerMethod;
-  /** Caption template with `{n}` / `{word}` (default T1's "a handwritten digit {n}"). */
+  /** Caption template with `{n}` / `{word}` (default: `promptTemplate(run)`). */
   readonly template?: string;
   /** Held-out real digits to caption (default 100, the classes in turn). */
   readonly captionCount?: number;
@@ -96,6 +96,17 @@ export function mentionedDigit(text: string): number | undefined {
   return m[1] ? DIGIT_WORDS.indexOf(m[1].toLowerCase()) : Number(m[0]);
 }
 
+/**
+ * The caption a run was trained to draw from: the first template of its MNIST captions source
+ * (examples/transfusion_demo_cpu.ts trains on "digit {n}", the shipped checkpoint on T1's
+ * "a handwritten digit {n}"), or T1's template for a source without templates.
+ */
+export function promptTemplate(run: Pick<ModelRun, "model" | "config" | "dims">): string {
+  const source = run.model.data?.(run.config as never, run.dims) as { templates?: unknown } | undefined;
+  const first = Array.isArray(source?.templates) ? source.templates[0] : undefined;
+  return typeof first === "string" ? first : T1_CAPTION_TEMPLATE;
+}
+
 export async function evaluateDigits(
   run: ModelRun,
   classifier: DigitClassifier,
@@ -137,7 +148,7 @@ async function scoreGeneration(
   log: (line: string) => void,
 ) {
   const { image } = run.config;
-  const template = opts.template ?? T1_CAPTION_TEMPLATE;
+  const template = opts.template ?? promptTemplate(run);
   const method = opts.method ?? defaultMethod(run.config);
   const K = opts.nPerDigit;
   const prompts = DIGIT_WORDS.flatMap((_, d) => Array<string>(K).fill(digitCaption(d, template)));

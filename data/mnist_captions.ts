@@ -126,6 +126,8 @@ export interface MnistCaptionsOptions {
 
 export interface MnistCaptionsSource extends DataSource {
   readonly evalBatches: number;
+  /** The caption templates rows are drawn from; the first is the one to prompt a trained model with. */
+  readonly templates: readonly string[];
   batch(step: number, seed: number): LossInputs;
   evalBatch(index: number): LossInputs;
   /** Where step's first example comes from, for run.json: the epoch and its place in the permutation. */
@@ -225,6 +227,7 @@ export function mnistCaptions(
   return {
     tokensPerBatch: batch * cfg.seq,
     evalBatches,
+    templates,
     get truncatedRows() {
       return truncatedRows;
     },

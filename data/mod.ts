@@ -28,6 +28,7 @@ export {
   msPerStep,
   percent,
   percentRange,
+  promptTemplate,
   wilsonInterval,
 } from "./digit_eval.ts";
 export {

@@ -24,6 +24,11 @@ export interface MatmulIO {
   readonly bindings: readonly KernelBinding[];
   /** Four consecutive operand values in one load, where both operands' layouts allow it. */
   readonly vector?: MatmulVectorIO;
+  /**
+   * IR ops one `store` computes (a fused epilogue's chain; absent: a plain store). The register
+   * kernels unroll their stores, so a costly one is compiled tm * tn times over (see `tileStores`).
+   */
+  readonly storeOps?: number;
 }
 
 /**
@@ -89,6 +94,50 @@ export function u32(x: number): string {
 /** [0, 1, ..., count - 1]: the generators unroll over these. */
 export function range(count: number): number[] {
   return Array.from({ length: count }, (_, i) => i);
+}
+
+/**
+ * Op copies (`storeOps` x tm x tn) above which `tileStores` writes one store site in a loop. Why:
+ * lavapipe inlines every function and JIT-compiles a pipeline at its first dispatch; the KV-cache
+ * attention scores (an 8x16 tile with a ~70-op mask epilogue) took 60-100 s each to compile
+ * unrolled, and a store runs once per output, so the loop costs nothing measurable.
+ */
+export const STORE_LOOP_OPS = 512;
+
+/**
+ * The stores of a register tile: C[row_base + rowOffsets[r], col_base + colOffsets[c]] = acc(r, c)
+ * where in range. Unrolled, or with a costly store (`STORE_LOOP_OPS`) the accumulators copied into a
+ * local array and one store site in a loop over it.
+ */
+export function tileStores(
+  io: MatmulIO,
+  shape: MatmulShape,
+  rowOffsets: readonly number[],
+  colOffsets: readonly number[],
+  acc: (r: number, c: number) => string,
+): string {
+  const { m, n } = shape;
+  const b = `${P}batch`;
+  const tiles = rowOffsets.length * colOffsets.length;
+  if ((io.storeOps ?? 0) * tiles <= STORE_LOOP_OPS) {
+    return rowOffsets.flatMap((ro, r) =>
+      colOffsets.map((co, c) => {
+        const [i, j] = [`(${P}row_base + ${u32(ro)})`, `(${P}col_base + ${u32(co)})`];
+        return `  if (${i} < ${u32(m)} && ${j} < ${u32(n)}) { ${io.store(b, i, j, acc(r, c))} }`;
+      })
+    ).join("\n");
+  }
+  const tn = colOffsets.length;
+  const list = (xs: readonly number[]) => xs.map(u32).join(", ");
+  const values = rowOffsets.flatMap((_, r) => colOffsets.map((_, c) => acc(r, c))).join(", ");
+  return `  var ${P}out = array<f32, ${tiles}>(${values});
+  var ${P}row_off = array<u32, ${rowOffsets.length}>(${list(rowOffsets)});
+  var ${P}col_off = array<u32, ${tn}>(${list(colOffsets)});
+  for (var ${P}e = 0u; ${P}e < ${u32(tiles)}; ${P}e++) {
+    let ${P}i = ${P}row_base + ${P}row_off[${P}e / ${u32(tn)}];
+    let ${P}j = ${P}col_base + ${P}col_off[${P}e % ${u32(tn)}];
+    if (${P}i < ${u32(m)} && ${P}j < ${u32(n)}) { ${io.store(b, `${P}i`, `${P}j`, `${P}out[${P}e]`)} }
+  }`;
 }
 
 /** Workgroups cover `rows x cols` blocks of C, numbered row-major, spread over x/y; batch is z. */

@@ -8,6 +8,7 @@ import {
   P,
   range,
   tileGrid,
+  tileStores,
   u32,
   variantName,
 } from "./matmul_common.ts";
@@ -57,14 +58,7 @@ ${rs.map((r) => `  let ${P}row${r} = min(${P}row_base + ${u32(r * v.wgY)}, ${u32
 ${cs.map((c) => `  let ${P}col${c} = min(${P}col_base + ${u32(c * v.wgX)}, ${u32(n - 1)});`).join("\n")}
 ${rs.flatMap((r) => cs.map((c) => `  var ${acc(r, c)} = 0.0;`)).join("\n")}${mainLoop}
 ${tail}
-${
-    rs.flatMap((r) =>
-      cs.map((c) => {
-        const [i, j] = [`(${P}row_base + ${u32(r * v.wgY)})`, `(${P}col_base + ${u32(c * v.wgX)})`];
-        return `  if (${i} < ${u32(m)} && ${j} < ${u32(n)}) { ${io.store(b, i, j, acc(r, c))} }`;
-      })
-    ).join("\n")
-  }
+${tileStores(io, shape, rs.map((r) => r * v.wgY), cs.map((c) => c * v.wgX), acc)}
 }
 `;
   return matmulResult(name, shape, io, g, [v.wgX, v.wgY, 1], wgsl, `${variantName(v)}, no barriers`);

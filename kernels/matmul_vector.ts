@@ -9,6 +9,7 @@ import {
   P,
   range,
   tileGrid,
+  tileStores,
   u32,
   variantName,
 } from "./matmul_common.ts";
@@ -104,12 +105,7 @@ export function vectorMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
     rs.flatMap((r) => cs.map((c) => `${acc(r, c)} = fma(${aValue[r]![t]}, ${bValue[t]![c]}, ${acc(r, c)});`))
   );
 
-  const stores = rs.flatMap((r) =>
-    cs.map((c) => {
-      const [i, j] = [`(${P}row_base + ${u32(rowOffset(r))})`, `(${P}col_base + ${u32(colOffset(c))})`];
-      return `  if (${i} < ${u32(m)} && ${j} < ${u32(n)}) { ${io.store(b, i, j, acc(r, c))} }`;
-    })
-  );
+  const stores = tileStores(io, shape, rs.map(rowOffset), cs.map(colOffset), acc);
 
   const wgsl = `${io.declarations}
 
@@ -121,7 +117,7 @@ ${rs.flatMap((r) => cs.map((c) => `  var ${acc(r, c)} = 0.0;`)).join("\n")}
   for (var ${kk} = 0u; ${kk} < ${u32(k)}; ${kk} += 4u) {
 ${[...loads, ...fmas].map((s) => `    ${s}`).join("\n")}
   }
-${stores.join("\n")}
+${stores}
 }
 `;
   return matmulResult(

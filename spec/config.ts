@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SpecError } from "../compiler/ir/mod.ts";
+import { closeMatches, nearest } from "./suggest.ts";
 
 /**
  * Config validation. A spec gives its hyper-parameters either as a zod object schema (with
@@ -42,15 +43,24 @@ export function resolveConfig<C>(
   const lines = result.error.issues.map((issue) => {
     const key = issue.path.map(String).join(".");
     if (issue.code === "unrecognized_keys") {
-      const known = knownKeys(schema, base, issue.path);
-      const at = key ? ` in "${key}"` : "";
-      return `unknown config key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}${at}; known keys: ${
-        known.length > 0 ? known.join(", ") : "(none)"
-      }`;
+      const keys = issue.keys.map((k) => asGiven(input, [...issue.path.map(String), k].join(".")));
+      return unknownKeysMessage(source, keys);
     }
-    return `config "${key}" = ${shown(givenAt(input, issue.path))}: ${issue.message}`;
+    const given = givenAt(input, issue.path);
+    const members = configKeys(source).filter((k) => k.startsWith(`${key}.`));
+    if (key && members.length && !isRecord(given)) {
+      // `--set backbone=3`: a group takes its keys, not a value
+      return `config "${key}" = ${shown(given)}: "${key}" is a group of keys, set one of them ` +
+        `(${members.join(", ")})`;
+    }
+    return `config "${key}" = ${shown(given)}: ${issue.message}`;
   });
   throw new SpecError("config", `${lines.join("; ")}`, where);
+}
+
+/** An unknown key as the caller wrote it: `backbon.dim` when the schema only saw its group `backbon`. */
+function asGiven(input: Record<string, unknown>, key: string): string {
+  return key in input ? key : Object.keys(input).find((k) => k.startsWith(`${key}.`)) ?? key;
 }
 
 /** A value for a message: JSON where it has a JSON form, else its string (`undefined`, `NaN`). */
@@ -73,16 +83,59 @@ function givenAt(input: Record<string, unknown>, path: readonly PropertyKey[]): 
 }
 
 /**
- * The keys of the group at `path`, read off the schema's object shapes (through wrappers such as
- * preprocess, optional and default, found by their structure, not their kind), else the defaults.
+ * Every dotted key a config takes (`backbone.dim`, `image.patch`, ...): the schema's object shapes
+ * walked to their leaves (through wrappers such as preprocess, optional and default, found by their
+ * structure, not their kind), and where the schema is opaque, the defaults' nesting. Arrays are leaves.
  */
-function knownKeys(schema: z.ZodType, base: Record<string, unknown>, path: readonly PropertyKey[]): string[] {
-  let shape = objectShape(schema);
-  for (const part of path) shape = shape && objectShape(shape[String(part)]);
-  if (shape) return Object.keys(shape);
-  let at: unknown = base;
-  for (const part of path) at = isRecord(at) ? at[String(part)] : undefined;
-  return isRecord(at) ? Object.keys(at) : [];
+export function configKeys<C>(source: ConfigSource<C>): string[] {
+  const base = isSchema(source) ? undefined : source;
+  const walk = (shape: Record<string, unknown> | undefined, at: unknown, prefix: string): string[] =>
+    Object.keys(shape ?? (isRecord(at) ? at : {})).flatMap((k) => {
+      const inner = shape && objectShape(shape[k]);
+      const value = isRecord(at) ? at[k] : undefined;
+      return inner || isRecord(value) ? walk(inner, value, `${prefix}${k}.`) : [`${prefix}${k}`];
+    });
+  return walk(
+    objectShape(isSchema(source) ? source : inferSchema(base as Record<string, unknown>)),
+    base,
+    "",
+  );
+}
+
+/**
+ * The refusal of unknown (dotted) keys: each named, with a "did you mean" where a key (or a group,
+ * for `backbon.dim`) is close, then every key the config takes: the close ones first, then the rest
+ * in the config's order.
+ */
+export function unknownKeysMessage<C>(source: ConfigSource<C>, unknown: readonly string[]): string {
+  const keys = configKeys(source);
+  const groups = [
+    ...new Set(
+      keys.flatMap((k) => k.split(".").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("."))),
+    ),
+  ];
+  const named = unknown.map((k) => {
+    const guess = nearest(k, keys) ?? nearest(k.split(".")[0]!, groups);
+    const hint = guess === undefined
+      ? ""
+      : guess === k.split(".")[0]
+      ? ` ("${guess}" has no key "${k.slice(guess.length + 1)}")`
+      : groups.includes(guess)
+      ? ` (did you mean a key of "${guess}"?)`
+      : ` (did you mean "${guess}"?)`;
+    return `"${k}"${hint}`;
+  });
+  const first = unknown[0] ?? "";
+  const closeGroups = closeMatches(first.split(".")[0]!, groups);
+  const close = [
+    ...closeMatches(first, keys),
+    ...keys.filter((k) => closeGroups.some((g) => k.startsWith(`${g}.`))),
+  ];
+  const ordered = [...new Set([...close, ...keys])];
+  const listed = ordered.length ? ordered.join(", ") : "(none)";
+  return `unknown config key${unknown.length > 1 ? "s" : ""} ${named.join(", ")}; known keys${
+    close.length ? ", nearest first" : ""
+  }: ${listed}`;
 }
 
 /** The shape of the object schema `s` is or wraps (zod 4 keeps wrapped schemas in `_zod.def`). */

@@ -3,7 +3,7 @@ import { broadcastNode, broadcastShapes, fail, lift, normAxis, Tensor } from "./
 import type { MaxRank } from "./rank.ts";
 
 /** `cond ? a : b`, elementwise with broadcasting. */
-export function where<D extends DType, R1 extends number, R2 extends number>(
+export function where<D extends DType, R1 extends number = 0, R2 extends number = 0>(
   cond: Tensor<"bool", number>,
   a: Tensor<D, R1> | number,
   b: Tensor<D, R2> | number,

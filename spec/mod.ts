@@ -17,6 +17,13 @@
 export { Tensor } from "./tensor.ts";
 export type { Dec, Inc, MaxRank } from "./rank.ts";
 export * from "./functions.ts";
+export {
+  type LiteralDType,
+  type LiteralRank,
+  MAX_LITERAL_ELEMENTS,
+  type NestedValues,
+  tensor,
+} from "./literal.ts";
 export { rand, randn } from "./random.ts";
 export {
   constant,
@@ -56,5 +63,6 @@ export type { Batch, DataSource } from "./data.ts";
 export * from "./nn/mod.ts";
 export * from "./layout.ts";
 export * from "./mask.ts";
+export { maskSource, type PrintLayout, printMask, type PrintOptions } from "./mask_print.ts";
 export * from "./position.ts";
 export * from "./transfusion/mod.ts";

@@ -131,7 +131,7 @@ export function materialize(tree: ParamTree, entries: ParamEntry[], prefix = "")
     const fn = m.apply(inner as never);
     for (const k of Object.keys(inner)) {
       if (RESERVED.has(k)) {
-        throw new SpecError("module", `parameter name "${k}" at ${at(k)} is reserved; rename it`, undefined);
+        throw new SpecError("module", `parameter name "${k}" at ${at(k)} is reserved; rename it`, userSite());
       }
     }
     return Object.assign(fn as object, inner);
@@ -139,7 +139,13 @@ export function materialize(tree: ParamTree, entries: ParamEntry[], prefix = "")
   if (Array.isArray(t)) return (t as readonly ParamTree[]).map((c, i) => materialize(c, entries, at(i)));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(t as Record<string, ParamTree>)) {
-    if (k.includes(".")) throw new SpecError("params", `the name "${k}" may not contain "."`, undefined);
+    if (k.includes(".")) {
+      throw new SpecError(
+        "params",
+        `the name "${k}" at ${at(k)} may not contain "." (it separates path parts)`,
+        userSite(),
+      );
+    }
     out[k] = materialize(v as ParamTree, entries, at(k));
   }
   return out;

@@ -31,21 +31,25 @@ function distance(name: string, candidate: string): number {
   return name.includes(".") ? whole : Math.min(whole, editDistance(name, last));
 }
 
-/** Whether `d` is close enough to suggest: a third of the name's length, at least 1, at most 3. */
+/**
+ * Whether `d` is close enough to suggest: a third of the length of the name's last dotted segment
+ * (the part a typo is usually in; `backbone.x` is not near `backbone.dim`), at least 1, at most 3.
+ */
 function closeEnough(name: string, d: number): boolean {
-  return d <= Math.max(1, Math.min(3, Math.floor(name.length / 3)));
+  const last = name.length - name.lastIndexOf(".") - 1;
+  return d <= Math.max(1, Math.min(3, Math.floor(last / 3)));
 }
 
-/** `candidates` nearest first (ties keep their order); the close ones are the plausible meanings. */
-export function byNearness(name: string, candidates: readonly string[]): string[] {
+/** The candidates close enough to `name` to be what was meant, nearest first (ties keep their order). */
+export function closeMatches(name: string, candidates: readonly string[]): string[] {
   return candidates
     .map((c, i) => ({ c, i, d: distance(name, c) }))
+    .filter((x) => closeEnough(name, x.d))
     .sort((x, y) => x.d - y.d || x.i - y.i)
     .map((x) => x.c);
 }
 
-/** The one candidate close enough to `name` to suggest, or undefined. */
+/** The one candidate nearest `name` if it is close enough to suggest, else undefined. */
 export function nearest(name: string, candidates: readonly string[]): string | undefined {
-  const best = byNearness(name, candidates)[0];
-  return best !== undefined && closeEnough(name, distance(name, best)) ? best : undefined;
+  return closeMatches(name, candidates)[0];
 }

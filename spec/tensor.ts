@@ -34,48 +34,49 @@ export class Tensor<D extends DType = DType, R extends number = number> {
     return this.shape[normAxis(axis, this.rank, "dim")]!;
   }
 
-  // --- elementwise arithmetic (broadcasting, numbers become constants of this dtype)
-  add<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  // --- elementwise arithmetic (broadcasting, numbers become constants of this dtype). A number
+  // operand has rank 0 (the `R2 = 0` default: nothing to infer R2 from), so `s.mul(0.5)` keeps s's rank.
+  add<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("add", this, b);
   }
-  sub<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  sub<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("sub", this, b);
   }
-  mul<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  mul<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("mul", this, b);
   }
-  div<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  div<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("div", this, b);
   }
-  pow<R2 extends number>(
+  pow<R2 extends number = 0>(
     this: Tensor<FloatDType & D, R>,
     b: Tensor<D, R2> | number,
   ): Tensor<D, MaxRank<R, R2>> {
     return binary("pow", this, b);
   }
-  maximum<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  maximum<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("max", this, b);
   }
-  minimum<R2 extends number>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
+  minimum<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<D, MaxRank<R, R2>> {
     return binary("min", this, b);
   }
   // --- comparisons and logic
-  lt<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  lt<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("lt", this, b);
   }
-  le<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  le<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("le", this, b);
   }
-  gt<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  gt<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("lt", lift(b, this), this);
   }
-  ge<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  ge<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("le", lift(b, this), this);
   }
-  eq<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  eq<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("eq", this, b);
   }
-  ne<R2 extends number>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
+  ne<R2 extends number = 0>(b: Tensor<D, R2> | number): Tensor<"bool", MaxRank<R, R2>> {
     return binary("ne", this, b);
   }
   and<R2 extends number>(this: Tensor<"bool", R>, b: Tensor<"bool", R2>): Tensor<"bool", MaxRank<R, R2>> {

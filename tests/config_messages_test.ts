@@ -6,9 +6,10 @@
  */
 import assert from "node:assert/strict";
 import demo from "../examples/transfusion_demo.ts";
-import { resolveConfig } from "../spec/config.ts";
+import { configKeys, resolveConfig } from "../spec/config.ts";
 import { transfusion } from "../spec/transfusion/mod.ts";
 import { resolveRunConfig } from "../runtime/train/bindings.ts";
+import { closeMatches, editDistance, nearest } from "../spec/suggest.ts";
 
 /** A bad value per dotted key, and a phrase of what the message must say is allowed. */
 const BAD: Record<string, readonly [unknown, RegExp]> = {
@@ -84,33 +85,89 @@ Deno.test("every config key: a bad --set value is named with the value given and
   }
 });
 
-Deno.test("an unknown key lists the keys of its group, at the top level too", async (t) => {
-  const cases: [string, RegExp][] = [
+Deno.test("an unknown key lists every dotted key, nearest first, with a did-you-mean", async (t) => {
+  const defaults = resolveConfig(demo.config as never, {}, "demo") as Record<string, unknown>;
+  // The schema's keys: every key the defaults have, and optional ones (precision, loss.textWeight, ...)
+  const all = configKeys(demo.config as never);
+  const given = dottedKeys({ ...defaults, precision: { storage: "f16", lossScale: 1024 } });
+  assert.deepEqual(given.filter((k) => !all.includes(k)), [], "configKeys has every key of the defaults");
+  assert.equal(new Set(all).size, all.length);
+  /** The keys the message lists, in its order. */
+  const listed = (message: string) => {
+    const line = message.split("\n")[0]!;
+    return line.slice(line.lastIndexOf(": ") + 2).split(", ");
+  };
+  const cases: [string, RegExp, string][] = [
     [
-      "backbon.dim",
-      /unknown config key\(s\) "backbon"; known keys: backbone, text, image, diffusion, loss, precision, row, seq/,
+      "backbone.dimm",
+      /unknown config key "backbone\.dimm" \(did you mean "backbone\.dim"\?\); known keys, nearest first: /,
+      "backbone.dim",
     ],
-    [
-      "precision.storagee",
-      /unknown config key\(s\) "storagee" in "precision"; known keys: storage, lossScale/,
-    ],
-    ["depth", /unknown config key\(s\) "depth"; known keys: backbone, text/],
+    ["dimm", /unknown config key "dimm" \(did you mean "backbone\.dim"\?\)/, "backbone.dim"],
+    ["patch", /unknown config key "patch" \(did you mean "image\.patch"\?\)/, "image.patch"],
+    ["image.pach", /unknown config key "image\.pach" \(did you mean "image\.patch"\?\)/, "image.patch"],
+    ["precision.storagee", /\(did you mean "precision\.storage"\?\)/, "precision.storage"],
+    ["backbon.dim", /unknown config key "backbon\.dim" \(did you mean "backbone\.dim"\?\)/, "backbone.dim"],
+    ["backbon", /unknown config key "backbon" \(did you mean a key of "backbone"\?\)/, "backbone.dim"],
+    ["backbone.x", /unknown config key "backbone\.x" \("backbone" has no key "x"\)/, "backbone.dim"],
+    ["zzzzzz", /unknown config key "zzzzzz"; known keys: backbone\.dim, backbone\.depth, /, "backbone.dim"],
   ];
-  for (const [key, pattern] of cases) {
-    await t.step(
-      key,
-      () => assert.match(refusal(() => resolveConfig(demo.config as never, { [key]: 1 }, "x")), pattern),
-    );
+  for (const [key, pattern, first] of cases) {
+    await t.step(`${key} (straight into the schema, and through the run bindings)`, () => {
+      for (
+        const message of [
+          refusal(() => resolveConfig(demo.config as never, { [key]: 1 }, "x")),
+          refusal(() => {
+            try {
+              return resolveRunConfig(demo, { [key]: 1 }, undefined);
+            } catch (e) {
+              // the bindings' own refusal (a TrainError) says the same; make it comparable
+              if (e instanceof Error && e.name === "TrainError") e.name = "SpecError";
+              throw e;
+            }
+          }),
+        ]
+      ) {
+        assert.match(message, pattern);
+        assert.equal(listed(message)[0], first, message);
+        assert.deepEqual([...listed(message)].sort(), [...all].sort(), "every key is listed once");
+      }
+    });
   }
-  await t.step("a nested group's unknown field (the run bindings' check)", () => {
-    assert.throws(
-      () => resolveRunConfig(demo, { "backbone.dimm": 3 }, undefined),
-      /unknown config key "backbone\.dimm"; backbone has keys: dim, depth, heads/,
+  await t.step("a group's keys come first for a misspelt group", () => {
+    const order = listed(refusal(() => resolveConfig(demo.config as never, { "imag.size": 1 }, "x")));
+    const images = all.filter((k) => k.startsWith("image."));
+    assert.deepEqual(order.slice(0, images.length).sort(), [...images].sort());
+  });
+  await t.step("a value for a group names the group's keys", () => {
+    for (
+      const message of [
+        refusal(() => resolveConfig(demo.config as never, { backbone: 3 }, "x")),
+        refusal(() => resolveRunConfig(demo, { backbone: 3 }, undefined)),
+      ]
+    ) {
+      assert.match(
+        message,
+        /config "backbone" = 3: "backbone" is a group of keys, set one of them \(backbone\.dim, backbone\.depth, .*backbone\.ropeBase\)/,
+      );
+    }
+  });
+  await t.step("two unknown keys are both named", () => {
+    const message = refusal(() => resolveConfig(demo.config as never, { dimm: 1, sek: 2 }, "x"));
+    assert.match(
+      message,
+      /unknown config keys "dimm" \(did you mean "backbone\.dim"\?\), "sek" \(did you mean "seq"\?\);/,
     );
   });
-  await t.step("a plain-defaults config", () => {
+  await t.step("a plain-defaults config, nested groups included", () => {
     const message = refusal(() => resolveConfig({ dim: 4, hidden: 16 }, { width: 3 }, "x"));
-    assert.match(message, /unknown config key\(s\) "width"; known keys: dim, hidden/);
+    assert.match(message, /unknown config key "width"; known keys: dim, hidden\n/);
+    const nested = { dim: 4, image: { size: 8, channels: 1 } };
+    assert.deepEqual(configKeys(nested), ["dim", "image.size", "image.channels"]);
+    assert.throws(
+      () => resolveRunConfig({ ...demo, config: nested } as never, { "image.sise": 3 }, undefined),
+      /unknown config key "image\.sise" \(did you mean "image\.size"\?\); known keys, nearest first: image\.size, /,
+    );
   });
 });
 
@@ -141,4 +198,18 @@ Deno.test("every training option of a spec: a bad value is named with what is al
       /option "backbone\.heads" = 4 \(default\): gives a head dim of 5; rope2d needs a multiple of 4/,
     );
   });
+});
+
+Deno.test("suggestions: edit distance with swaps, the last dotted segment decides what is close", () => {
+  assert.equal(editDistance("stpes", "steps"), 1);
+  assert.equal(editDistance("Dim", "dim"), 0);
+  assert.equal(editDistance("", "abc"), 3);
+  assert.equal(editDistance("kitten", "sitting"), 3);
+  assert.equal(nearest("stpes", ["seed", "steps", "out"]), "steps");
+  assert.equal(nearest("dimm", ["backbone.depth", "backbone.dim"]), "backbone.dim");
+  assert.equal(nearest("backbone.x", ["backbone.dim"]), undefined);
+  assert.equal(nearest("zzzz", ["dim", "hidden"]), undefined);
+  assert.deepEqual(closeMatches("precision.storag", ["precision.storage", "precision.lossScale"]), [
+    "precision.storage",
+  ]);
 });

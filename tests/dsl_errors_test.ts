@@ -1,7 +1,21 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { SpecError } from "../compiler/ir/mod.ts";
-import { full, input, linear, model, type Tensor, trace } from "../spec/mod.ts";
+import { interpret } from "../compiler/mod.ts";
+import { compile } from "../compiler/compile.ts";
+import {
+  full,
+  input,
+  linear,
+  MAX_LITERAL_ELEMENTS,
+  model,
+  module,
+  param,
+  type Tensor,
+  tensor,
+  trace,
+  zeros,
+} from "../spec/mod.ts";
 
 // Trace-time errors must say which op, what shapes/dtypes it saw, what it expected, and which line
 // of the user's spec (here: this file) built the offending node.
@@ -98,7 +112,21 @@ Deno.test("trace errors point at the spec's own lines", async (t) => {
   });
   await t.step("an unknown config key", () => {
     const err = specError(() => trace(spec, { config: { hiddn: 8 } }));
-    check(err, "config", configLine, `unknown config key(s) "hiddn"`, "known keys: dim, hidden");
+    check(
+      err,
+      "config",
+      configLine,
+      `unknown config key "hiddn" (did you mean "hidden"?)`,
+      "known keys, nearest first: hidden, dim",
+    );
+  });
+  await t.step("a parameter name with a dot, and a reserved one, name the model's line", () => {
+    const dotted = () => ({ "layer.w": param([3, 4], zeros()) });
+    let err = specError(() => trace({ ...spec, params: dotted } as never));
+    check(err, "params", configLine, `the name "layer.w" at layer.w may not contain "."`);
+    const reserved = () => ({ block: module({ name: param([2], zeros()) }, () => (x: Tensor) => x) });
+    err = specError(() => trace({ ...spec, params: reserved } as never));
+    check(err, "module", configLine, `parameter name "name" at block.name is reserved`);
   });
   await t.step("an out-of-range config value", () => {
     const err = specError(() => trace(spec, { config: { dim: -3 } }));
@@ -136,4 +164,114 @@ Deno.test("type-level errors (checked by deno check, and rejected at run time to
     () => ints.exp(),
     SpecError,
   );
+});
+
+Deno.test("a number operand keeps the tensor's rank (type level, checked by deno check)", () => {
+  const s = full([], 2, "f32");
+  // Before: R2 could not be inferred from a number, so these were Tensor<"f32", number>.
+  const scalar: Tensor<"f32", 0> = s.mul(0.5).add(s);
+  const matrix: Tensor<"f32", 2> = f23.mul(0.5).sub(1).div(f23).maximum(0).pow(2);
+  const mask: Tensor<"bool", 2> = f23.gt(0.5);
+  assert.deepEqual([scalar.rank, matrix.rank, mask.rank], [0, 2, 2]);
+  // @ts-expect-error: f23.mul(2) is rank 2, not a scalar
+  const wrong: Tensor<"f32", 0> = f23.mul(2);
+  assert.equal(wrong.rank, 2);
+  // A loss that scales a scalar type-checks (it pointed at `loss:` with a type dump before).
+  const scaled = model({
+    name: "scaled",
+    config: { dim: 3 },
+    dims: { batch: 2 },
+    params: (c) => ({ layer: linear(c.dim, 2) }),
+    inputs: (c) => ({ x: input("f32", ["batch", c.dim]) }),
+    loss: (p, { x }) => {
+      const total = p.layer(x).sum();
+      return total.mul(0.5).add(total);
+    },
+  });
+  assert.equal(trace(scaled).outputs.loss?.shape.length, 0);
+});
+
+Deno.test("tensor literals: shape from the nesting, dtype inferred or given, values exact", () => {
+  const ints: Tensor<"i32", 1> = tensor([1, 2]);
+  const matrix: Tensor<"i32", 2> = tensor([[1, 2], [3, 4]]);
+  const fractions: Tensor<"f32", 2> = tensor([[1, 2.5], [3, 4]]);
+  const given: Tensor<"f32", 1> = tensor([1, 2], "f32");
+  const flags: Tensor<"bool", 1> = tensor([true, false, true]);
+  const scalar: Tensor<"f32", 0> = tensor(0.25);
+  const runs = tensor([0, 0, 0, 1, 1, 7]);
+  // @ts-expect-error: a rank-2 literal is not a Tensor<"i32", 1>
+  const flat: Tensor<"i32", 1> = tensor([[1, 2]]);
+  // @ts-expect-error: an integer literal is i32 unless a dtype says otherwise
+  const notFloat: Tensor<"f32", 1> = tensor([1, 2]);
+  const cases: [Tensor, readonly number[], string, number[]][] = [
+    [ints, [2], "i32", [1, 2]],
+    [matrix, [2, 2], "i32", [1, 2, 3, 4]],
+    [fractions, [2, 2], "f32", [1, 2.5, 3, 4]],
+    [given, [2], "f32", [1, 2]],
+    [flags, [3], "bool", [1, 0, 1]],
+    [scalar, [], "f32", [0.25]],
+    [runs, [6], "i32", [0, 0, 0, 1, 1, 7]],
+    [flat, [1, 2], "i32", [1, 2]],
+    [notFloat, [2], "i32", [1, 2]],
+    [tensor([[[1], [2]], [[3], [4]]], "u32"), [2, 2, 1], "u32", [1, 2, 3, 4]],
+  ];
+  for (const [t, shape, dtype, values] of cases) {
+    assert.deepEqual(t.shape, shape);
+    assert.equal(t.dtype, dtype);
+    assert.deepEqual([...interpret([t.node])[0]!.data], values, `${t}`);
+  }
+  // equal neighbours share one const: [0, 0, 0, 1, 1, 7] is 3 runs
+  assert.equal(runs.node.op, "concat");
+  assert.equal(runs.node.src.length, 3);
+  // arithmetic with a literal (broadcast over rows)
+  const shifted = tensor([[1, 2], [3, 4]], "f32").add(tensor([10, 20], "f32"));
+  assert.deepEqual([...interpret([shifted.node])[0]!.data], [11, 22, 13, 24]);
+});
+
+Deno.test("a literal compiles into a training plan", () => {
+  const weighted = model({
+    name: "weighted",
+    config: { dim: 3 },
+    dims: { batch: 2 },
+    params: (c) => ({ layer: linear(c.dim, 2) }),
+    inputs: (c) => ({ x: input("f32", ["batch", c.dim]) }),
+    loss: (p, { x }) => p.layer(x).mul(tensor([0.25, 4], "f32")).sum(),
+  });
+  const plan = compile(weighted, { adapterClass: "cpu" });
+  assert.ok(Object.keys(plan.entries).includes("trainStep"));
+});
+
+Deno.test("tensor literal errors name the element and the user's line", async (t) => {
+  await t.step("ragged rows", () => {
+    const at = nextLine();
+    const err = specError(() => tensor([[1, 2], [3]] as never));
+    check(err, "tensor", at, "ragged literal: values[1] has shape [1] but values[0] has [2]");
+  });
+  await t.step("a fraction in an i32 literal", () => {
+    const at = nextLine();
+    const err = specError(() => tensor([[1, 2], [3, 4.5]], "i32"));
+    check(err, "tensor", at, "element 3 ([1, 1]) is 4.5, not an i32", `pass "f32"`);
+  });
+  await t.step("a negative u32, a boolean among numbers, a 2 in a bool literal", () => {
+    let at = nextLine();
+    check(specError(() => tensor([1, -1], "u32")), "tensor", at, "element 1 ([1]) is -1, not a u32");
+    at = nextLine();
+    check(specError(() => tensor([1, true] as never)), "tensor", at, "mixes booleans and numbers");
+    at = nextLine();
+    const two = specError(() => tensor([0, 2], "bool"));
+    check(two, "tensor", at, "element 1 ([1]) is 2; a bool literal takes");
+  });
+  await t.step("empty and too large", () => {
+    let at = nextLine();
+    check(specError(() => tensor([])), "tensor", at, "needs at least one element, got shape [0]");
+    const big = Array.from({ length: MAX_LITERAL_ELEMENTS + 1 }, (_, i) => i);
+    at = nextLine();
+    const tooBig = specError(() => tensor(big));
+    check(tooBig, "tensor", at, `${MAX_LITERAL_ELEMENTS + 1} elements`, "constant(shape, values)");
+  });
+  await t.step("a literal of the wrong dtype in arithmetic", () => {
+    const at = nextLine();
+    const err = specError(() => f23.add(tensor([1, 2, 3]) as never));
+    check(err, "add", at, "operand dtypes differ: f32 and i32", `.cast("f32")`);
+  });
 });

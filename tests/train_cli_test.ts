@@ -147,7 +147,7 @@ Deno.test("refusals exit 1 with one clear message and leave the run directory as
     });
     await t.step("unknown and out-of-range config values", async () => {
       await refused(
-        /unknown config key\(s\) "width"; known keys: dim, hidden, noise/,
+        /unknown config key "width"; known keys: dim, hidden, noise/,
         SPEC,
         "--set",
         "width=3",

@@ -263,7 +263,7 @@ Deno.test("config overrides: dotted keys reach nested groups; a resume keeps the
     );
     assert.throws(
       () => resolveRunConfig(model, { "image.sise": 16 }, undefined),
-      /unknown config key "image\.sise"; image has keys: size, channels/,
+      /unknown config key "image\.sise" \(did you mean "image\.size"\?\); known keys, nearest first: image\.size, /,
       label,
     );
   }

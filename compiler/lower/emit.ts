@@ -259,6 +259,8 @@ export function emitKernel(
           : {}),
         loadA: (bi, i, kk) => `${loadA}(${bi}, ${i}, ${kk})`,
         loadB: (bi, kk, j) => `${loadB}(${bi}, ${kk}, ${j})`,
+        // The epilogue's inline ops, without the product it reads.
+        storeOps: epilogue ? inlineOps(n, location).length - 1 : 0,
         store: (bi, i, j, v) => {
           if (task.parts) return storeParts(task.parts, bi, i, j, v);
           const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);

@@ -4,7 +4,8 @@
  * entry at the training batch), written as DIR/samples/step_<step>.png. Importing this module
  * registers the hook.
  */
-import { digitCaption, T1_CAPTION_TEMPLATE } from "../../data/mnist_captions.ts";
+import { digitCaption } from "../../data/mnist_captions.ts";
+import { promptTemplate } from "../../data/digit_eval.ts";
 import { encodePng } from "../png.ts";
 import { imageGrid } from "../plots.ts";
 import { registerSampleHook, type SampleContext } from "../train/sample_hooks.ts";
@@ -19,7 +20,9 @@ const GUIDANCE = 3;
 export async function transfusionSampleHook(ctx: SampleContext): Promise<void> {
   const session = trainingSession(ctx);
   const { config } = session;
-  const prompts = Array.from({ length: 10 }, (_, d) => digitCaption(d, T1_CAPTION_TEMPLATE));
+  // The caption the spec trains on: the demo's CPU spec holds only the digit ("7").
+  const template = promptTemplate(session);
+  const prompts = Array.from({ length: 10 }, (_, d) => digitCaption(d, template));
   const steps = Math.min(STEPS, config.diffusion.T);
   const images = await generateImages(session, prompts, { steps, cfg: GUIDANCE, seed: 0 });
   const digits = images.map((x) => digitFromModelImage(x, config.image.size, config.image.channels));

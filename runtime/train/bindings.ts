@@ -3,7 +3,7 @@
  * from the checkpoint's values, so `--resume` alone continues the same run. Overrides given by the
  * caller go on top and are validated by the spec's schema.
  */
-import { resolveConfig } from "../../spec/config.ts";
+import { type ConfigSource, resolveConfig, unknownKeysMessage } from "../../spec/config.ts";
 import type { AnyModel } from "../../spec/model.ts";
 import { TrainError } from "./settings.ts";
 
@@ -19,10 +19,14 @@ export function resolveRunConfig(
 ): Record<string, unknown> {
   const where = model.site ?? model.name;
   const fromDefaults = () =>
-    resolveConfig(model.config, nest(asRecord(resolveConfig(model.config, {}, where)), overrides), where);
+    resolveConfig(
+      model.config,
+      nest(asRecord(resolveConfig(model.config, {}, where)), overrides, model.config),
+      where,
+    );
   if (saved) {
     try {
-      return asRecord(resolveConfig(model.config, nest(saved, overrides), where));
+      return asRecord(resolveConfig(model.config, nest(saved, overrides, model.config), where));
     } catch {
       return asRecord(fromDefaults());
     }
@@ -54,6 +58,7 @@ export function resolveRunDims(
 function nest(
   base: Readonly<Record<string, unknown>>,
   overrides: Readonly<Record<string, unknown>>,
+  source: ConfigSource<unknown>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = structuredClone(base);
   for (const [key, value] of Object.entries(overrides)) {
@@ -69,8 +74,7 @@ function nest(
     } else if (field in group) {
       group[field] = value;
     } else {
-      const known = Object.keys(group).join(", ");
-      throw new TrainError(`unknown config key "${key}"; ${path.slice(0, -1).join(".")} has keys: ${known}`);
+      throw new TrainError(unknownKeysMessage(source, [key]));
     }
   }
   return out;
