@@ -16,7 +16,7 @@ export interface SuiteResult {
   notes?: string[];
 }
 
-const SUITES = ["matmul", "t1", "demo", "pipeline", "attention", "generation", "module"] as const;
+const SUITES = ["matmul", "t1", "demo", "pipeline", "attention", "generation", "module", "conv"] as const;
 
 if (import.meta.main) {
   const { values } = parseArgs({

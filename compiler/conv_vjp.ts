@@ -11,24 +11,34 @@ import { type ConvGeometry, convGeometry, type Node, node } from "./ir/mod.ts";
  *   of the im2col view of x (transposed, [G, KH*KW*cg, M]) with dy ([G, M, og]). As a convolution it
  *   would need a dilated kernel and, with groups, a block diagonal; the matmul reads the window view
  *   in place (implicit GEMM through the view rules), so nothing [M, K]-sized is stored.
+ *   With stride 1 and one group it is itself a convolution, and runs as one (weightGradConv): the
+ *   conv kernel's inner loop has no index arithmetic, where the matmul's window view decodes every
+ *   value through a 9-way concat (on lavapipe 837 -> see ARCHITECTURE.md).
  */
 export function conv2dVjp(n: Node<"conv2d">, ct: Node): [Node, Node] {
   const [x, w] = [n.src[0]!, n.src[1]!];
   const g = convGeometry(x.shape, w.shape, n.arg);
   if (typeof g === "string") throw new Error(`conv2d: ${g}`);
-  return [inputGrad(g, w, ct), weightGrad(g, x, ct)];
+  const dw = g.stride === 1 && g.groups === 1 ? weightGradConv(g, x, ct) : weightGrad(g, x, ct);
+  return [inputGrad(g, w, ct), dw];
 }
 
 function inputGrad(g: ConvGeometry, w: Node, dy: Node): Node {
   const s = g.stride;
-  let d = dilate(dilate(dy, 1, s), 2, s); // [N, (Ho-1)s+1, (Wo-1)s+1, Cout]
-  d = padOrCrop(d, 1, g.kh - 1 - g.padding, g.h - 1 + g.padding - (g.ho - 1) * s);
-  d = padOrCrop(d, 2, g.kw - 1 - g.padding, g.w - 1 + g.padding - (g.wo - 1) * s);
   // wt[p, q, o, gi*cg + c] = w[KH-1-p, KW-1-q, c, gi*og + o]
   const flipped = flip(flip(w, 0), 1);
   const split = node("reshape", [flipped], { shape: [g.kh, g.kw, g.cg, g.groups, g.og] });
   const swapped = node("permute", [split], { perm: [0, 1, 4, 3, 2] });
   const wt = node("reshape", [swapped], { shape: [g.kh, g.kw, g.og, g.cin] });
+  const pad = g.kh - 1 - g.padding;
+  if (s === 1 && g.kh === g.kw && pad >= 0) {
+    // Stride 1, square kernel: the same padding on every side, which the conv kernel applies itself
+    // (one edge test per tap) rather than a padded view testing every load.
+    return node("conv2d", [dy, wt], { stride: 1, padding: pad, groups: g.groups });
+  }
+  let d = dilate(dilate(dy, 1, s), 2, s); // [N, (Ho-1)s+1, (Wo-1)s+1, Cout]
+  d = padOrCrop(d, 1, g.kh - 1 - g.padding, g.h - 1 + g.padding - (g.ho - 1) * s);
+  d = padOrCrop(d, 2, g.kw - 1 - g.padding, g.w - 1 + g.padding - (g.wo - 1) * s);
   return node("conv2d", [d, wt], { stride: 1, padding: 0, groups: g.groups });
 }
 
@@ -43,6 +53,35 @@ function weightGrad(g: ConvGeometry, x: Node, dy: Node): Node {
   const perm = node("permute", [dw], { perm: [1, 0, 2] }); // [K, G, og]
   return node("reshape", [perm], { shape: [g.kh, g.kw, g.cg, g.cout] });
 }
+
+/**
+ * dw as a stride-1 convolution over the batch: the channels of x become its images and its batch the
+ * input channels (x viewed [Cin, H, W, N]), dy is the kernel (viewed [Ho, Wo, N, Cout]), with the
+ * forward padding: out[c, p, q, o] = sum over (i, j, b) of x_padded[b, p + i, q + j, c] dy[b, i, j, o],
+ * [Cin, KH, KW, Cout], which is dw with its axes in another order. Its output has only Cin*KH*KW rows
+ * (9 for a one-channel 3x3 stem): too few to keep the workers busy over the long reduction, so the
+ * batch is split into `parts` chunks, each a group of a grouped conv (its own columns, in parallel),
+ * summed afterwards.
+ */
+function weightGradConv(g: ConvGeometry, x: Node, dy: Node): Node {
+  const rows = g.cin * g.kh * g.kw;
+  let parts = 1;
+  for (let s = 1; s <= g.n; s++) if (g.n % s === 0 && s * rows <= MIN_DW_ROWS) parts = s;
+  const xt = node("permute", [x], { perm: [3, 1, 2, 0] }); // [Cin, H, W, N], n = part * N/parts + n'
+  const chunks = node("reshape", [dy], { shape: [parts, g.n / parts, g.ho, g.wo, g.cout] });
+  const kernel = node("reshape", [node("permute", [chunks], { perm: [2, 3, 1, 0, 4] })], {
+    shape: [g.ho, g.wo, g.n / parts, parts * g.cout],
+  }); // [Ho, Wo, N/parts, parts*Cout]
+  const out = node("conv2d", [xt, kernel], { stride: 1, padding: g.padding, groups: parts });
+  const split = node("reshape", [out], { shape: [g.cin, g.kh, g.kw, parts, g.cout] });
+  const summed = parts === 1 ? out : node("reshape", [node("sum", [split], { axes: [3] })], {
+    shape: [g.cin, g.kh, g.kw, g.cout],
+  });
+  return node("permute", [summed], { perm: [1, 2, 0, 3] });
+}
+
+/** The batch is split until the weight-gradient conv has about this many output rows (see above). */
+const MIN_DW_ROWS = 512;
 
 /** The input windows as a view: [M = N*Ho*Wo, KH*KW, G, cg], taps in (p, q) row-major order. */
 export function im2col(g: ConvGeometry, x: Node): Node {

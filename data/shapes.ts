@@ -52,6 +52,22 @@ export interface ShapesOptions {
   readonly captionFirst?: number;
   /** Held-out batches (default: every whole batch of the held-out scenes). */
   readonly evalBatches?: number;
+  /** Side in pixels the scenes are drawn (and checked) at, when the model's images are not pixels (latents). */
+  readonly sceneSize?: number;
+  /** The model's image of each scene in place of its pixels: e.g. VAE latents (data/shapes_latents.ts). */
+  readonly images?: SceneImages;
+}
+
+/** A model image per scene, by split and index: [channels, side, side]. */
+export interface SceneImages {
+  readonly channels: number;
+  readonly side: number;
+  of(split: ShapesSplit, index: number): Float32Array;
+  describe(): string;
+  /** Model images back to [3, S, S] pixels (latents through the VAE's decoder), for the pixel checker. */
+  openDecoder?(): Promise<
+    { decode(images: readonly Float32Array[]): Promise<Float32Array[]>; destroy(): void }
+  >;
 }
 
 /** Bytes of the longest caption over every colour and shape: the caption slot a spec needs. */
@@ -66,8 +82,12 @@ export interface ShapesDataset {
   readonly trainScenes: number;
   readonly heldOutScenes: number;
   scene(split: ShapesSplit, index: number): Scene;
-  /** [3, size, size] in [-1, 1]. */
+  /** The model's image of a scene drawn by `scene`: [3, size, size] pixels in [-1, 1], or `images.of`. */
   image(scene: Scene): Float32Array;
+  /** The scene's pixels, [3, size, size] in [-1, 1], whatever the model's images are. */
+  pixels(scene: Scene): Float32Array;
+  /** The model's images where they are not the pixels. */
+  readonly images?: SceneImages;
 }
 
 export function shapesDataset(size: number, opts: ShapesOptions = {}): ShapesDataset {
@@ -90,6 +110,9 @@ export function shapesDataset(size: number, opts: ShapesOptions = {}): ShapesDat
   if (!Number.isInteger(seed) || seed < 0) {
     throw new Error(`shapes: seed must be an integer >= 0, got ${seed}`);
   }
+  // Where each scene came from, for `images.of` (scenes are plain values, drawn afresh each call).
+  const origin = new WeakMap<Scene, [ShapesSplit, number]>();
+  const images = opts.images;
   if (settings.heldOut.length === 0 && opts.heldOutScenes !== undefined) {
     throw new Error("shapes: heldOutScenes given but no (colour, shape) pair is held out");
   }
@@ -105,9 +128,18 @@ export function shapesDataset(size: number, opts: ShapesOptions = {}): ShapesDat
       }
       // With nothing held out, the "held-out" split is fresh scenes of the training distribution.
       const drawn = split === "held-out" && settings.heldOut.length > 0 ? "held-out" : "train";
-      return drawScene(uniform(mix(seed, split === "train" ? 0 : 1, index)), settings, drawn);
+      const scene = drawScene(uniform(mix(seed, split === "train" ? 0 : 1, index)), settings, drawn);
+      if (images) origin.set(scene, [split, index]);
+      return scene;
     },
-    image: (scene) => renderScene(scene, size),
+    image(scene) {
+      if (!images) return renderScene(scene, size);
+      const from = origin.get(scene);
+      if (!from) throw new Error("shapes: image() of a scene this dataset did not draw");
+      return images.of(...from);
+    },
+    pixels: (scene) => renderScene(scene, size),
+    ...(images ? { images } : {}),
   };
 }
 
@@ -140,10 +172,18 @@ export function shapesCaptions(
     throw new Error(`shapesCaptions: dims.batch must be a positive integer, got ${batch}`);
   }
   const cfg: SequenceConfig = { ...config, seq: dims.seq ?? config.seq };
-  if (cfg.image.channels !== 3) {
+  const own = opts.images;
+  if (!own && cfg.image.channels !== 3) {
     throw new Error(`shapesCaptions: images are RGB, so image.channels must be 3, got ${cfg.image.channels}`);
   }
-  const dataset = shapesDataset(cfg.image.size, opts);
+  if (own && (cfg.image.channels !== own.channels || cfg.image.size !== own.side)) {
+    throw new Error(
+      `shapesCaptions: the images (${own.describe()}) are ${own.channels} x ${own.side} x ${own.side}; ` +
+        `set image.channels = ${own.channels} and image.size = ${own.side} (got ${cfg.image.channels} and ` +
+        `${cfg.image.size})`,
+    );
+  }
+  const dataset = shapesDataset(opts.sceneSize ?? cfg.image.size, opts);
   const longest = longestCaption(dataset.settings);
   // The slot may drop only the closing EOS: a cut caption would lose an attribute and teach a wrong image.
   if (cfg.text.captionLength < longest) {
@@ -227,7 +267,7 @@ export function shapesCaptions(
         `${Math.round(captionFirst * 100)}% caption-first, ${
           Math.round(dropout * 100)
         }% condition dropout, ` +
-        `${s.size}x${s.size} RGB`;
+        (own ? `model images: ${own.describe()}` : `${s.size}x${s.size} RGB`);
     },
   } as ShapesSource & { readonly kind: string };
 }

@@ -8,6 +8,11 @@
  * Prints the figures of data/shapes_eval.ts; writes to --out (default DIR/eval): generated_heldout.png
  * and generated_seen.png (8 to a row, in the order of prompts.txt), reconstructions.png with --vae
  * (held-out images, each row of inputs above its reconstructions) and eval.json.
+ *
+ * A run of an autoencoder trained on the shapes images (data/shapes_images.ts, examples/vae_shapes.ts)
+ * gets the reconstruction part alone: `deno task eval <VAE_RUN> [--json] [--reconstruct N] [--out DIR]`
+ * reconstructs the first N held-out scenes (default 64) and reports MSE and PSNR, with
+ * reconstructions.png and eval.json.
  */
 import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { loadSpec, UsageError } from "../cli/load_spec.ts";
@@ -25,7 +30,9 @@ import {
 import { isShapesSource, type ShapesSource } from "./shapes.ts";
 import { evaluateShapes, formatShapesEval, runModel } from "./shapes_eval.ts";
 import { rgbGridPng } from "./shapes_png.ts";
-import { type ImageAutoencoder, openAutoencoder } from "./shapes_vae.ts";
+import { type ImageAutoencoder, openAutoencoder, reconstructionError } from "./shapes_vae.ts";
+import { isShapesImageSource } from "./shapes_images.ts";
+import type { DataSource } from "../spec/data.ts";
 
 export const SHAPES_EVAL = command({
   name: "eval",
@@ -84,20 +91,73 @@ function runDirOf(args: readonly string[]): string | undefined {
  * fails here (no such run, a broken spec) says no: the MNIST evaluation then reports it properly.
  */
 export async function evaluatesShapes(args: readonly string[]): Promise<boolean> {
+  const source = await runSource(args);
+  return isShapesSource(source) || isShapesImageSource(source);
+}
+
+/** The data source of the run the command line names, or undefined where anything fails. */
+async function runSource(args: readonly string[]): Promise<DataSource | undefined> {
   const dir = runDirOf(args);
-  if (!dir) return false;
+  if (!dir) return undefined;
   try {
     const info = (await loadCheckpoint(dir)).run;
     const model = await loadSpec(info.spec.path);
-    if (!model.data) return false;
+    if (!model.data) return undefined;
     const config = resolveConfig(
       model.config,
       (info.config ?? {}) as Record<string, unknown>,
       info.spec.path,
     );
-    return isShapesSource(model.data(config as never, { ...model.dims, ...info.dims }));
+    return model.data(config as never, { ...model.dims, ...info.dims });
   } catch {
-    return false;
+    return undefined;
+  }
+}
+
+/** Rows of `cols` inputs, each above its row of reconstructions, as one PNG. */
+function reconstructionGrid(inputs: Float32Array[], outputs: Float32Array[], S: number): Uint8Array {
+  const cols = Math.min(8, inputs.length);
+  const rows: Float32Array[] = [];
+  for (let at = 0; at < inputs.length; at += cols) {
+    const [ins, outs] = [inputs.slice(at, at + cols), outputs.slice(at, at + cols)];
+    const blank = new Float32Array(3 * S * S).fill(-1);
+    const pad = (xs: Float32Array[]) => [...xs, ...Array<Float32Array>(cols - xs.length).fill(blank)];
+    rows.push(...pad(ins), ...pad(outs));
+  }
+  return rgbGridPng(rows, S, cols);
+}
+
+/** `deno task eval <VAE_RUN>`: reconstruction error of held-out scenes through encode and decode. */
+async function autoencoderEvalMain(
+  dir: string,
+  values: { json?: boolean; reconstruct?: string; out?: string },
+): Promise<void> {
+  const source = await runSource([dir]);
+  if (!isShapesImageSource(source)) throw new UsageError(`${dir}: not a run trained on the shapes images`);
+  const count = intFlag("reconstruct", values.reconstruct, 1, source.dataset.heldOutScenes) ?? 64;
+  const out = values.out ?? `${dir}/eval`;
+  const autoencoder = await openAutoencoder(dir);
+  try {
+    const { dataset } = source;
+    const inputs = Array.from({ length: count }, (_, i) => dataset.image(dataset.scene("held-out", i)));
+    const outputs = await autoencoder.reconstruct(inputs);
+    const error = reconstructionError(inputs, outputs);
+    await Deno.mkdir(out, { recursive: true });
+    await Deno.writeFile(
+      `${out}/reconstructions.png`,
+      reconstructionGrid(inputs, outputs, dataset.settings.size),
+    );
+    const step = (await loadCheckpoint(dir)).run.step;
+    const json = { run: dir, step, heldOutScenes: count, reconstruction: error };
+    await Deno.writeTextFile(`${out}/eval.json`, JSON.stringify(json, null, 2) + "\n");
+    console.log(
+      values.json
+        ? JSON.stringify(json)
+        : `${dir} at step ${step}: ${count} held-out scenes reconstructed, ` +
+          `MSE ${error.mse.toFixed(4)} (on [-1, 1]), PSNR ${error.psnr.toFixed(2)} dB\nwrote ${out}/`,
+    );
+  } finally {
+    autoencoder.destroy();
   }
 }
 
@@ -105,6 +165,7 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseCommand(SHAPES_EVAL, args);
   const dir = positionals[0];
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
+  if (isShapesImageSource(await runSource([dir]))) return await autoencoderEvalMain(dir, values);
   const method = samplerFlag(values.sampler);
   const sampling = {
     steps: intFlag("steps", values.steps, 1) ?? 50,
@@ -122,12 +183,21 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
 
   const run = await loadRun(dir, weights ? { weights } : {});
   let autoencoder: ImageAutoencoder | undefined;
+  let decoder:
+    | { decode(images: readonly Float32Array[]): Promise<Float32Array[]>; destroy(): void }
+    | undefined;
   try {
     warnIfSpecChanged(run);
     const source = run.model.data!(run.config as never, run.dims) as ShapesSource;
     autoencoder = values.vae ? await openAutoencoder(values.vae) : undefined;
+    // Latent images (data/shapes_latents.ts): generated latents are decoded to pixels for the checker.
+    decoder = await source.dataset.images?.openDecoder?.();
+    const model = runModel(run, source, sampling);
+    const shapesModel = decoder
+      ? { ...model, generate: async (c: readonly string[]) => await decoder!.decode(await model.generate(c)) }
+      : model;
     const { result, samples, reconstructions } = await asUsageErrors(() =>
-      evaluateShapes(runModel(run, source, sampling), source.dataset, {
+      evaluateShapes(shapesModel, source.dataset, {
         generate,
         captions,
         reconstruct,
@@ -147,19 +217,10 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
     );
     await Deno.writeTextFile(`${out}/prompts.txt`, samples.map((s) => s.caption).join("\n") + "\n");
     if (reconstructions) {
-      // Rows of `cols` inputs, each above its row of reconstructions.
-      const cols = Math.min(8, reconstructions.inputs.length);
-      const rows: Float32Array[] = [];
-      for (let at = 0; at < reconstructions.inputs.length; at += cols) {
-        const [ins, outs] = [
-          reconstructions.inputs.slice(at, at + cols),
-          reconstructions.outputs.slice(at, at + cols),
-        ];
-        const blank = new Float32Array(3 * S * S).fill(-1);
-        const pad = (xs: Float32Array[]) => [...xs, ...Array<Float32Array>(cols - xs.length).fill(blank)];
-        rows.push(...pad(ins), ...pad(outs));
-      }
-      await Deno.writeFile(`${out}/reconstructions.png`, rgbGridPng(rows, S, cols));
+      await Deno.writeFile(
+        `${out}/reconstructions.png`,
+        reconstructionGrid(reconstructions.inputs, reconstructions.outputs, S),
+      );
     }
     const json = {
       run: run.dir,
@@ -181,6 +242,7 @@ export async function shapesEvalMain(args: readonly string[]): Promise<void> {
     );
   } finally {
     autoencoder?.destroy();
+    decoder?.destroy();
     run.destroy();
   }
 }

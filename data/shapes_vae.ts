@@ -2,11 +2,13 @@
  * The autoencoder side of the shapes evaluation: reconstruction error of held-out images, and the
  * hook that opens a trained VAE run for it.
  *
- * The hook's contract (the VAE spec is built on another branch): the run's spec declares either an
- * entry `reconstruct` (one float input of [batch, 3, S, S] images, its first float output the same
- * size) or `encode` and `decode` (encode's images to its first float output, which is decode's one
- * float input, decode's first float output the images). A `seed` input, where an entry has one, is
- * filled by the executor (a VAE that samples z draws it from there).
+ * The hook's contract: the run's spec declares either an entry `reconstruct` (one float input of
+ * [batch, 3, S, S] or [batch, S, S, 3] images, its first float output the same size) or `encode` and
+ * `decode` (encode's images to its first float output, which is decode's one float input, decode's
+ * first float output the images), as examples/vae.ts does. Images go in and come out as [3, S, S]
+ * planes; an entry taking [batch, S, S, 3] (NHWC, spec/nn's conv layout) gets them transposed. A
+ * `seed` input, where an entry has one, is filled by the executor (a VAE that samples z draws it
+ * from there).
  */
 import { compile } from "../compiler/compile.ts";
 import { loadSpec, UsageError } from "../cli/load_spec.ts";
@@ -14,6 +16,7 @@ import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { describeAdapter, openDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
 import type { TensorSlot } from "../compiler/plan.ts";
+import { chwToHwc, hwcToChw } from "./shapes_images.ts";
 
 export interface ImageAutoencoder {
   /** Each image through the encoder and the decoder: the same [3, S, S] shape out. */
@@ -100,6 +103,11 @@ export async function openAutoencoder(dir: string): Promise<ImageAutoencoder> {
   const first = floatIn(chain[0]!);
   const batch = first.shape[0] ?? 1;
   const perImage = first.shape.slice(1).reduce((a, b) => a * b, 1);
+  // [batch, S, S, 3]: the images travel as planes and are transposed at the boundary.
+  const side = first.shape[1]!;
+  const nhwc = first.shape.length === 4 && first.shape[3] === 3 && side !== 3;
+  const toModel = (img: Float32Array) => (nhwc ? chwToHwc(img, side) : img);
+  const fromModel = (img: Float32Array) => (nhwc ? hwcToChw(img, side) : img);
   const run = async (images: Float32Array): Promise<Float32Array> => {
     let x = images;
     for (const entry of chain) {
@@ -120,7 +128,7 @@ export async function openAutoencoder(dir: string): Promise<ImageAutoencoder> {
               `${info.spec.path}: images of ${img.length} values, the autoencoder takes ${perImage}`,
             );
           }
-          packed.set(img, i * perImage);
+          packed.set(toModel(img), i * perImage);
         });
         const y = await run(packed);
         if (y.length !== packed.length) {
@@ -128,7 +136,7 @@ export async function openAutoencoder(dir: string): Promise<ImageAutoencoder> {
             `${info.spec.path}: reconstructions of ${y.length / batch} values per image, not ${perImage}`,
           );
         }
-        for (let i = 0; i < part.length; i++) out.push(y.slice(i * perImage, (i + 1) * perImage));
+        for (let i = 0; i < part.length; i++) out.push(fromModel(y.slice(i * perImage, (i + 1) * perImage)));
       }
       return out;
     },

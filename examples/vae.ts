@@ -1,14 +1,16 @@
 /**
  * A convolutional VAE on MNIST digits (28x28, one channel): two levels (widths 16, 32) down to a
- * 7x7x4 latent grid, mean squared reconstruction + 1e-3 * KL. `data` picks the images: "mnist" now;
- * "shapes" is refused until data/shapes.ts lands. Entries: `encode` (x -> mean, logvar), `decode`
- * (z -> image), for training Transfusion on the latents.
+ * 7x7x4 latent grid, mean squared reconstruction + 1e-3 * KL. `data` picks the images: "mnist", or
+ * "shapes" (the built-in shapes scenes, data/shapes_images.ts: RGB, so channels 3;
+ * examples/vae_shapes.ts has the settings for them). Entries: `encode` (x -> mean, logvar), `decode`
+ * (z -> image), for training Transfusion on the latents (examples/transfusion_latent.ts).
  */
 import { type DataSource, input, model, type Tensor } from "../spec/mod.ts";
 import { checkVaeConfig, latentShape, vaeLoss, vaeParams } from "../spec/vae/mod.ts";
 import { loadMnist, MNIST_PIXELS, MNIST_SIDE } from "../data/mnist.ts";
+import { shapesImages } from "../data/shapes_images.ts";
 
-const config = {
+export const VAE_CONFIG = {
   data: "mnist" as "mnist" | "shapes",
   size: MNIST_SIDE,
   channels: 1,
@@ -17,15 +19,31 @@ const config = {
   klWeight: 1e-3,
   initStd: 0.1,
 };
-type Config = typeof config;
+export type VaeSpecConfig = typeof VAE_CONFIG;
+type Config = VaeSpecConfig;
 type T4 = Tensor<"f32", 4>;
 
 function images(c: Config, dims: Readonly<Record<string, number>>): DataSource {
   checkVaeConfig(c, "examples/vae.ts");
-  if (c.data !== "mnist") {
-    throw new Error(`examples/vae.ts: data = ${JSON.stringify(c.data)} is not available yet; use "mnist"`);
-  }
   const batch = dims.batch ?? 32;
+  if (c.data === "shapes") {
+    if (c.channels !== 3) {
+      throw new Error(
+        `examples/vae.ts: data "shapes" is RGB, so channels must be 3, got ${c.channels} ` +
+          `(examples/vae_shapes.ts has the settings for the shapes scenes)`,
+      );
+    }
+    return shapesImages(c.size, batch);
+  }
+  if (c.data !== "mnist") {
+    throw new Error(`examples/vae.ts: data must be "mnist" or "shapes", got ${JSON.stringify(c.data)}`);
+  }
+  if (c.size !== MNIST_SIDE || c.channels !== 1) {
+    throw new Error(
+      `examples/vae.ts: data "mnist" is ${MNIST_SIDE}x${MNIST_SIDE}, one channel; got size ${c.size}, ` +
+        `channels ${c.channels}`,
+    );
+  }
   const { train, test } = loadMnist();
   const pack = (set: typeof train, indices: readonly number[]) => {
     const x = new Float32Array(indices.length * MNIST_PIXELS);
@@ -52,23 +70,28 @@ function images(c: Config, dims: Readonly<Record<string, number>>): DataSource {
   };
 }
 
-export default model({
-  name: "vae",
-  config,
-  dims: { batch: 32 },
-  params: vaeParams,
-  inputs: (c) => ({ x: input("f32", ["batch", c.size, c.size, c.channels]) }),
-  loss: (p, { x }, c) => vaeLoss(p, c, x as T4),
-  entries: {
-    encode: {
-      inputs: (c) => ({ x: input("f32", ["batch", c.size, c.size, c.channels]) }),
-      outputs: (p, { x }) => p.encoder(x as T4),
+/** The VAE spec over `config` (the defaults: MNIST); examples/vae_shapes.ts is it over the shapes scenes. */
+export function vaeSpec(name: string, config: Config, batch = 32) {
+  return model({
+    name,
+    config,
+    dims: { batch },
+    params: vaeParams,
+    inputs: (c) => ({ x: input("f32", ["batch", c.size, c.size, c.channels]) }),
+    loss: (p, { x }, c) => vaeLoss(p, c, x as T4),
+    entries: {
+      encode: {
+        inputs: (c) => ({ x: input("f32", ["batch", c.size, c.size, c.channels]) }),
+        outputs: (p, { x }) => p.encoder(x as T4),
+      },
+      decode: {
+        inputs: (c) => ({ z: input("f32", ["batch", ...latentShape(c)]) }),
+        outputs: (p, { z }) => ({ image: p.decoder(z as T4) }),
+      },
     },
-    decode: {
-      inputs: (c) => ({ z: input("f32", ["batch", ...latentShape(c)]) }),
-      outputs: (p, { z }) => ({ image: p.decoder(z as T4) }),
-    },
-  },
-  data: images,
-  training: { steps: 1000, batch: 32, lr: 2e-3, warmup: 50, weightDecay: 0 },
-});
+    data: images,
+    training: { steps: 1000, batch, lr: 2e-3, warmup: 50, weightDecay: 0 },
+  });
+}
+
+export default vaeSpec("vae", VAE_CONFIG);

@@ -1,0 +1,144 @@
+/**
+ * The conv2d primitive (one implicit-GEMM kernel, kernels/conv.ts, bias and GELU fused as its
+ * epilogue) against the same convolution written as im2col + one batched matmul over primitives
+ * (spec/nn conv2dIm2col: slices, pads, a concat into the column matrix, a matmul, the bias add and
+ * GELU as the fuser leaves them). Each case is a one-layer spec y = GELU(conv(x, w) + b) with loss
+ * mean(y^2), x first scaled per channel by a parameter (except for stems) so that the step computes dx
+ * too: `forward` (y read back) and `trainStep` (forward + backward + the optimizer). The shapes
+ * are the U-Net codec's of examples/transfusion_unet.ts (batch 32 of 16x16 digits, widths 32, 64),
+ * the shapes U-Net's 32x32 RGB stem and output conv, and one larger (32x32, 64 -> 64 channels). Both variants of a
+ * case are built and warmed first, then their runs alternate, so a change in load falls on both;
+ * ratios are im2col / fused, median wall ms including the readback.
+ */
+import { parseArgs } from "node:util";
+import { compile } from "../../compiler/mod.ts";
+import { describeAdapter, Executor, openDevice } from "../../runtime/mod.ts";
+import { input, model, normal, ones, param, type Tensor, zeros } from "../../spec/mod.ts";
+import { conv2d, conv2dIm2col, gelu } from "../../spec/nn/mod.ts";
+import { report, type SuiteResult } from "../main.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean", default: false }, cases: { type: "string" } },
+});
+const handle = await openDevice();
+const adapter = describeAdapter(handle);
+const runs = values.quick ? 3 : 7;
+
+interface Case {
+  readonly name: string;
+  readonly n: number;
+  readonly side: number;
+  readonly cin: number;
+  readonly cout: number;
+  readonly k: number;
+  readonly stride?: number;
+  /** Whether the step computes dx: not for a stem, whose input is the (noised) image itself. */
+  readonly dx: boolean;
+}
+const ALL_CASES: Case[] = [
+  { name: "unet stem 16x16 1->32", n: 32, side: 16, cin: 1, cout: 32, k: 3, dx: false },
+  { name: "unet level1 16x16 32->32", n: 32, side: 16, cin: 32, cout: 32, k: 3, dx: true },
+  { name: "unet level2 8x8 64->64", n: 32, side: 8, cin: 64, cout: 64, k: 3, dx: true },
+  { name: "unet 1x1 8x8 32->64", n: 32, side: 8, cin: 32, cout: 64, k: 1, dx: true },
+  { name: "unet out 16x16 32->1", n: 32, side: 16, cin: 32, cout: 1, k: 3, dx: true },
+  { name: "shapes stem 32x32 3->32", n: 32, side: 32, cin: 3, cout: 32, k: 3, dx: false },
+  { name: "shapes out 32x32 32->3", n: 32, side: 32, cin: 32, cout: 3, k: 3, dx: true },
+  { name: "larger 32x32 64->64", n: 8, side: 32, cin: 64, cout: 64, k: 3, dx: true },
+];
+const wanted = values.cases?.split(",");
+const CASES = ALL_CASES.filter((c) => !wanted || wanted.some((w) => c.name.startsWith(w)));
+
+type Conv = typeof conv2d;
+function convSpec(c: Case, conv: Conv, name: string) {
+  const opts = { padding: (c.k - 1) / 2, stride: c.stride ?? 1 };
+  // x scaled by a parameter where the case says, so the step computes dx as well as dw, as every
+  // U-Net conv but the stem does.
+  type P = { s: Tensor<"f32", 1>; w: Tensor<"f32", 4>; b: Tensor<"f32", 1> };
+  const layer = (p: P, x: Tensor<"f32", 4>) =>
+    gelu(conv(c.dx ? x.mul(p.s) as Tensor<"f32", 4> : x, p.w, opts).add(p.b) as Tensor<"f32", 4>);
+  return model({
+    name,
+    config: {},
+    dims: { batch: c.n },
+    params: () => ({
+      s: param([c.cin], ones()),
+      w: param([c.k, c.k, c.cin, c.cout], normal(0.1)),
+      b: param([c.cout], zeros()),
+    }),
+    inputs: () => ({ x: input("f32", ["batch", c.side, c.side, c.cin]) }),
+    loss: (p, { x }) => ({ loss: layer(p, x as Tensor<"f32", 4>).square().mean() }),
+    entries: {
+      forward: {
+        inputs: () => ({ x: input("f32", ["batch", c.side, c.side, c.cin]) }),
+        outputs: (p, { x }) => ({ y: layer(p, x as Tensor<"f32", 4>) }),
+      },
+    },
+    training: { steps: 1, lr: 1e-3 },
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const rows: SuiteResult["rows"] = [];
+const ratios: Record<string, number> = {};
+const VARIANTS = [{ variant: "fused conv2d", conv: conv2d }, {
+  variant: "im2col + matmul",
+  conv: conv2dIm2col,
+}];
+for (const c of CASES) {
+  const x = Float32Array.from({ length: c.n * c.side * c.side * c.cin }, (_, i) => Math.sin(i * 0.37));
+  const flops = 2 * c.n * c.side * c.side * c.k * c.k * c.cin * c.cout;
+  const built = [];
+  for (const { variant, conv } of VARIANTS) {
+    const plan = compile(convSpec(c, conv, `conv_bench_${variant.split(" ")[0]}`), {
+      adapterClass: adapter.adapterClass,
+      adapterKey: adapter.cacheKey,
+      entries: ["forward", "trainStep"],
+    });
+    const ex = await Executor.create(plan, { seed: 1, handle, lr: 1e-3 });
+    await ex.run("forward", { x });
+    await ex.run("trainStep", { x });
+    const dispatches = (e: string) => plan.entries[e]!.steps.filter((s) => s.kind === "dispatch").length;
+    built.push({
+      variant,
+      ex,
+      dispatches: { forward: dispatches("forward"), trainStep: dispatches("trainStep") },
+      forward: [] as number[],
+      trainStep: [] as number[],
+    });
+  }
+  for (let r = 0; r < runs; r++) {
+    for (const b of built) {
+      for (const entry of ["forward", "trainStep"] as const) {
+        const t0 = performance.now();
+        await b.ex.run(entry, { x });
+        b[entry].push(performance.now() - t0);
+      }
+    }
+  }
+  const ms = built.map((b) => ({ forward: median(b.forward), trainStep: median(b.trainStep) }));
+  built.forEach((b, i) => {
+    rows.push({
+      case: c.name,
+      variant: b.variant,
+      "forward ms": ms[i]!.forward,
+      "forward GFLOP/s": flops / ms[i]!.forward / 1e6,
+      "fwd+bwd step ms": ms[i]!.trainStep,
+      "fwd dispatches": b.dispatches.forward,
+      "step dispatches": b.dispatches.trainStep,
+    });
+    b.ex.destroy();
+  });
+  ratios[`${c.name}: forward, im2col / fused`] = ms[1]!.forward / ms[0]!.forward;
+  ratios[`${c.name}: fwd+bwd, im2col / fused`] = ms[1]!.trainStep / ms[0]!.trainStep;
+}
+report({
+  suite: "conv",
+  rows,
+  ratios,
+  notes: [
+    `adapter: ${adapter.name} (${adapter.adapterClass}); median of ${runs} alternating runs, readback included`,
+    "layer: y = GELU(conv(x, w) + b), k x k 'same' padding; fwd+bwd = trainStep (loss mean(y^2), AdamW)",
+  ],
+});
