@@ -1,17 +1,21 @@
 /**
  * `deno task caption <DIR> --image digit.png [--image more.png]... [--weights ema|raw]`
  *
- * Prints the run's greedy caption of each image. Any 8-bit PNG (gray, RGB, with or without alpha)
- * is accepted and brought to MNIST's form first: luminance (alpha over black), inverted when the
- * picture is mostly light (dark ink on paper becomes light on dark), then scaled to fit 28x28 with
- * its aspect ratio kept (box filter, black margins). Every image is read and checked before the run
- * is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
+ * Prints the run's greedy caption of each image, prepared for the view the run's data declares
+ * (runtime/generate/image_view.ts). An MNIST run takes any 8-bit PNG (gray, RGB, with or without
+ * alpha) brought to MNIST's form: luminance (alpha over black), inverted when the picture is mostly
+ * light (dark ink on paper becomes light on dark), then scaled to fit 28x28 with its aspect ratio
+ * kept (box filter, black margins). Any other run (its own pictures) takes a PNG or JPEG prepared as
+ * its training pictures were: the centered square, area-resized to the model's size, gray or RGB as
+ * the model is. Every image is read and decoded before the run is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
  * are printed as escapes (\n), so each caption is one line. The moving-average weights are used when
  * the run kept them (`--weights raw`: the last step's).
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
+import { decodePicture } from "../data/image_files.ts";
+import { decodePng } from "../runtime/png.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { describeTemplate, imageFirstRow, templateImages } from "../spec/transfusion/rows.ts";
 import {
@@ -20,10 +24,12 @@ import {
   DIGIT_SIDE,
   digitFromPng,
   followRows,
+  frameFromPicture,
   type LoadedRun,
   loadRun,
   openSequenceModel,
   type PreparedDigit,
+  runImageView,
   templateSteps,
   warnIfSpecChanged,
   weightsFlag,
@@ -50,7 +56,12 @@ export const CAPTION = command({
 
 const USAGE = usageLine(CAPTION);
 
-async function readDigit(path: string): Promise<PreparedDigit> {
+/**
+ * The file's bytes, decoded once to check them before the run is loaded: a JPEG (which only
+ * own-picture runs take) by the picture reader, anything else by the PNG reader the digit view
+ * uses, so a broken file gets the message it always got.
+ */
+async function readPictureBytes(path: string): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -59,7 +70,29 @@ async function readDigit(path: string): Promise<PreparedDigit> {
     if (e instanceof Deno.errors.IsADirectory) throw new UsageError(`--image ${path} is a directory`);
     throw new UsageError(`--image ${path} cannot be read: ${(e as Error).message}`);
   }
-  return await asUsageErrors(() => Promise.resolve(digitFromPng(bytes, path)));
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  await asUsageErrors(() => Promise.resolve(jpeg ? decodePicture(bytes, path) : decodePng(bytes, path)));
+  return bytes;
+}
+
+/** MNIST's form (see the header), with a note for each change made to the picture. */
+async function digitImages(run: LoadedRun, files: readonly Uint8Array[], paths: readonly string[]) {
+  const digits: PreparedDigit[] = [];
+  for (const [i, bytes] of files.entries()) {
+    digits.push(await asUsageErrors(() => Promise.resolve(digitFromPng(bytes, paths[i]!))));
+  }
+  digits.forEach((d, i) => {
+    const changes = [
+      ...(d.width !== DIGIT_SIDE || d.height !== DIGIT_SIDE
+        ? [`scaled ${d.width}x${d.height} to 28x28`]
+        : []),
+      ...(d.inverted ? ["inverted (it was mostly light)"] : []),
+    ];
+    if (changes.length) console.error(`note: ${paths[i]}: ${changes.join(", ")}`);
+  });
+  return digits.map((d) =>
+    digitImage({ images: d.pixels, labels: Int32Array.of(0), count: 1 }, 0, run.config.image)
+  );
 }
 
 const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
@@ -79,25 +112,19 @@ async function main(): Promise<void> {
   if (!dir || positionals.length > 1) throw new UsageError(USAGE);
   const paths = values.image ?? [];
   if (paths.length === 0) throw new UsageError(`--image is required\n${USAGE}`);
-  const digits: PreparedDigit[] = [];
-  for (const path of paths) digits.push(await readDigit(path));
+  const files: Uint8Array[] = [];
+  for (const path of paths) files.push(await readPictureBytes(path));
 
   const weights = weightsFlag(values.weights);
   const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
-    digits.forEach((d, i) => {
-      const changes = [
-        ...(d.width !== DIGIT_SIDE || d.height !== DIGIT_SIDE
-          ? [`scaled ${d.width}x${d.height} to 28x28`]
-          : []),
-        ...(d.inverted ? ["inverted (it was mostly light)"] : []),
-      ];
-      if (changes.length) console.error(`note: ${paths[i]}: ${changes.join(", ")}`);
-    });
-    const images = digits.map((d) =>
-      digitImage({ images: d.pixels, labels: Int32Array.of(0), count: 1 }, 0, run.config.image)
-    );
+    const { size, channels } = run.config.image;
+    const images = await runImageView(run) === "digits"
+      ? await digitImages(run, files, paths)
+      : await asUsageErrors(() =>
+        Promise.resolve(files.map((bytes, i) => frameFromPicture(bytes, paths[i]!, size, channels)))
+      );
     const g = sequenceGeometry(run.config);
     if (!run.config.row && g.N === 1) {
       const captions = await captionImages(run, images);

@@ -13,6 +13,7 @@ import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
+import type { ImageView } from "../spec/data.ts";
 import { ByteTokenizer, textTokenizer } from "../runtime/tokenizer.ts";
 import { imageToPng, toGeneratedImage } from "../runtime/standalone/images.ts";
 import {
@@ -20,6 +21,7 @@ import {
   defaultMethod,
   digitFromPng,
   followRows,
+  frameFromPicture,
   generateText,
   intFlag,
   isTextModel,
@@ -29,6 +31,7 @@ import {
   numberFlag,
   openSequenceModel,
   parseRowSpec,
+  runImageView,
   samplerFlag,
   templateSteps,
   type TextSampling,
@@ -219,7 +222,8 @@ async function followRun(
     given.texts[first.name] = values.prompt;
   }
   const images: Record<string, Float32Array> = {};
-  for (const [name, file] of Object.entries(given.images)) images[name] = await readImage(file, run);
+  const view = Object.keys(given.images).length ? await runImageView(run) : "frame";
+  for (const [name, file] of Object.entries(given.images)) images[name] = await readImage(file, run, view);
   const steps = templateSteps(template, { ...given.texts, ...images }, g.tokenizer);
   const method = samplerFlag(values.sampler) ?? defaultMethod(run.config);
   const image = {
@@ -266,13 +270,20 @@ async function followRun(
   return report;
 }
 
-/** A PNG brought to the model's frame as `deno task caption` does (MNIST-style digits). */
-async function readImage(file: string, run: LoadedRun): Promise<Float32Array> {
+/**
+ * A picture brought to the model's image as `deno task caption` does, in the run's view: MNIST's
+ * digit form for MNIST runs, the training pictures' preparation (crop + area resize) otherwise.
+ */
+async function readImage(file: string, run: LoadedRun, view: ImageView): Promise<Float32Array> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(file);
   } catch (e) {
     throw new UsageError(`--row image:${file} cannot be read: ${(e as Error).message}`);
+  }
+  const { size, channels } = run.config.image;
+  if (view === "frame") {
+    return await asUsageErrors(() => Promise.resolve(frameFromPicture(bytes, file, size, channels)));
   }
   const digit = digitFromPng(bytes, file);
   return digitImage({ images: digit.pixels, labels: Int32Array.of(0), count: 1 }, 0, run.config.image);

@@ -2,8 +2,10 @@
  * `deno task sample <DIR> --prompt "a handwritten digit 3" [--n K] [--steps S]
  *    [--sampler ddpm|ddim|euler|heun] [--cfg W] [--seed S] [--cols C] [--out grid.png] [--weights ema|raw]`
  *
- * Generates K images for a prompt with the run's model and writes them as one PNG grid (28x28 gray
- * digits: the padding is cropped off, pixels mapped from [-1, 1] to [0, 1]). Guidance: eps_u + W
+ * Generates K images for a prompt with the run's model and writes them as one PNG grid, in the view
+ * the run's data declares (runtime/generate/image_view.ts): MNIST runs as 28x28 gray digits (the
+ * padding cropped off), every other run in the model's own frame (size x size, RGB for 3 channels,
+ * gray for 1); pixels mapped from [-1, 1] to [0, 255]. Guidance: eps_u + W
  * (eps_c - eps_u), default W = 3; W = 0 or 1 turns it off (conditional rows only). Default sampler:
  * DDIM for DDPM models (50 steps; DDPM ancestral defaults to 250), Euler for flow matching (50).
  * The run's moving-average weights are used when it kept them (`--weights raw`: the last step's).
@@ -15,6 +17,8 @@ import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { type RowTemplate, templateImages } from "../spec/transfusion/rows.ts";
+import type { TransfusionConfig } from "../spec/transfusion/config.ts";
+import type { ImageView } from "../spec/data.ts";
 import {
   asUsageErrors,
   checkCaptionFits,
@@ -22,12 +26,14 @@ import {
   DIGIT_SIDE,
   digitFromModelImage,
   followRows,
+  frameGridPng,
   generateImages,
   intFlag,
   type LoadedRun,
   loadRun,
   numberFlag,
   openSequenceModel,
+  runImageView,
   samplerFlag,
   type SamplerMethod,
   templateSteps,
@@ -126,12 +132,10 @@ async function main(): Promise<void> {
     );
     if (progress) console.error();
     const seconds = (performance.now() - started) / 1000;
-    const { image } = run.config;
-    const digits = images.map((x) => digitFromModelImage(x, image.size, image.channels));
-    const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, cols, { range: "unit" });
+    const png = gridPng(images, run.config.image, cols, await runImageView(run));
     const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
     if (parent) await Deno.mkdir(parent, { recursive: true });
-    await Deno.writeFile(out, encodePng(grid.rgba, grid.width, grid.height));
+    await Deno.writeFile(out, png);
     console.log(
       `wrote ${out}: ${n} sample(s) of ${JSON.stringify(values.prompt)} (${method}, ${steps} steps, ` +
         `cfg ${cfg}, seed ${seed}) in ${seconds.toFixed(1)} s`,
@@ -171,17 +175,12 @@ async function sampleRows(
       image: { method: o.method, steps: o.steps, cfg: o.cfg },
     })
   );
-  const { image } = run.config;
   const names = templateImages(template).map((s) => s.name);
-  const digits = rows.flatMap((spans) =>
-    spans.flatMap((
-      s,
-    ) => (s.kind === "image" ? [digitFromModelImage(s.pixels, image.size, image.channels)] : []))
-  );
-  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, names.length, { range: "unit" });
+  const images = rows.flatMap((spans) => spans.flatMap((s) => (s.kind === "image" ? [s.pixels] : [])));
+  const png = gridPng(images, run.config.image, names.length, await runImageView(run));
   const parent = o.out.includes("/") ? o.out.slice(0, o.out.lastIndexOf("/")) : "";
   if (parent) await Deno.mkdir(parent, { recursive: true });
-  await Deno.writeFile(o.out, encodePng(grid.rgba, grid.width, grid.height));
+  await Deno.writeFile(o.out, png);
   const seconds = (performance.now() - o.started) / 1000;
   console.log(
     `wrote ${o.out}: ${o.n} row(s) of ${names.length} image(s) (${
@@ -198,6 +197,19 @@ async function sampleRows(
     const shown = written.map((s) => `${s.name} ${JSON.stringify(s.kind === "text" ? s.text : "")}`);
     console.log(`  row ${k + 1} wrote ${shown.join(", ")}`);
   });
+}
+
+/** Model images as the PNG grid of the run's view: MNIST digits (as ever) or the model's frames. */
+function gridPng(
+  images: readonly Float32Array[],
+  image: TransfusionConfig["image"],
+  cols: number,
+  view: ImageView,
+): Uint8Array {
+  if (view === "frame") return frameGridPng(images, image.size, image.channels, cols);
+  const digits = images.map((x) => digitFromModelImage(x, image.size, image.channels));
+  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, cols, { range: "unit" });
+  return encodePng(grid.rgba, grid.width, grid.height);
 }
 
 if (import.meta.main) await runCli(main);

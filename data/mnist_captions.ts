@@ -228,6 +228,7 @@ export function mnistCaptions(
     tokensPerBatch: batch * cfg.seq,
     evalBatches,
     templates,
+    imageView: "digits",
     get truncatedRows() {
       return truncatedRows;
     },

@@ -40,6 +40,7 @@ export function twoDigitRows(c: TransfusionConfig, dims: Readonly<Record<string,
     return assembleTemplateBatch(examples, cfg).inputs;
   };
   return {
+    imageView: "digits",
     tokensPerBatch: batch * cfg.seq,
     evalBatches: 4,
     batch: (step, seed) => rows(train, uniform(mix(seed, step, 1)), c.diffusion.condDropout),

@@ -46,6 +46,12 @@ export function encodePng(
   return encodeRaw(rgba, width, height, 6, filter);
 }
 
+/** An RGB PNG (colour type 2) of `rgb` ([height, width, 3] bytes). */
+export function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  checkSize(width, height, rgb.length, 3, "encodeRgbPng");
+  return encodeRaw(rgb, width, height, 2, "adaptive");
+}
+
 /** A grayscale PNG of `values` ([height, width], in [0, 1]; clamped, NaN as 0). */
 export function encodeGrayPng(values: Float32Array, width: number, height: number): Uint8Array {
   checkSize(width, height, values.length, 1, "encodeGrayPng");

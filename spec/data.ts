@@ -17,7 +17,17 @@ export interface DataSource {
   describe(): string;
   /** Present when the source can keep its dataset on the device and gather batches there. */
   readonly device?: DeviceData;
+  /**
+   * How `deno task sample`/`caption`/`generate` show and read this data's images. "digits": MNIST's
+   * form (a 28x28 gray digit cut out of the padded frame; supplied PNGs inverted to light-on-dark and
+   * fitted to 28x28), which the digit classifier and people comparing with MNIST expect. "frame"
+   * (the default: nothing but MNIST can promise its pictures are digits): the model's own size x size
+   * image, gray or RGB, and supplied pictures prepared as the user's training images are.
+   */
+  readonly imageView?: ImageView;
 }
+
+export type ImageView = "digits" | "frame";
 
 /**
  * A data source that keeps its dataset on the device (`DataSource.device`): tables uploaded once,

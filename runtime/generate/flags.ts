@@ -2,6 +2,7 @@
  * Flag parsing shared by the sample, caption, eval and demo commands: a malformed command line or a
  * bad value is a UsageError that quotes the flag, the value and what was expected.
  */
+import { DataFileError } from "../../data/data_files.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../load_spec.ts";
 import { ImageError } from "../file_errors.ts";
@@ -74,7 +75,10 @@ export async function asUsageErrors<T>(body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (e) {
-    if (e instanceof ImageError || e instanceof TrainError || e instanceof SamplingError) {
+    if (
+      e instanceof ImageError || e instanceof TrainError || e instanceof SamplingError ||
+      e instanceof DataFileError
+    ) {
       throw new UsageError(e.message);
     }
     throw e;

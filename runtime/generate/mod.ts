@@ -67,6 +67,8 @@ export {
   fitSquare,
   type PreparedDigit,
 } from "./images.ts";
+export { frameFromPicture, type FrameGrid, frameGrid, frameGridPng } from "./frames.ts";
+export { DATA_RECORD, runImageView } from "./image_view.ts";
 export {
   type LoadedRun,
   loadRun,
@@ -89,5 +91,13 @@ export {
 } from "./transfusion.ts";
 export { asUsageErrors, intFlag, numberFlag, parseFlags, samplerFlag, weightsFlag } from "./flags.ts";
 export { type FollowedSpan, type FollowRequest, followRows, type RowStep, templateSteps } from "./follow.ts";
-export { generateText, isTextModel, type TextRequest, type TextRow } from "./text_model.ts";
+export {
+  generateText,
+  isTextModel,
+  type TextFrame,
+  textFrame,
+  type TextRequest,
+  type TextRow,
+  textStepInputs,
+} from "./text_model.ts";
 export { matchRow, parseRowSpec, type RowPart } from "./row_prompt.ts";

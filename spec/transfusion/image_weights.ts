@@ -32,6 +32,7 @@ export function withImageWeights(source: DataSource, c: TransfusionConfig, weigh
   const device = source.device;
   return {
     tokensPerBatch: source.tokensPerBatch,
+    ...(source.imageView ? { imageView: source.imageView } : {}),
     ...(source.evalBatches === undefined ? {} : { evalBatches: source.evalBatches }),
     describe: () => `${source.describe()}, per-image loss weights`,
     batch: (step, seed) => add(source.batch(step, seed), `step ${step}`),
