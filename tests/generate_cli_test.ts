@@ -54,6 +54,40 @@ Deno.test("generate: a text-only LM continues its prompt, within --max-tokens", 
   });
 });
 
+Deno.test("generate: a byte-level prefix-LM continues its prompt (no BOS, the prompt as prefix)", async () => {
+  await withTempDir("generate_prefix_", async (dir) => {
+    const tiny = ["dim=16", "heads=2", "layers=1", "hidden=32"].flatMap((s) => ["--set", s]);
+    const trained = await cli("train", [
+      "examples/prefix_lm.ts",
+      ...tiny,
+      "--dim",
+      "batch=2",
+      "--steps",
+      "2",
+      "--out",
+      `${dir}/run`,
+    ]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const out = await cli("generate", [
+      `${dir}/run`,
+      "--prompt",
+      "abc=",
+      "--max-tokens",
+      "3",
+      "--out",
+      `${dir}/g`,
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    const [row] = JSON.parse(await Deno.readTextFile(`${dir}/g/generated.json`));
+    assert.equal(row.prompt, "abc=");
+    // 256 byte tokens hold no EOS, so the row runs to its budget; every sampled id is a byte.
+    assert.equal(row.finish, "budget");
+    assert.equal(row.tokens.length, 3);
+    assert.ok(row.tokens.every((id: number) => id >= 0 && id < 256), JSON.stringify(row.tokens));
+    assert.match(out.stdout, /^"abc=/);
+  });
+});
+
 Deno.test("generate: two images with text between, both written as PNGs; a bad --row is refused", async () => {
   await withTempDir("generate_two_", async (dir) => {
     await train("examples/two_images.ts", `${dir}/run`);

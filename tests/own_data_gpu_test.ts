@@ -1,12 +1,15 @@
 /**
  * Your own data on the GPU, end to end: a tiny Transfusion spec (dim 16, depth 1) whose `data` is a
  * folder of captioned pictures trains a few steps, and the trained run samples an image for a
- * caption. Then `deno task train --data jsonl:...` trains the same spec on a JSONL file from the
- * command line, records it for --resume, refuses to switch it, and names a missing folder.
+ * caption, and `deno task sample` writes it in the model's own frame (16x16 RGB, not MNIST's 28x28
+ * gray digits). Then `deno task train --data jsonl:...` trains the same spec on a JSONL file from
+ * the command line, records it for --resume, refuses to switch it, names a missing folder, and
+ * `deno task caption` of that run reads a JPEG as its training pictures were read.
  */
 import assert from "node:assert/strict";
 import { train } from "../runtime/train/mod.ts";
 import { generateImages, loadRun } from "../runtime/generate/mod.ts";
+import { decode } from "fast-png";
 
 const TINY_SPEC = `import { transfusion } from "../../spec/transfusion/mod.ts";
 import { imageFolder } from "../../data/own_images.ts";
@@ -23,9 +26,9 @@ export default transfusion({
 `;
 
 const decoder = new TextDecoder();
-async function trainCli(args: readonly string[]) {
+async function trainCli(args: readonly string[], file = "cli/train.ts") {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/train.ts", ...args],
+    args: ["run", "-A", file, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -62,6 +65,17 @@ Deno.test("own pictures: a tiny Transfusion trains on a folder and samples an im
       assert.ok(new Set(image).size > 1, "the sampled image is not constant");
       const [again] = await generateImages(run, prompts, { steps: 2, cfg: 1, seed: 5 });
       assert.deepEqual(again, image);
+      loaded.destroy();
+
+      // The CLI grid: 2 frames of 16x16 RGB side by side on a 2-pixel separator.
+      const grid = `${dir}/grid.png`;
+      const sampled = await trainCli(
+        [out, "--prompt", "a red square", "--n", "2", "--steps", "2", "--cfg", "1", "--out", grid],
+        "cli/sample.ts",
+      );
+      assert.equal(sampled.code, 0, sampled.stderr);
+      const png = decode(await Deno.readFile(grid));
+      assert.deepEqual([png.width, png.height, png.channels], [2 * 16 + 3 * 2, 16 + 2 * 2, 3]);
     });
 
     await t.step("the CLI trains on --data jsonl:..., records it, and resumes with it", async () => {
@@ -89,6 +103,12 @@ Deno.test("own pictures: a tiny Transfusion trains on a folder and samples an im
       const resumed = await trainCli([specPath, "--resume", "--steps", "3", "--out", out]);
       assert.equal(resumed.code, 0, resumed.stderr);
       assert.match(resumed.stderr, /resuming at step 2 own_images_tiny: own images \(jsonl/);
+
+      // A JPEG (which the MNIST digit view refuses) is read as the training pictures were.
+      const jpeg = "tests/fixtures/own_data/images/cyan_frame.jpg";
+      const captioned = await trainCli([out, "--image", jpeg], "cli/caption.ts");
+      assert.equal(captioned.code, 0, captioned.stderr);
+      assert.equal(captioned.stdout.trim().split("\n").length, 1, captioned.stdout);
     });
 
     await t.step("a missing folder is one clear line, exit 1", async () => {
