@@ -38,8 +38,9 @@ import {
 export const CAPTION = command({
   name: "caption",
   args: "<DIR>",
-  summary: "Prints the greedy caption the model of the run in DIR gives each image. Any 8-bit PNG is " +
-    "brought to MNIST's form first (gray, light ink on dark, scaled to fit 28x28). A run whose rows " +
+  summary: "Prints the greedy caption the model of the run in DIR gives each image. An MNIST run " +
+    "brings any 8-bit PNG to MNIST's form first (gray, light ink on dark, scaled to fit 28x28); a run on " +
+    "other pictures reads a PNG or JPEG as its training pictures (centered square, resized). A run whose rows " +
     "hold several images takes the images in turn, a row's worth at a time, places them in its row " +
     "template (else image-first) and prints every text slot the model writes.",
   flags: {

@@ -2,11 +2,12 @@
  * `deno task generate <DIR> [--row '...'] [--prompt TEXT] [--n K] ...`
  *
  * One generate for every run with a `logits` entry. A text-only language model (its logits entry
- * reads only tokens and the layout, e.g. examples/text_lm.ts) continues `--prompt` after BOS. A
+ * reads only tokens and the layout, e.g. examples/text_lm.ts) continues `--prompt` (after BOS when its vocabulary has one; marked as the prefix
+ * when its logits entry reads `layout_prefix`, as examples/prefix_lm.ts trains). A
  * Transfusion run follows its row template (config `row`, else caption-first: the caption slot then
  * imagesPerRow images) span by span: texts given in `--row` (or `--prompt`, for the first text
  * slot) are written in as training lays them out, the other text slots are written by the model,
- * images are drawn (or read from a PNG). Every image is written as a PNG, every row's texts are
+ * images are drawn (or read from a PNG or JPEG, prepared in the run's image view). Every image is written as a PNG, every row's texts are
  * printed, and OUT/generated.json lists both. Nothing is written before every input is checked.
  */
 import { runCli, UsageError } from "./load_spec.ts";
@@ -57,7 +58,7 @@ export const GENERATE = command({
     prompt: {
       type: "string",
       value: "TEXT",
-      help: "text LMs: the text after BOS; Transfusion: the first text slot (when --row is not given)",
+      help: "text LMs: the text to continue; Transfusion: the first text slot (when --row is not given)",
     },
     n: {
       type: "string",
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
 
 type Values = ReturnType<typeof parseCommand<typeof GENERATE.flags>>["values"];
 
-/** A text-only model: BOS, the prompt, then up to --max-tokens sampled tokens per row. */
+/** A text-only model: (BOS,) the prompt, then up to --max-tokens sampled tokens per row. */
 async function textRun(
   run: LoadedRun,
   values: Values,
