@@ -118,7 +118,7 @@ export function cpuConvTiles({ batch, m, n }: MatmulShape): ConvTiles {
 }
 
 /** The input channel loop is unrolled by this much; the remainder runs as straight-line steps. */
-const UNROLL = 4;
+const UNROLL = 1;
 
 /**
  * The direct conv kernel for CPU adapters (lavapipe), on the GEMM's tiling: thread (x, y) of a
@@ -167,6 +167,20 @@ function directConvKernel(
       }\n      }`,
     ...range(s.cg - cMain).map((t) => `      {\n${channel(u(cMain + t))}\n      }`),
   ].filter(Boolean).join("\n");
+  // The stores as one site in a loop over the tile: lavapipe inlines a fused epilogue into every
+  // store site and JIT-compiles it at the first dispatch, so tm x tn unrolled copies made the CPU
+  // conformance cases' conv kernels compile for minutes (kernels/matmul_common.ts tileStores says
+  // the same for the matmul); a store runs once per output, so the loop costs nothing measurable.
+  const stores = `  var ${P}out = array<f32, ${v.tm * v.tn}>(${
+    rs.flatMap((r) => ts.map((t) => acc(r, t))).join(", ")
+  });
+  for (var ${P}e = 0u; ${P}e < ${u(v.tm * v.tn)}; ${P}e++) {
+    let ${P}i = ${P}row_base + (${P}e / ${u(v.tn)}) * ${u(v.wgY)};
+    let ${P}j = ${P}col_base + (${P}e % ${u(v.tn)}) * ${u(v.wgX)};
+    if (${P}i < ${u(m)} && ${P}j < ${u(n)}) { ${
+    io.store(`${P}i * ${u(s.cout)} + ${gi} * ${u(s.og)} + ${P}j`, `${P}out[${P}e]`)
+  } }
+  }`;
   const wgsl = `${io.declarations}
 
 ${entryHeader([v.wgX, v.wgY], g)}
@@ -202,16 +216,7 @@ ${
 ${channelLoop}
     }
   }
-${
-    rs.flatMap((r) =>
-      ts.map((t) => {
-        const [i, j] = [`(${P}row_base + ${u(r * v.wgY)})`, `(${P}col_base + ${u(t * v.wgX)})`];
-        return `  if (${i} < ${u(m)} && ${j} < ${u(n)}) { ${
-          io.store(`${i} * ${u(s.cout)} + ${gi} * ${u(s.og)} + ${j}`, acc(r, t))
-        } }`;
-      })
-    ).join("\n")
-  }
+${stores}
 }
 `;
   const empty = {
