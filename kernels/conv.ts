@@ -117,7 +117,10 @@ export function cpuConvTiles({ batch, m, n }: MatmulShape): ConvTiles {
   return best!;
 }
 
-/** The input channel loop is unrolled by this much; the remainder runs as straight-line steps. */
+/**
+ * The input channel loop is unrolled by this much; the remainder runs as straight-line steps. 1: the
+ * LLVM behind lavapipe unrolls short loops itself, and copies here only grew the shader it compiles.
+ */
 const UNROLL = 1;
 
 /**
