@@ -118,8 +118,8 @@ export function cpuConvTiles({ batch, m, n }: MatmulShape): ConvTiles {
 }
 
 /**
- * The input channel loop is unrolled by this much; the remainder runs as straight-line steps. 1: the
- * LLVM behind lavapipe unrolls short loops itself, and copies here only grew the shader it compiles.
+ * The input channel loop is unrolled by this much; the remainder runs as straight-line steps. 1: copies
+ * here grew the shader lavapipe compiles fourfold (the bench ratios in ARCHITECTURE.md were measured at 4).
  */
 const UNROLL = 1;
 
