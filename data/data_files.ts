@@ -61,3 +61,22 @@ export function reason(e: unknown): string {
 export function folderOf(file: string): string {
   return file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
 }
+
+/**
+ * The records of a JSONL file, one per non-blank line, each with `at` = "file:line" for messages;
+ * a line that is not JSON is refused there. Shared by the image and text JSONL sources.
+ */
+export function jsonlRecords(file: string): { record: unknown; line: string; at: string }[] {
+  const records: { record: unknown; line: string; at: string }[] = [];
+  readText(file).split("\n").forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "") return;
+    const at = `${file}:${i + 1}`;
+    try {
+      records.push({ record: JSON.parse(line), line, at });
+    } catch (e) {
+      throw new DataFileError(at, `not JSON (${(e as Error).message})`);
+    }
+  });
+  return records;
+}

@@ -8,7 +8,7 @@
  * Other files are skipped and counted. JSONL: one record per non-blank line, `image` relative to
  * the JSONL file's folder (or absolute), `caption` a non-empty string.
  */
-import { DataFileError, folderOf, readText, statOrFail, walkFiles } from "./data_files.ts";
+import { DataFileError, folderOf, jsonlRecords, readText, statOrFail, walkFiles } from "./data_files.ts";
 
 export interface CaptionedFile {
   /** The image file, as it will be read. */
@@ -66,19 +66,9 @@ function listFolder(root: string): ImageListing {
 }
 
 function listJsonl(file: string): ImageListing {
-  const text = readText(file);
   const folder = folderOf(file);
   const files: CaptionedFile[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "") return;
-    const at = `${file}:${i + 1}`;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (e) {
-      throw new DataFileError(at, `not JSON (${(e as Error).message})`);
-    }
+  for (const { record, line, at } of jsonlRecords(file)) {
     const { image, caption } = (record ?? {}) as Record<string, unknown>;
     if (typeof record !== "object" || Array.isArray(record) || typeof image !== "string" || image === "") {
       throw new DataFileError(at, `expected {"image": path, "caption": text}, got ${line.slice(0, 80)}`);
@@ -89,7 +79,7 @@ function listJsonl(file: string): ImageListing {
     const path = image.startsWith("/") ? image : `${folder}/${image}`;
     statOrFail(path, `the image of ${at}`);
     files.push({ image: path, caption: caption.trim(), captionFrom: at });
-  });
+  }
   if (files.length === 0) throw new DataFileError(file, "holds no records (every line is blank)");
   return { kind: "jsonl", location: file, files, skipped: [] };
 }

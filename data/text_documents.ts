@@ -4,7 +4,7 @@
  * {"text": ...} record per non-blank line). Every problem names the file, and the line of a JSONL
  * file.
  */
-import { DataFileError, readText, statOrFail, walkFiles } from "./data_files.ts";
+import { DataFileError, jsonlRecords, readText, statOrFail, walkFiles } from "./data_files.ts";
 
 export interface TextDocument {
   readonly text: string;
@@ -62,22 +62,13 @@ function folderDocuments(root: string): TextListing {
 
 function jsonlDocuments(file: string): TextListing {
   const documents: TextDocument[] = [];
-  readText(file).split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "") return;
-    const at = `${file}:${i + 1}`;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (e) {
-      throw new DataFileError(at, `not JSON (${(e as Error).message})`);
-    }
+  for (const { record, line, at } of jsonlRecords(file)) {
     const text = (record as { text?: unknown } | null)?.text;
     if (typeof text !== "string" || text.trim() === "") {
       throw new DataFileError(at, `expected {"text": a non-empty string}, got ${line.slice(0, 80)}`);
     }
     documents.push({ text, from: at });
-  });
+  }
   if (documents.length === 0) throw new DataFileError(file, "holds no records (every line is blank)");
   return { kind: "jsonl", location: file, documents };
 }
