@@ -9,13 +9,16 @@
  * its training pictures were: the centered square, area-resized to the model's size, gray or RGB as
  * the model is. Every image is read and decoded before the run is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
  * are printed as escapes (\n), so each caption is one line. The moving-average weights are used when
- * the run kept them (`--weights raw`: the last step's).
+ * the run kept them (`--weights raw`: the last step's). A run whose images are a VAE's latents
+ * (`DataSource.latents`) captions what it was trained on: each picture is prepared at the VAE's pixel
+ * size (RGB) and encoded by the VAE run's `encode` entry (its mean, normalized as training's latents).
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import { decodePicture } from "../data/image_files.ts";
 import { decodePng } from "../runtime/png.ts";
+import { openRunPixels } from "../data/latent_codec.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { describeTemplate, imageFirstRow, templateImages } from "../spec/transfusion/rows.ts";
 import {
@@ -120,12 +123,7 @@ async function main(): Promise<void> {
   const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
-    const { size, channels } = run.config.image;
-    const images = await runImageView(run) === "digits"
-      ? await digitImages(run, files, paths)
-      : await asUsageErrors(() =>
-        Promise.resolve(files.map((bytes, i) => frameFromPicture(bytes, paths[i]!, size, channels)))
-      );
+    const images = await modelImages(run, files, paths);
     const g = sequenceGeometry(run.config);
     if (!run.config.row && g.N === 1) {
       const captions = await captionImages(run, images);
@@ -136,6 +134,30 @@ async function main(): Promise<void> {
   } finally {
     run.destroy();
   }
+}
+
+/** The pictures as the model's images: digits, frames, or a latent run's VAE latents. */
+async function modelImages(run: LoadedRun, files: readonly Uint8Array[], paths: readonly string[]) {
+  const frames = (size: number, channels: number) =>
+    asUsageErrors(() =>
+      Promise.resolve(files.map((bytes, i) => frameFromPicture(bytes, paths[i]!, size, channels)))
+    );
+  const pixels = await openRunPixels(run, ["encode"]);
+  try {
+    if (pixels.codec) {
+      const latents = await pixels.codec.encode(await frames(pixels.size, pixels.channels));
+      console.error(
+        `encoded ${paths.length} picture(s) at ${pixels.size}x${pixels.size} with the VAE run's encode entry`,
+      );
+      return latents;
+    }
+  } finally {
+    pixels.destroy();
+  }
+  const { size, channels } = run.config.image;
+  return await runImageView(run) === "digits"
+    ? await digitImages(run, files, paths)
+    : await frames(size, channels);
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   pixelsToPlanes,
   planesToPixels,
   unnormalize,
+  vaeSlots,
 } from "../runtime/latent_planes.ts";
 import { DATA_RECORD } from "../runtime/generate/image_view.ts";
 import type { AnyModel } from "../spec/model.ts";
@@ -46,7 +47,8 @@ export function requireVaeRun(vaeRun: string, why: string): void {
   }
 }
 
-export type VaeEntry = "encode" | "decode";
+import type { VaeEntry } from "../runtime/latent_planes.ts";
+export type { VaeEntry };
 
 /** A VAE run's entries compiled, with the parameters they read and the shapes they map between. */
 export interface VaeEntries {
@@ -100,18 +102,6 @@ export async function compileVae(
   }
   const shapes = vaeShapes(plan, `${info.spec.path} (VAE run ${vaeRun})`);
   return { vaeRun, spec: info.spec.path, step: info.step, plan, params, ...shapes };
-}
-
-/** The slots of the VAE entries: decode z -> image, encode x -> mean (the latent used, no sampling). */
-export function vaeSlots(plan: Plan, entry: VaeEntry): { input: string; output: string } {
-  const e = plan.entries[entry];
-  if (!e) throw new Error(`the VAE plan has no "${entry}" entry`);
-  const input = e.inputs.find((s) => s.name !== "seed");
-  const output = entry === "encode"
-    ? e.outputs.find((s) => s.name === "mean") ?? e.outputs.find((s) => s.dtype === "f32")
-    : e.outputs.find((s) => s.dtype === "f32");
-  if (!input || !output) throw new Error(`the VAE's "${entry}" entry has no f32 input and output`);
-  return { input: input.name, output: output.name };
 }
 
 function vaeShapes(plan: Plan, where: string): Pick<VaeEntries, "batch" | "pixel" | "latent"> {

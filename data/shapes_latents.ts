@@ -12,9 +12,9 @@
  */
 import { describeAdapter, openDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
-import { pixelsToPlanes, planesToPixels } from "../runtime/latent_planes.ts";
+import { pixelsToPlanes, planesToPixels, vaeSlots } from "../runtime/latent_planes.ts";
 import type { DataSource, LatentImages } from "../spec/data.ts";
-import { compileVae, type LatentCodec, openLatentCodec, VaeRunMissing, vaeSlots } from "./latent_codec.ts";
+import { compileVae, type LatentCodec, openLatentCodec, VaeRunMissing } from "./latent_codec.ts";
 import {
   type SceneImages,
   shapesCaptions,

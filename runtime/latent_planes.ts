@@ -4,6 +4,9 @@
  * [s, s, C] per image, unnormalized. Shared by the CLIs' decoder (data/latent_codec.ts) and the
  * generated module's (runtime/standalone/latent_decoder.ts), so both decode exactly alike.
  */
+import type { Plan } from "../compiler/plan.ts";
+
+export type VaeEntry = "encode" | "decode";
 
 /** Per-channel normalization of latents (spec/data.ts `LatentImages`): model = (z - mean) / std. */
 export interface LatentScale {
@@ -67,4 +70,16 @@ export async function inBatches(
     }
   }
   return out;
+}
+
+/** The slots of the VAE entries: decode z -> image, encode x -> mean (the latent used, no sampling). */
+export function vaeSlots(plan: Plan, entry: VaeEntry): { input: string; output: string } {
+  const e = plan.entries[entry];
+  if (!e) throw new Error(`the VAE plan has no "${entry}" entry`);
+  const input = e.inputs.find((s) => s.name !== "seed");
+  const output = entry === "encode"
+    ? e.outputs.find((s) => s.name === "mean") ?? e.outputs.find((s) => s.dtype === "f32")
+    : e.outputs.find((s) => s.dtype === "f32");
+  if (!input || !output) throw new Error(`the VAE's "${entry}" entry has no f32 input and output`);
+  return { input: input.name, output: output.name };
 }
