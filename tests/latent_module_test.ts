@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { compileModule, randomWeights } from "../cli/compile.ts";
 import { loadSpec } from "../cli/load_spec.ts";
-import { openLatentCodec } from "../data/latent_codec.ts";
-import { latentsOf, readLatents } from "../data/shapes_latents.ts";
+import { compileVae } from "../data/latent_codec.ts";
+import { readLatents } from "../data/shapes_latents.ts";
+import { Executor } from "../runtime/executor.ts";
 import type { GeneratedModule } from "../runtime/standalone/api.ts";
 import { latentFixture } from "./fixtures/latent_runs.ts";
 
@@ -39,16 +40,11 @@ Deno.test("a module of latents generates the VAE's pictures of its latents", asy
       const image = images[0]!;
       assert.deepEqual([image.width, image.height, image.values.length], [32, 32, 3 * 32 * 32]);
       assert.equal(image.latent?.length, 2 * 8 * 8);
-      // The oracle: the VAE run's own decode entry, compiled by the CLI path, on the same latent.
-      const codec = await openLatentCodec(latentsOf(readLatents(f.vaeRun, 8, 4)!));
-      try {
-        const [expected] = await codec.decode([image.latent!]);
-        let worst = 0;
-        expected!.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - image.values[k]!))));
-        assert.ok(worst < 1e-4, `the module's picture is ${worst} off the VAE's decode of its latent`);
-      } finally {
-        codec.destroy();
-      }
+      // The oracle: the VAE run's decode entry run here on the latent, scaled and transposed by hand.
+      const expected = await decodeByHand(f.vaeRun, image.latent!);
+      let worst = 0;
+      expected.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - image.values[k]!))));
+      assert.ok(worst < 1e-4, `the module's picture is ${worst} off the VAE's decode of its latent`);
       // A picture is captioned through the VAE's encoder; a generated one by its own latent.
       assert.equal(typeof (await m.caption({ width: 32, height: 32, rgba: image.rgba })), "string");
       await assert.rejects(m.caption({ width: 8, height: 8, rgba: new Uint8ClampedArray(256) }), /32x32/);
@@ -69,3 +65,23 @@ Deno.test("a module of latents generates the VAE's pictures of its latents", asy
     await f.remove();
   }
 });
+
+/** latent [2, 8, 8] (normalized) -> z = v * std + mean as NHWC [1, 8, 8, 2] -> decode -> [3, 32, 32]. */
+async function decodeByHand(vaeRun: string, latent: Float32Array): Promise<Float32Array> {
+  const table = readLatents(vaeRun, 8, 4)!;
+  const z = new Float32Array(2 * 8 * 8);
+  for (let c = 0; c < 2; c++) {
+    for (let p = 0; p < 64; p++) z[p * 2 + c] = latent[c * 64 + p]! * table.std[c]! + table.mean[c]!;
+  }
+  const vae = await compileVae(vaeRun, ["decode"], { batch: 1 });
+  const executor = await Executor.create(vae.plan);
+  try {
+    await executor.setAllParams(vae.params);
+    const y = (await executor.run("decode", { z }))["image"] as Float32Array; // [1, 32, 32, 3]
+    const out = new Float32Array(3 * 32 * 32);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) out[c * 1024 + p] = y[p * 3 + c]!;
+    return out;
+  } finally {
+    executor.destroy();
+  }
+}
