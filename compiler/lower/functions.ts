@@ -9,6 +9,9 @@ export interface Location {
   readonly offset: number;
 }
 
+/** Index expressions up to this many characters are written inline (see FunctionWriter.define). */
+const INLINE_INDEX_CHARS = 48;
+
 export type ValueRule = (n: Node, ix: Ix, ctx: ValueContext) => string;
 
 /**
@@ -51,6 +54,8 @@ export class FunctionWriter {
     let count = 0;
     const bind = (key: string, expr: string) => {
       let v = memo.get(key);
+      // A value that is already a name (a view passing its source through) needs no second name.
+      if (v === undefined && /^v\d+$/.test(expr)) memo.set(key, v = expr);
       if (v === undefined) {
         v = `v${count++}`;
         lines.push(`  let ${v} = ${expr};`);
@@ -58,9 +63,13 @@ export class FunctionWriter {
       }
       return v;
     };
+    // An index expression longer than this is bound to a `let` before a node reads it; shorter
+    // ones (`i`, `bi * 720u + j`) stay inline, so ordinary kernels read as before.
+    const bindIndex = (expr: string) => expr.length <= INLINE_INDEX_CHARS ? expr : bind(`ix:${expr}`, expr);
     const ctx: ValueContext = {
-      at: (m, ix) => {
+      at: (m, given) => {
         if (m === accumulator) return "acc";
+        const ix = given.bound(bindIndex);
         const key = `${m.id}@${ix.key()}`;
         const at = this.location.get(m.id);
         if (at) {

@@ -37,6 +37,15 @@ export class Ix {
     return this.flatExpr;
   }
 
+  /**
+   * The same position with its expressions passed through `bind` (FunctionWriter binds long ones
+   * to a `let`). Views derive their source's index from their own, so without this a chain of
+   * views repeats each level's text in the next: a padded, dilated cotangent grew to 38 KB lines.
+   */
+  bound(bind: (expr: string) => string): Ix {
+    return new Ix(this.shape, this.flatExpr && bind(this.flatExpr), this.axesExpr?.map(bind));
+  }
+
   axes(): readonly string[] {
     if (this.axesExpr === undefined) {
       const strides = rowMajorStrides(this.shape);
