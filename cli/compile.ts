@@ -319,7 +319,17 @@ async function main(): Promise<void> {
   });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`wrote ${values.out}/ (model "${model.name}", ${seconds} s):`);
-  for (const [name, bytes] of Object.entries(files)) console.log(`  ${name.padEnd(13)} ${bytes} bytes`);
+  for (const [name, bytes] of Object.entries(files)) console.log(`  ${name.padEnd(19)} ${bytes} bytes`);
+  const decoder = files["decoder.safetensors"] === undefined
+    ? undefined
+    : (JSON.parse(await Deno.readTextFile(`${values.out}/plan.json`)) as ModulePlan).decoder;
+  if (decoder) {
+    const { latent: l, pixels: p } = decoder;
+    console.log(
+      `its images are ${l.channels}x${l.size}x${l.size} latents: the module carries the VAE of ` +
+        `${decoder.vaeRun} (step ${decoder.step}), so generate returns ${p.size}x${p.size}x${p.channels} pictures`,
+    );
+  }
   const weights = values["random-weights"];
   if (weights) {
     await Deno.writeFile(weights, randomWeights(params));
