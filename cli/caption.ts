@@ -147,7 +147,8 @@ async function modelImages(run: LoadedRun, files: readonly Uint8Array[], paths: 
     if (pixels.codec) {
       const latents = await pixels.codec.encode(await frames(pixels.size, pixels.channels));
       console.error(
-        `encoded ${paths.length} picture(s) at ${pixels.size}x${pixels.size} with the VAE run's encode entry`,
+        `encoded ${paths.length} picture(s) at ${pixels.size}x${pixels.size} with the encode entry of the VAE ` +
+          `run ${pixels.codec.vaeRun}`,
       );
       return latents;
     }

@@ -118,6 +118,7 @@ function vaeShapes(plan: Plan, where: string): Pick<VaeEntries, "batch" | "pixel
 }
 
 export interface LatentCodec {
+  readonly vaeRun: string;
   /** The pixels the decoder gives: [channels, side, side]. */
   readonly pixel: { readonly side: number; readonly channels: number };
   /** One line for output: which run and step decode. */
@@ -155,6 +156,7 @@ export async function openLatentCodec(
   const decode = run("decode");
   const encode = vae.plan.entries.encode ? run("encode") : undefined;
   return {
+    vaeRun: latents.vaeRun,
     pixel: { side: P.side, channels: P.channels },
     describe:
       `${channels}x${side}x${side} latents decoded by the VAE run ${latents.vaeRun} (step ${vae.step}) ` +

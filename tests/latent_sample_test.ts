@@ -88,6 +88,18 @@ Deno.test("sample on a latent run writes the VAE's decoded RGB pictures of the s
     // Channel means would be gray: an untrained decoder's pictures still differ between channels.
     assert.ok(spread > 0, "every written pixel is gray");
 
+    // caption reads a picture as the model was trained: encoded by the VAE.
+    const caption = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/caption.ts", f.latentRun, "--image", out],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(caption.code, 0, text.decode(caption.stderr));
+    assert.match(
+      text.decode(caption.stderr),
+      new RegExp(`encoded 1 picture\\(s\\) at 32x32 with the encode entry of the VAE run ${f.vaeRun}`),
+    );
+
     // Without the VAE run nothing can decode the latents: a clear error, nothing written.
     await Deno.remove(f.vaeRun, { recursive: true });
     const missing = await sample(f.latentRun, `${f.dir}/none.png`);
