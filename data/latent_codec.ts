@@ -20,11 +20,14 @@ import {
   pixelsToPlanes,
   planesToPixels,
   unnormalize,
+  type VaeEntry,
   vaeSlots,
 } from "../runtime/latent_planes.ts";
 import { DATA_RECORD } from "../runtime/generate/image_view.ts";
 import type { AnyModel } from "../spec/model.ts";
 import type { LatentImages } from "../spec/data.ts";
+
+export type { VaeEntry };
 
 /** The VAE run a latent spec names is not there: nothing can decode (or encode) its images. */
 export class VaeRunMissing extends Error {
@@ -46,9 +49,6 @@ export function requireVaeRun(vaeRun: string, why: string): void {
     );
   }
 }
-
-import type { VaeEntry } from "../runtime/latent_planes.ts";
-export type { VaeEntry };
 
 /** A VAE run's entries compiled, with the parameters they read and the shapes they map between. */
 export interface VaeEntries {
@@ -104,16 +104,20 @@ export async function compileVae(
   return { vaeRun, spec: info.spec.path, step: info.step, plan, params, ...shapes };
 }
 
+/** Batch and shapes from the slots of the decode entry (z -> image), else of encode (x -> mean). */
 function vaeShapes(plan: Plan, where: string): Pick<VaeEntries, "batch" | "pixel" | "latent"> {
-  const entry = plan.entries.decode ?? plan.entries.encode!;
-  const [zIn, imageOut] = plan.entries.decode
-    ? [entry.inputs.find((s) => s.name !== "seed")!, entry.outputs.find((s) => s.dtype === "f32")!]
-    : [entry.outputs.find((s) => s.name === "mean")!, entry.inputs.find((s) => s.name !== "seed")!];
-  const [batch, side, , channels] = zIn.shape as [number, number, number, number];
-  const [, pSide, , pChannels] = imageOut.shape as [number, number, number, number];
-  if (zIn.shape.length !== 4 || imageOut.shape.length !== 4) {
+  const entry: VaeEntry = plan.entries.decode ? "decode" : "encode";
+  const e = plan.entries[entry]!;
+  const slots = vaeSlots(plan, entry);
+  const shapeOf = (name: string) => [...e.inputs, ...e.outputs].find((s) => s.name === name)!.shape;
+  const [latent, pixel] = entry === "decode"
+    ? [shapeOf(slots.input), shapeOf(slots.output)]
+    : [shapeOf(slots.output), shapeOf(slots.input)];
+  if (latent.length !== 4 || pixel.length !== 4) {
     throw new UsageError(`${where}: the latents and images must be NHWC [batch, side, side, channels]`);
   }
+  const [batch, side, , channels] = latent as [number, number, number, number];
+  const [, pSide, , pChannels] = pixel as [number, number, number, number];
   return { batch, latent: { side, channels }, pixel: { side: pSide, channels: pChannels } };
 }
 
@@ -135,6 +139,17 @@ export async function openLatentCodec(
   latents: LatentImages,
   entries: readonly VaeEntry[] = ["decode"],
 ): Promise<LatentCodec> {
+  const scales = [...latents.mean, ...latents.std];
+  if (
+    latents.mean.length !== latents.channels || latents.std.length !== latents.channels ||
+    !scales.every(Number.isFinite) || !latents.std.every((v) => v > 0)
+  ) {
+    throw new UsageError(
+      `the latents of ${latents.vaeRun} declare ${latents.channels} channels but scale them by mean ` +
+        `${JSON.stringify(latents.mean)} and std ${JSON.stringify(latents.std)} (one finite value per ` +
+        `channel, std > 0, expected)`,
+    );
+  }
   const handle = await openDevice();
   const adapterClass = describeAdapter(handle).adapterClass;
   const vae = await compileVae(latents.vaeRun, ["decode", ...entries], { adapterClass });

@@ -88,6 +88,39 @@ Deno.test("sample on a latent run writes the VAE's decoded RGB pictures of the s
     // Channel means would be gray: an untrained decoder's pictures still differ between channels.
     assert.ok(spread > 0, "every written pixel is gray");
 
+    // generate writes each drawn image decoded too: row 0 of the same prompt and seed draws sample 0.
+    const gen = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "cli/generate.ts",
+        f.latentRun,
+        "--prompt",
+        "a red circle",
+        "--steps",
+        "2",
+        "--cfg",
+        "0",
+        "--scale",
+        "1",
+        "--out",
+        `${f.dir}/gen`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(gen.code, 0, text.decode(gen.stderr));
+    assert.match(text.decode(gen.stdout), /images: 2x8x8 latents decoded by the VAE run/);
+    const drawn = decodePng(await Deno.readFile(`${f.dir}/gen/image1.png`), "image1.png");
+    assert.deepEqual([drawn.width, drawn.height], [32, 32]);
+    let genWorst = 0;
+    for (let p = 0; p < 1024; p++) {
+      for (let c = 0; c < 3; c++) {
+        genWorst = Math.max(genWorst, Math.abs(drawn.rgba[p * 4 + c]! - byte(pictures[0]![c * 1024 + p]!)));
+      }
+    }
+    assert.ok(genWorst <= 1, `generate's picture is ${genWorst}/255 off the decoded sample`);
+
     // caption reads a picture as the model was trained: encoded by the VAE.
     const caption = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "cli/caption.ts", f.latentRun, "--image", out],
