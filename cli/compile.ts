@@ -163,9 +163,7 @@ async function moduleDecoder(
   try {
     latents = model.data?.(plan.config as never, plan.dims).latents;
   } catch (e) {
-    if (e instanceof VaeRunMissing) {
-      throw new UsageError(`${specPath}: cannot carry its decoder: ${e.message}`);
-    }
+    if (e instanceof VaeRunMissing) throw missingVae(specPath, e);
     // A spec's data may read files absent here (a folder of pictures): those are pixels anyway.
     console.error(
       `note: ${specPath}'s data source failed (${(e as Error).message}); compiled as a model of pixels ` +
@@ -178,9 +176,7 @@ async function moduleDecoder(
   try {
     vae = await compileVae(latents.vaeRun, ["encode", "decode"], { batch: 1, adapterClass });
   } catch (e) {
-    if (e instanceof VaeRunMissing) {
-      throw new UsageError(`${specPath}: cannot carry its decoder: ${e.message}`);
-    }
+    if (e instanceof VaeRunMissing) throw missingVae(specPath, e);
     throw e;
   }
   const image = (plan.config as TransfusionConfig).image;
@@ -208,6 +204,14 @@ async function moduleDecoder(
     },
     weights: encodeSafetensors(tensors, { vae_run: latents.vaeRun, step: String(vae.step) }),
   };
+}
+
+/** The spec's images are latents of a VAE run that is not there: the module could not show them. */
+function missingVae(specPath: string, e: VaeRunMissing): UsageError {
+  const why = e.message.startsWith(specPath) ? e.message : `${specPath}: ${e.message}`;
+  return new UsageError(
+    `${why}\n(a module of latents carries its VAE's decoder, so compile needs the VAE run)`,
+  );
 }
 
 /** A safetensors file of freshly initialized parameters (runtime/init.ts): an untrained model. */
