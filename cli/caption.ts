@@ -45,7 +45,8 @@ export const CAPTION = command({
     "brings any 8-bit PNG to MNIST's form first (gray, light ink on dark, scaled to fit 28x28); a run on " +
     "other pictures reads a PNG or JPEG as its training pictures (centered square, resized). A run whose rows " +
     "hold several images takes the images in turn, a row's worth at a time, places them in its row " +
-    "template (else image-first) and prints every text slot the model writes.",
+    "template (else image-first) and prints every text slot the model writes. A run on a VAE's latents " +
+    "encodes each picture with that VAE run's encode entry first.",
   flags: {
     image: { type: "string", value: "FILE.png", multiple: true, required: true, help: "an image to caption" },
     weights: {

@@ -50,7 +50,8 @@ export const GENERATE = command({
   args: "<DIR>",
   summary: "Generates with the run in DIR: text from any spec with a logits entry (text-only language " +
     "models too), and for Transfusion runs whole rows of the run's row template: given texts written " +
-    "in, the other text slots written by the model, every image drawn and written as a PNG.",
+    "in, the other text slots written by the model, every image drawn and written as a PNG (a run on a " +
+    "VAE's latents: the picture that VAE run's decode entry makes of it).",
   flags: {
     row: {
       type: "string",

@@ -50,7 +50,8 @@ export const SAMPLE = command({
   summary: "Generates images for a prompt with the model of the run in DIR and writes them as one PNG " +
     "grid. The same seed gives the same images. A run whose rows hold several images (or its own row " +
     "template) draws every image of each row: one grid line per row, the prompt in its first text slot, " +
-    "the texts the model wrote printed.",
+    "the texts the model wrote printed. A run on a VAE's latents writes the pictures that VAE run's " +
+    "decode entry makes of them.",
   flags: {
     prompt: { type: "string", value: "TEXT", required: true, help: "the caption to draw" },
     n: { type: "string", value: "K", help: "how many images (1..1024)", defaultText: "8" },
