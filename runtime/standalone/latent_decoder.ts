@@ -46,9 +46,15 @@ export async function openLatentDecoder(
   }
   await executor.setAllParams(values);
   const { latent, pixels } = d;
-  const run = async (entry: VaeEntry, x: Float32Array) => {
+  // One call at a time: concurrent generate/caption calls would otherwise share the entry's buffers.
+  let queue: Promise<unknown> = Promise.resolve();
+  const run = (entry: VaeEntry, x: Float32Array): Promise<Float32Array> => {
     const slots = vaeSlots(d.plan, entry);
-    return (await executor.run(entry, { [slots.input]: x }))[slots.output] as Float32Array;
+    const result = queue.then(async () =>
+      (await executor.run(entry, { [slots.input]: x }))[slots.output] as Float32Array
+    );
+    queue = result.catch(() => undefined);
+    return result;
   };
   const check = (x: Float32Array, c: number, s: number, what: string) => {
     if (x.length !== c * s * s) throw new RangeError(`${what} has ${c}x${s}x${s} values, got ${x.length}`);
