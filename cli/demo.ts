@@ -36,7 +36,7 @@ import { encodeGrayPng, encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import { DEFAULT_SETTINGS, progressLine, train } from "../runtime/train/mod.ts";
 import { digitCaption } from "../data/mnist_captions.ts";
-import { type EvalCosts, evalMs, liveGrid, paramCount, sizeDemo } from "./demo_budget.ts";
+import { type EvalCosts, evalMs, liveGrid, paramCount, sizeDemo, writeDigitGrid } from "./demo_budget.ts";
 import { describeAdapter, type DeviceHandle, openDevice } from "../runtime/device.ts";
 import {
   asUsageErrors,
@@ -197,7 +197,17 @@ async function main(): Promise<void> {
       const run = await loadRun(shipped);
       try {
         console.log(`evaluating the shipped checkpoint ${shipped}`);
-        const output = await evaluateWith(run, classifier, shippedSettings, log);
+        // Its samples are the first grid on screen (OUT/live.png), before its captioning runs; the
+        // demo's own model redraws the file from its first steps on.
+        const showFirst = async (samples: readonly (readonly Float32Array[])[]) => {
+          const columns = Math.max(...samples.map((s) => s.length));
+          const digits = Array.from({ length: columns }, (_, k) => samples.map((s) => s[k % s.length]!))
+            .flat();
+          await writeDigitGrid(`${out}/live.png`, digits);
+          const seconds = ((performance.now() - started) / 1000).toFixed(0);
+          console.log(`  first samples (the shipped checkpoint's) in ${out}/live.png after ${seconds} s`);
+        };
+        const output = await evaluateWith(run, classifier, shippedSettings, log, showFirst);
         console.log(formatDigitEval(output.result));
         const shippedRef = { dir: shipped, spec: run.specPath, step: run.info.step, weights: run.weights };
         const from = run.info.initFrom;

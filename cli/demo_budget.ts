@@ -61,15 +61,22 @@ export async function liveGrid(
   const t1 = performance.now();
   await captionImages(run, images.slice(1));
   const t2 = performance.now();
-  const digits = images.map((x) => digitFromModelImage(x, size, channels));
-  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, 10, { range: "unit" });
-  const partial = `${file}.partial`;
-  await Deno.writeFile(partial, encodePng(grid.rgba, grid.width, grid.height));
-  await Deno.rename(partial, file);
+  await writeDigitGrid(file, images.map((x) => digitFromModelImage(x, size, channels)));
   return {
     msPerImage: (msPerStep * stepEnds.length) / prompts.length,
     msPerCaption: (t2 - t1) / (images.length - 1),
   };
+}
+
+/**
+ * Writes digits (28x28, in [0, 1]) as a PNG grid ten to a row, atomically (a viewer that reloads
+ * the file never reads half of it).
+ */
+export async function writeDigitGrid(file: string, digits: readonly Float32Array[]): Promise<void> {
+  const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, 10, { range: "unit" });
+  const partial = `${file}.partial`;
+  await Deno.writeFile(partial, encodePng(grid.rgba, grid.width, grid.height));
+  await Deno.rename(partial, file);
 }
 
 /** The parameter count of a plan. */

@@ -39,6 +39,7 @@ import {
   type DigitClassifier,
   digitClassifier,
   type DigitEval,
+  type DigitEvalOptions,
   type DigitEvalOutput,
   evaluateDigits,
   formatDigitEval,
@@ -145,6 +146,7 @@ export function evaluateWith(
   classifier: DigitClassifier,
   s: EvalSettings,
   log: (line: string) => void,
+  onSamples?: DigitEvalOptions["onSamples"],
 ): Promise<DigitEvalOutput> {
   return asUsageErrors(() =>
     evaluateDigits(run, classifier, {
@@ -158,6 +160,7 @@ export function evaluateWith(
       log,
       ...(s.method ? { method: s.method } : {}),
       ...(s.template ? { template: s.template } : {}),
+      ...(onSamples ? { onSamples } : {}),
     })
   );
 }

@@ -36,6 +36,11 @@ export interface DigitEvalOptions {
   /** Held-out loss batches at most (default all). */
   readonly lossBatches?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Called with the generated digits (per digit, in the classifier's 28x28 frame) as soon as they
+   * are drawn, before captioning: the demo shows them while the rest of the evaluation runs.
+   */
+  readonly onSamples?: (samples: readonly (readonly Float32Array[])[]) => void | Promise<void>;
 }
 
 export interface DigitEval {
@@ -114,6 +119,7 @@ export async function evaluateDigits(
 ): Promise<DigitEvalOutput> {
   const log = opts.log ?? (() => {});
   const { generation, samples } = await scoreGeneration(run, classifier, opts, log);
+  await opts.onSamples?.(samples);
   const frameAccuracy = await classifierInFrame(run, classifier);
   const { captioning, captioned } = await scoreCaptions(run, "held-out", opts.captionCount ?? 100, log);
   const trainCount = opts.trainCaptionCount ?? 0;

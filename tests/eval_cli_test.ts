@@ -191,11 +191,16 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
         timed,
         "--sample-steps",
         "2",
+        // The first demo's run stands in for a shipped checkpoint: its samples are the first grid.
+        "--shipped",
+        `${demo}/run`,
         ...quick,
         ...classifierSteps,
       ]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /adapter: .*, (cpu|gpu) class, SIMD width/);
+      const first = ok.stdout.indexOf("first samples (the shipped checkpoint's) in");
+      assert.ok(first >= 0 && first < ok.stdout.indexOf("captioning"), ok.stdout);
       const sized = ok.stdout.match(/measured \d+ ms\/step on .*: training (\d+) steps/);
       assert.ok(sized, ok.stdout);
       const total = Number(sized[1]);

@@ -287,9 +287,13 @@ async function loop(
       const done = step === total;
       const stopping = () => current && (done || aborted());
       const now = performance.now();
+      // Inside the measured window the steps are taken out in a burst (their submits ran them), so
+      // an interval there would time the take-outs, not the steps: its records carry no pace, and
+      // the sizing step's interval covers the whole window.
+      const measuring = timedFrom !== undefined && step > timedFrom && step < sizingStep!;
       if (clock.due(step, now, periodic(step) || stopping())) {
-        const warmingUp = records.length === 0;
-        const ms = clock.mark(step, now);
+        const warmingUp = records.length === 0 || measuring;
+        const ms = measuring ? NaN : clock.mark(step, now);
         const record: LogRecord = {
           step,
           steps: total,

@@ -46,8 +46,10 @@ export function progressLine(r: LogRecord): string {
     ...metrics,
     `lr ${r.lr.toExponential(2)}`,
     `|g| ${r.gradNorm.toPrecision(3)}`,
-    `${Math.round(r.tokensPerSecond)} tok/s`,
-    `${r.ms.toFixed(1)} ms/step`,
+    // A step in a budget's measured window has no pace of its own (runtime/train/loop.ts).
+    ...(Number.isFinite(r.ms)
+      ? [`${Math.round(r.tokensPerSecond)} tok/s`, `${r.ms.toFixed(1)} ms/step`]
+      : ["(measuring the pace)"]),
     `ETA ${duration(r.eta)}`,
   ].join("  ");
 }
