@@ -7,8 +7,10 @@
  *
  * SPECs default to examples/transfusion_shapes.ts (linear pixel patches); give the U-Net patch and
  * U-Net-on-VAE-latent specs next to it to compare them. A step budget (default 200) gives every
- * variant the same steps; a time budget (--seconds) trains each for that long (steps then differ and
- * the table says how many), stopping it with SIGINT, on which training saves its checkpoint. Step
+ * variant the same steps and the same learning-rate schedule; a time budget (--seconds) trains each
+ * for that long from its first step (compilation and a latent cache's encoding left out; steps then
+ * differ and the table says how many), stopping it with SIGINT, on which training saves its
+ * checkpoint; its schedule is sized for 1,000,000 steps, so past warmup it does not decay. Step
  * time is the median of the logged intervals after the first (compilation); on a shared machine the
  * ratio to the first variant, measured in the same run, is the figure to read.
  */
@@ -49,23 +51,35 @@ interface Row {
   readonly eval: Record<string, unknown>;
 }
 
-/** Runs a CLI, returning stdout; stderr passes through so progress shows. */
+/**
+ * Runs a CLI, returning stdout; stderr passes through so progress shows. With `stopAfter`, the child
+ * gets SIGINT that many seconds after its first JSON line (training's step 1): compiling the plan and
+ * encoding a latent cache take minutes and differ per variant, so a time budget that counted them would
+ * not be the same training time for each.
+ */
 async function runCli(script: string, args: string[], stopAfter?: number): Promise<string> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...TASK_FLAGS, script, ...args],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const timer = stopAfter === undefined
-    ? undefined
-    : setTimeout(() => child.kill("SIGINT"), stopAfter * 1000);
-  const { code, stdout } = await child.output();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    text += decoder.decode(chunk, { stream: true });
+    if (stopAfter !== undefined && timer === undefined && /^\{/m.test(text)) {
+      timer = setTimeout(() => child.kill("SIGINT"), stopAfter * 1000);
+    }
+  }
+  text += decoder.decode();
+  const { code } = await child.status;
   clearTimeout(timer);
   // 130: stopped by the time budget's SIGINT, after saving.
   if (code !== 0 && !(stopAfter !== undefined && code === 130)) {
     throw new Error(`${script} ${args.join(" ")} exited ${code}`);
   }
-  return new TextDecoder().decode(stdout);
+  return text;
 }
 
 const median = (xs: number[]) => xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : NaN;
