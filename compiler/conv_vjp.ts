@@ -1,4 +1,5 @@
 import { type ConvGeometry, convGeometry, type Node, node } from "./ir/mod.ts";
+import { isPointwise } from "./passes/pointwise_conv.ts";
 
 /**
  * The conv2d VJP, built from conv2d itself, one batched matmul and movement ops (views: no kernel of
@@ -14,12 +15,19 @@ import { type ConvGeometry, convGeometry, type Node, node } from "./ir/mod.ts";
  *   With stride 1 and one group it is itself a convolution, and runs as one (weightGradConv): the
  *   conv kernel's inner loop has no index arithmetic, where the matmul's window view decodes every
  *   value through a 9-way concat (on lavapipe 837 -> see ARCHITECTURE.md).
+ *   A pointwise conv (1x1, stride 1, no padding, one group) is a matmul, and so are its gradients:
+ *   dw = x^T dy over the pixels; dx stays a (pointwise) conv2d, which the lowering makes a matmul
+ *   (passes/pointwise_conv.ts) like the forward.
  */
 export function conv2dVjp(n: Node<"conv2d">, ct: Node): [Node, Node] {
   const [x, w] = [n.src[0]!, n.src[1]!];
   const g = convGeometry(x.shape, w.shape, n.arg);
   if (typeof g === "string") throw new Error(`conv2d: ${g}`);
-  const dw = g.stride === 1 && g.groups === 1 ? weightGradConv(g, x, ct) : weightGrad(g, x, ct);
+  const dw = isPointwise(g)
+    ? pointwiseWeightGrad(g, x, ct)
+    : g.stride === 1 && g.groups === 1
+    ? weightGradConv(g, x, ct)
+    : weightGrad(g, x, ct);
   return [inputGrad(g, w, ct), dw];
 }
 
@@ -40,6 +48,14 @@ function inputGrad(g: ConvGeometry, w: Node, dy: Node): Node {
   d = padOrCrop(d, 1, g.kh - 1 - g.padding, g.h - 1 + g.padding - (g.ho - 1) * s);
   d = padOrCrop(d, 2, g.kw - 1 - g.padding, g.w - 1 + g.padding - (g.wo - 1) * s);
   return node("conv2d", [d, wt], { stride: 1, padding: 0, groups: g.groups });
+}
+
+/** dw of a pointwise conv: x viewed [Cin, N*H*W] (transposed) times dy viewed [N*H*W, Cout]. */
+function pointwiseWeightGrad(g: ConvGeometry, x: Node, dy: Node): Node {
+  const m = g.n * g.h * g.w;
+  const xt = node("permute", [node("reshape", [x], { shape: [m, g.cin] })], { perm: [1, 0] });
+  const dw = node("matmul", [xt, node("reshape", [dy], { shape: [m, g.cout] })], null);
+  return node("reshape", [dw], { shape: [1, 1, g.cin, g.cout] });
 }
 
 function weightGrad(g: ConvGeometry, x: Node, dy: Node): Node {
