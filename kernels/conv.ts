@@ -17,6 +17,13 @@ export interface ConvIO {
   readonly loadX: (b: string, y: string, x: string, c: string) => string;
   /** f32 WGSL expression of the weight at flat index kk * cout + o, kk = (p * kw + q) * cg + c. */
   readonly loadW: (kk: string, o: string) => string;
+  /**
+   * The same weight by its axes, w[p, q, c, o]: the direct kernel's form. A view of the weights (the
+   * flipped, channel-swapped kernel of dx, dy as the kernel of dw) then decodes p and q, which are
+   * fixed for a tap, apart from c and o, and the shader compiler hoists that work out of the channel
+   * loop; from a flat kk every load divided it back out.
+   */
+  readonly loadWAt: (p: string, q: string, c: string, o: string) => string;
   /** A WGSL statement storing f32 `value` at output flat index `flat` ((b, i, j, o) row-major). */
   readonly store: (flat: string, value: string) => string;
 }
@@ -155,7 +162,7 @@ function directConvKernel(
         io.loadX(`${P}b${r}`, `${P}yc${r}`, `${P}xc${r}`, `${P}cbase + ${c}`)
       }, ${P}in${r});`
     );
-    const w = ts.map((t) => `let ${P}w${t} = ${io.loadW(`${P}kbase + ${c}`, `${P}o${t}`)};`);
+    const w = ts.map((t) => `let ${P}w${t} = ${io.loadWAt(`${P}p`, `${P}q`, c, `${P}o${t}`)};`);
     const fmas = rs.flatMap((r) => ts.map((t) => `${acc(r, t)} = fma(${P}a${r}, ${P}w${t}, ${acc(r, t)});`));
     return [...a, ...w, ...fmas].map((x) => `        ${x}`).join("\n");
   };
@@ -205,7 +212,6 @@ ${
 ${rs.flatMap((r) => ts.map((t) => `  var ${acc(r, t)} = 0.0;`)).join("\n")}
   for (var ${P}p = 0u; ${P}p < ${u(s.kh)}; ${P}p++) {
     for (var ${P}q = 0u; ${P}q < ${u(s.kw)}; ${P}q++) {
-      let ${P}kbase = (${P}p * ${u(s.kw)} + ${P}q) * ${u(s.cg)};
 ${
     rs.map((r) =>
       // Rows and columns above the top or left edge wrap to large u32 values: one test per axis.
