@@ -9,13 +9,16 @@
  * its training pictures were: the centered square, area-resized to the model's size, gray or RGB as
  * the model is. Every image is read and decoded before the run is loaded, so a bad file fails fast; nothing is written anywhere. Control characters in a caption
  * are printed as escapes (\n), so each caption is one line. The moving-average weights are used when
- * the run kept them (`--weights raw`: the last step's).
+ * the run kept them (`--weights raw`: the last step's). A run whose images are a VAE's latents
+ * (`DataSource.latents`) captions what it was trained on: each picture is prepared at the VAE's pixel
+ * size (RGB) and encoded by the VAE run's `encode` entry (its mean, normalized as training's latents).
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import { decodePicture } from "../data/image_files.ts";
 import { decodePng } from "../runtime/png.ts";
+import { openRunPixels } from "../data/latent_codec.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { describeTemplate, imageFirstRow, templateImages } from "../spec/transfusion/rows.ts";
 import {
@@ -42,7 +45,8 @@ export const CAPTION = command({
     "brings any 8-bit PNG to MNIST's form first (gray, light ink on dark, scaled to fit 28x28); a run on " +
     "other pictures reads a PNG or JPEG as its training pictures (centered square, resized). A run whose rows " +
     "hold several images takes the images in turn, a row's worth at a time, places them in its row " +
-    "template (else image-first) and prints every text slot the model writes.",
+    "template (else image-first) and prints every text slot the model writes. A run on a VAE's latents " +
+    "encodes each picture with that VAE run's encode entry first.",
   flags: {
     image: { type: "string", value: "FILE.png", multiple: true, required: true, help: "an image to caption" },
     weights: {
@@ -120,12 +124,7 @@ async function main(): Promise<void> {
   const run = await loadRun(dir, weights ? { weights } : {});
   try {
     warnIfSpecChanged(run);
-    const { size, channels } = run.config.image;
-    const images = await runImageView(run) === "digits"
-      ? await digitImages(run, files, paths)
-      : await asUsageErrors(() =>
-        Promise.resolve(files.map((bytes, i) => frameFromPicture(bytes, paths[i]!, size, channels)))
-      );
+    const images = await modelImages(run, files, paths);
     const g = sequenceGeometry(run.config);
     if (!run.config.row && g.N === 1) {
       const captions = await captionImages(run, images);
@@ -136,6 +135,31 @@ async function main(): Promise<void> {
   } finally {
     run.destroy();
   }
+}
+
+/** The pictures as the model's images: digits, frames, or a latent run's VAE latents. */
+async function modelImages(run: LoadedRun, files: readonly Uint8Array[], paths: readonly string[]) {
+  const frames = (size: number, channels: number) =>
+    asUsageErrors(() =>
+      Promise.resolve(files.map((bytes, i) => frameFromPicture(bytes, paths[i]!, size, channels)))
+    );
+  const pixels = await openRunPixels(run, ["encode"]);
+  try {
+    if (pixels.codec) {
+      const latents = await pixels.codec.encode(await frames(pixels.size, pixels.channels));
+      console.error(
+        `encoded ${paths.length} picture(s) at ${pixels.size}x${pixels.size} with the encode entry of the VAE ` +
+          `run ${pixels.codec.vaeRun}`,
+      );
+      return latents;
+    }
+  } finally {
+    pixels.destroy();
+  }
+  const { size, channels } = run.config.image;
+  return await runImageView(run) === "digits"
+    ? await digitImages(run, files, paths)
+    : await frames(size, channels);
 }
 
 /**

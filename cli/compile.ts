@@ -8,6 +8,9 @@
  *   DIR/runtime.js    the runtime that interprets plans (bundled from runtime/standalone/entry.ts)
  *   DIR/runtime.d.ts  its types (runtime/standalone/api.ts)
  *   DIR/mod.ts        `load(weights)` and `toPng(image)`; imports only ./runtime.js
+ *   DIR/decoder.safetensors  only for a spec whose images are a VAE's latents (its data declares them,
+ *                     `DataSource.latents`): that VAE run's weights; plan.json then also holds its
+ *                     encode and decode entries, so `generate` returns pictures, not latents
  * The module needs neither the compiler nor the spec: `(await load("model.safetensors")).generate(...)`.
  * Every entry runs B rows per call (default 2: one image with classifier-free guidance).
  * `--random-weights FILE` also writes untrained weights that fit the plan (to try a module out).
@@ -19,7 +22,13 @@ import { encodeSafetensors, type SafeTensor } from "../runtime/safetensors.ts";
 import type { AnyModel } from "../spec/model.ts";
 import type { TransfusionConfig } from "../spec/transfusion/config.ts";
 import { CACHED_ENTRIES, UNCACHED_ENTRIES } from "../runtime/standalone/generation.ts";
-import { MODULE_FORMAT, MODULE_VERSION, type ModulePlan } from "../runtime/standalone/plan_file.ts";
+import {
+  MODULE_FORMAT,
+  MODULE_VERSION,
+  type ModuleDecoder,
+  type ModulePlan,
+} from "../runtime/standalone/plan_file.ts";
+import { compileVae, VaeRunMissing } from "../data/latent_codec.ts";
 import { moduleSource } from "../runtime/standalone/module_source.ts";
 import { loadSpec, parseOverrides, runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, SPEC_FLAGS, usageLine } from "./usage.ts";
@@ -74,8 +83,13 @@ export interface ModuleOptions {
   readonly generation?: "cached" | "uncached";
 }
 
-/** The files written, with their sizes in bytes. */
-export type ModuleFiles = Record<"plan.json" | "runtime.js" | "runtime.d.ts" | "mod.ts", number>;
+/** The files written, with their sizes in bytes (decoder.safetensors only for a model of latents). */
+export type ModuleFiles =
+  & Record<"plan.json" | "runtime.js" | "runtime.d.ts" | "mod.ts", number>
+  & { "decoder.safetensors"?: number };
+
+/** The VAE's weights in a module of latents, next to plan.json. */
+export const DECODER_WEIGHTS = "decoder.safetensors";
 
 export interface CompiledModule {
   readonly files: ModuleFiles;
@@ -104,6 +118,7 @@ export async function compileModule(
     entries,
     adapterClass: opts.adapterClass ?? "cpu",
   });
+  const decoder = await moduleDecoder(model, specPath, plan, opts.adapterClass ?? "cpu");
   const module: ModulePlan = {
     format: MODULE_FORMAT,
     version: MODULE_VERSION,
@@ -111,9 +126,11 @@ export async function compileModule(
     batch,
     config: plan.config as TransfusionConfig,
     plan: inferencePlan(plan),
+    ...(decoder ? { decoder: decoder.decoder } : {}),
   };
   await Deno.mkdir(opts.out, { recursive: true });
   const at = (name: keyof ModuleFiles) => `${opts.out}/${name}`;
+  if (decoder) await Deno.writeFile(at(DECODER_WEIGHTS), decoder.weights);
   await Deno.writeTextFile(at("plan.json"), JSON.stringify(module));
   await bundleRuntime(at("runtime.js"));
   await Deno.copyFile(new URL("runtime/standalone/api.ts", ROOT), at("runtime.d.ts"));
@@ -122,7 +139,79 @@ export async function compileModule(
   for (const name of ["plan.json", "runtime.js", "runtime.d.ts", "mod.ts"] as const) {
     files[name] = (await Deno.stat(at(name))).size;
   }
+  if (decoder) files[DECODER_WEIGHTS] = (await Deno.stat(at(DECODER_WEIGHTS))).size;
   return { files, params: plan.params };
+}
+
+/**
+ * For a spec whose images are a VAE's latents (its data source declares `latents`), the VAE the
+ * module carries: its encode and decode entries compiled at batch 1 (generate decodes image by
+ * image) and its parameters as a weights file. Why carry the VAE and not return latents: a user's
+ * app wants pictures, and the latents mean nothing without the VAE's weights and the scaling
+ * training used, which only this project's run folders hold. Why a second plan and weights file
+ * rather than the VAE's entries merged into the Transfusion plan: the VAE's weights are fixed by
+ * its run and the user's weights file is the Transfusion checkpoint, unchanged; one plan per model
+ * keeps both checked against their own parameter tables. A missing VAE run is an error naming it.
+ */
+async function moduleDecoder(
+  model: AnyModel,
+  specPath: string,
+  plan: Plan,
+  adapterClass: "cpu" | "gpu",
+): Promise<{ decoder: ModuleDecoder; weights: Uint8Array } | undefined> {
+  let latents;
+  try {
+    latents = model.data?.(plan.config as never, plan.dims).latents;
+  } catch (e) {
+    if (e instanceof VaeRunMissing) throw missingVae(specPath, e);
+    // A spec's data may read files absent here (a folder of pictures): those are pixels anyway.
+    console.error(
+      `note: ${specPath}'s data source failed (${(e as Error).message}); compiled as a model of pixels ` +
+        `(a model of latents declares them in its data source)`,
+    );
+    return undefined;
+  }
+  if (!latents) return undefined;
+  let vae;
+  try {
+    vae = await compileVae(latents.vaeRun, ["encode", "decode"], { batch: 1, adapterClass });
+  } catch (e) {
+    if (e instanceof VaeRunMissing) throw missingVae(specPath, e);
+    throw e;
+  }
+  const image = (plan.config as TransfusionConfig).image;
+  if (vae.latent.side !== image.size || vae.latent.channels !== image.channels) {
+    throw new UsageError(
+      `${specPath}: the VAE run ${latents.vaeRun} decodes ${vae.latent.channels}x${vae.latent.side}x` +
+        `${vae.latent.side} latents; the model's images are ${image.channels}x${image.size}x${image.size}`,
+    );
+  }
+  const tensors = new Map<string, SafeTensor>();
+  for (const p of vae.plan.params) {
+    tensors.set(p.path, { dtype: "F32", shape: p.shape, data: vae.params.get(p.path)! });
+  }
+  return {
+    decoder: {
+      vaeRun: latents.vaeRun,
+      spec: vae.spec,
+      step: vae.step,
+      latent: { size: vae.latent.side, channels: vae.latent.channels },
+      pixels: { size: vae.pixel.side, channels: vae.pixel.channels },
+      mean: latents.mean,
+      std: latents.std,
+      weights: DECODER_WEIGHTS,
+      plan: inferencePlan(vae.plan),
+    },
+    weights: encodeSafetensors(tensors, { vae_run: latents.vaeRun, step: String(vae.step) }),
+  };
+}
+
+/** The spec's images are latents of a VAE run that is not there: the module could not show them. */
+function missingVae(specPath: string, e: VaeRunMissing): UsageError {
+  const why = e.message.startsWith(specPath) ? e.message : `${specPath}: ${e.message}`;
+  return new UsageError(
+    `${why}\n(a module of latents carries its VAE's decoder, so compile needs the VAE run)`,
+  );
 }
 
 /** A safetensors file of freshly initialized parameters (runtime/init.ts): an untrained model. */
@@ -234,7 +323,17 @@ async function main(): Promise<void> {
   });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`wrote ${values.out}/ (model "${model.name}", ${seconds} s):`);
-  for (const [name, bytes] of Object.entries(files)) console.log(`  ${name.padEnd(13)} ${bytes} bytes`);
+  for (const [name, bytes] of Object.entries(files)) console.log(`  ${name.padEnd(19)} ${bytes} bytes`);
+  const decoder = files["decoder.safetensors"] === undefined
+    ? undefined
+    : (JSON.parse(await Deno.readTextFile(`${values.out}/plan.json`)) as ModulePlan).decoder;
+  if (decoder) {
+    const { latent: l, pixels: p } = decoder;
+    console.log(
+      `its images are ${l.channels}x${l.size}x${l.size} latents: the module carries the VAE of ` +
+        `${decoder.vaeRun} (step ${decoder.step}), so generate returns ${p.size}x${p.size}x${p.channels} pictures`,
+    );
+  }
   const weights = values["random-weights"];
   if (weights) {
     await Deno.writeFile(weights, randomWeights(params));

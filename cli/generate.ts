@@ -9,12 +9,15 @@
  * slot) are written in as training lays them out, the other text slots are written by the model,
  * images are drawn (or read from a PNG or JPEG, prepared in the run's image view). Every image is written as a PNG, every row's texts are
  * printed, and OUT/generated.json lists both. Nothing is written before every input is checked.
+ * A run whose images are a VAE's latents (`DataSource.latents`) writes the pictures its VAE run's
+ * `decode` entry makes of them, and encodes a given picture with its `encode` entry first.
  */
 import { runCli, UsageError } from "./load_spec.ts";
 import { command, parseCommand, usageLine } from "./usage.ts";
 import { digitImage } from "../data/mnist_captions.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import type { ImageView } from "../spec/data.ts";
+import { openRunPixels, type RunPixels } from "../data/latent_codec.ts";
 import { ByteTokenizer, textTokenizer } from "../runtime/tokenizer.ts";
 import { imageToPng, toGeneratedImage } from "../runtime/standalone/images.ts";
 import {
@@ -47,7 +50,8 @@ export const GENERATE = command({
   args: "<DIR>",
   summary: "Generates with the run in DIR: text from any spec with a logits entry (text-only language " +
     "models too), and for Transfusion runs whole rows of the run's row template: given texts written " +
-    "in, the other text slots written by the model, every image drawn and written as a PNG.",
+    "in, the other text slots written by the model, every image drawn and written as a PNG (a run on a " +
+    "VAE's latents: the picture that VAE run's decode entry makes of it).",
   flags: {
     row: {
       type: "string",
@@ -222,9 +226,30 @@ async function followRun(
     if (!first) throw new UsageError(`--prompt: the row template has no text slot`);
     given.texts[first.name] = values.prompt;
   }
+  const reads = Object.keys(given.images).length > 0;
+  // A latent run's VAE, opened first: a missing VAE run fails before any sampling.
+  const pixels = await openRunPixels(run, reads ? ["encode"] : []);
+  try {
+    return await followWith(run, values, o, given, pixels);
+  } finally {
+    pixels.destroy();
+  }
+}
+
+async function followWith(
+  run: LoadedRun,
+  values: Values,
+  o: { n: number; seed: number; text: TextSampling; scale: number; out: string },
+  given: ReturnType<typeof matchRow>,
+  pixels: RunPixels,
+) {
+  const g = sequenceGeometry(run.config);
+  const template = g.template;
   const images: Record<string, Float32Array> = {};
   const view = Object.keys(given.images).length ? await runImageView(run) : "frame";
-  for (const [name, file] of Object.entries(given.images)) images[name] = await readImage(file, run, view);
+  for (const [name, file] of Object.entries(given.images)) {
+    images[name] = await readImage(file, run, view, pixels);
+  }
   const steps = templateSteps(template, { ...given.texts, ...images }, g.tokenizer);
   const method = samplerFlag(values.sampler) ?? defaultMethod(run.config);
   const image = {
@@ -240,7 +265,7 @@ async function followRun(
     image,
   });
   await Deno.mkdir(o.out, { recursive: true });
-  const { size, channels } = run.config.image;
+  const { size, channels } = pixels;
   const report = [];
   for (const [k, spans] of rows.entries()) {
     const shown: Record<string, unknown>[] = [];
@@ -253,10 +278,8 @@ async function followRun(
       }
       const file = `${o.out}/${o.n > 1 ? `row${k + 1}_` : ""}${s.name}.png`;
       if (s.drawn) {
-        await Deno.writeFile(
-          file,
-          imageToPng(toGeneratedImage(s.pixels, size, channels), { scale: o.scale }),
-        );
+        const [shown] = await pixels.toPixels([s.pixels]);
+        await Deno.writeFile(file, imageToPng(toGeneratedImage(shown!, size, channels), { scale: o.scale }));
       }
       shown.push({ name: s.name, image: s.drawn ? file : given.images[s.name], drawn: s.drawn });
       line.push(s.drawn ? `${s.name} -> ${file}` : `${s.name} (given ${given.images[s.name]})`);
@@ -268,19 +291,32 @@ async function followRun(
     `(${image.method}, ${image.steps} steps, cfg ${image.cfg}, seed ${o.seed}; template ` +
       `${template.spans.map((s) => s.name).join(" ")})`,
   );
+  if (pixels.codec) console.log(`images: ${pixels.codec.describe}`);
   return report;
 }
 
 /**
  * A picture brought to the model's image as `deno task caption` does, in the run's view: MNIST's
- * digit form for MNIST runs, the training pictures' preparation (crop + area resize) otherwise.
+ * digit form for MNIST runs, the training pictures' preparation (crop + area resize) otherwise; a
+ * latent run's prepared at its VAE's pixel size and encoded.
  */
-async function readImage(file: string, run: LoadedRun, view: ImageView): Promise<Float32Array> {
+async function readImage(
+  file: string,
+  run: LoadedRun,
+  view: ImageView,
+  pixels: RunPixels,
+): Promise<Float32Array> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(file);
   } catch (e) {
     throw new UsageError(`--row image:${file} cannot be read: ${(e as Error).message}`);
+  }
+  if (pixels.codec) {
+    const picture = await asUsageErrors(() =>
+      Promise.resolve(frameFromPicture(bytes, file, pixels.size, pixels.channels))
+    );
+    return (await pixels.codec.encode([picture]))[0]!;
   }
   const { size, channels } = run.config.image;
   if (view === "frame") {

@@ -5,7 +5,9 @@
  * Generates K images for a prompt with the run's model and writes them as one PNG grid, in the view
  * the run's data declares (runtime/generate/image_view.ts): MNIST runs as 28x28 gray digits (the
  * padding cropped off), every other run in the model's own frame (size x size, RGB for 3 channels,
- * gray for 1); pixels mapped from [-1, 1] to [0, 255]. Guidance: eps_u + W
+ * gray for 1); pixels mapped from [-1, 1] to [0, 255]. A run whose images are a VAE's latents (its data
+ * declares them: `DataSource.latents`, examples/transfusion_latent.ts) writes the pictures the VAE
+ * run's `decode` entry makes of them (32x32 RGB for vae_shapes), not the latents. Guidance: eps_u + W
  * (eps_c - eps_u), default W = 3; W = 0 or 1 turns it off (conditional rows only). Default sampler:
  * DDIM for DDPM models (50 steps; DDPM ancestral defaults to 250), Euler for flow matching (50).
  * The run's moving-average weights are used when it kept them (`--weights raw`: the last step's).
@@ -17,8 +19,8 @@ import { encodePng } from "../runtime/png.ts";
 import { imageGrid } from "../runtime/plots.ts";
 import { sequenceGeometry } from "../spec/transfusion/sequence.ts";
 import { type RowTemplate, templateImages } from "../spec/transfusion/rows.ts";
-import type { TransfusionConfig } from "../spec/transfusion/config.ts";
 import type { ImageView } from "../spec/data.ts";
+import { openRunPixels, type RunPixels } from "../data/latent_codec.ts";
 import {
   asUsageErrors,
   checkCaptionFits,
@@ -48,7 +50,8 @@ export const SAMPLE = command({
   summary: "Generates images for a prompt with the model of the run in DIR and writes them as one PNG " +
     "grid. The same seed gives the same images. A run whose rows hold several images (or its own row " +
     "template) draws every image of each row: one grid line per row, the prompt in its first text slot, " +
-    "the texts the model wrote printed.",
+    "the texts the model wrote printed. A run on a VAE's latents writes the pictures that VAE run's " +
+    "decode entry makes of them.",
   flags: {
     prompt: { type: "string", value: "TEXT", required: true, help: "the caption to draw" },
     n: { type: "string", value: "K", help: "how many images (1..1024)", defaultText: "8" },
@@ -112,37 +115,61 @@ async function main(): Promise<void> {
     const method = requestedMethod ?? defaultMethod(run.config);
     const steps = requestedSteps ?? defaultSteps(method, run.config.diffusion.T);
     const started = performance.now();
-    const template = sequenceGeometry(run.config).template;
-    if (templateImages(template).length > 1 || template.spans[0]?.kind !== "text") {
-      // A row of several images (or a template of its own): every image of each row, row by row.
-      await sampleRows(run, template, { prompt: values.prompt, n, method, steps, cfg, seed, out, started });
-      return;
+    // Opened before sampling: a latent run whose VAE run is gone fails before any work.
+    const pixels = await openRunPixels(run);
+    try {
+      const template = sequenceGeometry(run.config).template;
+      const o = { prompt: values.prompt, n, method, steps, cfg, seed, cols, out, started };
+      if (templateImages(template).length > 1 || template.spans[0]?.kind !== "text") {
+        // A row of several images (or a template of its own): every image of each row, row by row.
+        await sampleRows(run, template, pixels, o);
+      } else await sampleImages(run, pixels, o);
+    } finally {
+      pixels.destroy();
     }
-    const progress = Deno.stderr.isTerminal();
-    const images = await asUsageErrors(() =>
-      generateImages(run, Array<string>(n).fill(values.prompt!), {
-        method,
-        steps,
-        cfg,
-        seed,
-        onStep: (p) => {
-          if (progress) Deno.stderr.writeSync(new TextEncoder().encode(`\rstep ${p.step}/${p.of}`));
-        },
-      })
-    );
-    if (progress) console.error();
-    const seconds = (performance.now() - started) / 1000;
-    const png = gridPng(images, run.config.image, cols, await runImageView(run));
-    const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
-    if (parent) await Deno.mkdir(parent, { recursive: true });
-    await Deno.writeFile(out, png);
-    console.log(
-      `wrote ${out}: ${n} sample(s) of ${JSON.stringify(values.prompt)} (${method}, ${steps} steps, ` +
-        `cfg ${cfg}, seed ${seed}) in ${seconds.toFixed(1)} s`,
-    );
   } finally {
     run.destroy();
   }
+}
+
+interface SampleOptions {
+  prompt: string;
+  n: number;
+  method: SamplerMethod;
+  steps: number;
+  cfg: number;
+  seed: number;
+  cols: number;
+  out: string;
+  started: number;
+}
+
+/** n images of the prompt (caption-first rows), one grid of `cols` columns. */
+async function sampleImages(run: LoadedRun, pixels: RunPixels, o: SampleOptions): Promise<void> {
+  const { n, method, steps, cfg, seed, out } = o;
+  const progress = Deno.stderr.isTerminal();
+  const images = await asUsageErrors(() =>
+    generateImages(run, Array<string>(n).fill(o.prompt), {
+      method,
+      steps,
+      cfg,
+      seed,
+      onStep: (p) => {
+        if (progress) Deno.stderr.writeSync(new TextEncoder().encode(`\rstep ${p.step}/${p.of}`));
+      },
+    })
+  );
+  if (progress) console.error();
+  const png = await gridPng(images, run, pixels, o.cols);
+  const seconds = (performance.now() - o.started) / 1000;
+  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
+  if (parent) await Deno.mkdir(parent, { recursive: true });
+  await Deno.writeFile(out, png);
+  console.log(
+    `wrote ${out}: ${n} sample(s) of ${JSON.stringify(o.prompt)} (${method}, ${steps} steps, ` +
+      `cfg ${cfg}, seed ${seed}) in ${seconds.toFixed(1)} s`,
+  );
+  if (pixels.codec) console.log(`  ${pixels.codec.describe}`);
 }
 
 /**
@@ -152,16 +179,8 @@ async function main(): Promise<void> {
 async function sampleRows(
   run: LoadedRun,
   template: RowTemplate,
-  o: {
-    prompt: string;
-    n: number;
-    method: SamplerMethod;
-    steps: number;
-    cfg: number;
-    seed: number;
-    out: string;
-    started: number;
-  },
+  pixels: RunPixels,
+  o: SampleOptions,
 ): Promise<void> {
   const first = template.spans.find((s) => s.kind === "text");
   const g = sequenceGeometry(run.config);
@@ -177,7 +196,7 @@ async function sampleRows(
   );
   const names = templateImages(template).map((s) => s.name);
   const images = rows.flatMap((spans) => spans.flatMap((s) => (s.kind === "image" ? [s.pixels] : [])));
-  const png = gridPng(images, run.config.image, names.length, await runImageView(run));
+  const png = await gridPng(images, run, pixels, names.length);
   const parent = o.out.includes("/") ? o.out.slice(0, o.out.lastIndexOf("/")) : "";
   if (parent) await Deno.mkdir(parent, { recursive: true });
   await Deno.writeFile(o.out, png);
@@ -197,15 +216,24 @@ async function sampleRows(
     const shown = written.map((s) => `${s.name} ${JSON.stringify(s.kind === "text" ? s.text : "")}`);
     console.log(`  row ${k + 1} wrote ${shown.join(", ")}`);
   });
+  if (pixels.codec) console.log(`  ${pixels.codec.describe}`);
 }
 
-/** Model images as the PNG grid of the run's view: MNIST digits (as ever) or the model's frames. */
-function gridPng(
+/**
+ * Model images as the PNG grid of the run's view: MNIST digits (as ever) or the model's frames, a
+ * latent run's decoded to its VAE's pixels first.
+ */
+async function gridPng(
   images: readonly Float32Array[],
-  image: TransfusionConfig["image"],
+  run: LoadedRun,
+  pixels: RunPixels,
   cols: number,
-  view: ImageView,
-): Uint8Array {
+): Promise<Uint8Array> {
+  if (pixels.codec) {
+    return frameGridPng(await pixels.toPixels(images), pixels.size, pixels.channels, cols);
+  }
+  const image = run.config.image;
+  const view: ImageView = await runImageView(run);
   if (view === "frame") return frameGridPng(images, image.size, image.channels, cols);
   const digits = images.map((x) => digitFromModelImage(x, image.size, image.channels));
   const grid = imageGrid(digits, DIGIT_SIDE, DIGIT_SIDE, cols, { range: "unit" });

@@ -10,12 +10,20 @@
  * Latents travel as [C, s, s] planes, the layout of Transfusion images; the VAE's entries take and
  * give NHWC ([batch, s, s, C]), transposed at the boundary.
  */
-import { compile } from "../compiler/compile.ts";
-import { loadSpec, UsageError } from "../cli/load_spec.ts";
-import { loadCheckpoint } from "../runtime/checkpoint.ts";
 import { describeAdapter, openDevice } from "../runtime/device.ts";
 import { Executor } from "../runtime/executor.ts";
-import { type SceneImages, shapesDataset, type ShapesSplit } from "./shapes.ts";
+import { pixelsToPlanes, planesToPixels, vaeSlots } from "../runtime/latent_planes.ts";
+import type { DataSource, LatentImages } from "../spec/data.ts";
+import { compileVae, type LatentCodec, openLatentCodec, VaeRunMissing } from "./latent_codec.ts";
+import {
+  type SceneImages,
+  shapesCaptions,
+  type ShapesConfig,
+  shapesDataset,
+  type ShapesOptions,
+  type ShapesSource,
+  type ShapesSplit,
+} from "./shapes.ts";
 
 export interface LatentTable {
   readonly vaeRun: string;
@@ -60,52 +68,6 @@ export function readLatents(vaeRun: string, train: number, held: number): Latent
   }
 }
 
-/** The VAE run's spec and weights on the device, for one entry. */
-async function openEntry(vaeRun: string, entry: "encode" | "decode") {
-  const checkpoint = await loadCheckpoint(vaeRun);
-  const info = checkpoint.run;
-  const model = await loadSpec(info.spec.path);
-  if (!model.entries?.[entry]) {
-    throw new UsageError(`${info.spec.path} (VAE run ${vaeRun}) has no "${entry}" entry`);
-  }
-  const handle = await openDevice();
-  const plan = compile(model, {
-    config: (info.config ?? {}) as Record<string, unknown>,
-    dims: { ...model.dims, ...info.dims },
-    entries: [entry],
-    adapterClass: describeAdapter(handle).adapterClass,
-  });
-  const executor = await Executor.create(plan, { handle });
-  const params = new Map<string, Float32Array>();
-  for (const p of plan.params) {
-    const data = checkpoint.model.tensors.get(p.path)?.data;
-    if (!(data instanceof Float32Array)) {
-      throw new UsageError(`${checkpoint.path}: no f32 parameter "${p.path}" for ${info.spec.path}`);
-    }
-    params.set(p.path, data);
-  }
-  await executor.setAllParams(params);
-  const input = plan.entries[entry]!.inputs.find((s) => s.name !== "seed")!;
-  const output = plan.entries[entry]!.outputs.find((s) => s.dtype === "f32")!;
-  return { executor, input, output, step: info.step, spec: info.spec.path, model, info };
-}
-
-/** [n, C, s, s] <-> [n, s, s, C] for one image of `channels` planes of `side`. */
-function planesToPixels(x: Float32Array, channels: number, side: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let c = 0; c < channels; c++) {
-    for (let p = 0; p < side * side; p++) out[p * channels + c] = x[c * side * side + p]!;
-  }
-  return out;
-}
-function pixelsToPlanes(x: Float32Array, channels: number, side: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let c = 0; c < channels; c++) {
-    for (let p = 0; p < side * side; p++) out[c * side * side + p] = x[p * channels + c]!;
-  }
-  return out;
-}
-
 /** Encodes the first `train` and `held` scenes of the shapes dataset (seed 0, 32x32) and caches them. */
 export async function encodeLatents(
   vaeRun: string,
@@ -113,10 +75,15 @@ export async function encodeLatents(
   held: number,
   log: (line: string) => void = (l) => console.error(l),
 ): Promise<LatentTable> {
-  const vae = await openEntry(vaeRun, "encode");
+  const handle = await openDevice();
+  const vae = await compileVae(vaeRun, ["encode"], { adapterClass: describeAdapter(handle).adapterClass });
+  const executor = await Executor.create(vae.plan, { handle });
   try {
-    const [batch, S, , C] = vae.input.shape as [number, number, number, number];
-    const [, side, , channels] = vae.output.shape as [number, number, number, number];
+    await executor.setAllParams(vae.params);
+    const slots = vaeSlots(vae.plan, "encode");
+    const { batch } = vae;
+    const [S, C] = [vae.pixel.side, vae.pixel.channels];
+    const { side, channels } = vae.latent;
     const dataset = shapesDataset(S);
     const per = channels * side * side;
     const values = new Float32Array((train + held) * per);
@@ -132,8 +99,7 @@ export async function encodeLatents(
       all.slice(at, at + batch).forEach(([split, i], j) =>
         x.set(planesToPixels(dataset.image(dataset.scene(split, i)), C, S), j * S * S * C)
       );
-      const out =
-        (await vae.executor.run("encode", { [vae.input.name]: x }))[vae.output.name] as Float32Array;
+      const out = (await executor.run("encode", { [slots.input]: x }))[slots.output] as Float32Array;
       for (let j = 0; j < Math.min(batch, all.length - at); j++) {
         values.set(pixelsToPlanes(out.subarray(j * per, (j + 1) * per), channels, side), (at + j) * per);
       }
@@ -180,7 +146,7 @@ export async function encodeLatents(
     log(`cached ${paths.values}`);
     return table;
   } finally {
-    vae.executor.destroy();
+    executor.destroy();
   }
 }
 
@@ -204,31 +170,53 @@ export function latentImages(t: LatentTable): SceneImages {
   };
 }
 
+/** What the table declares to sampling (spec/data.ts `LatentImages`): the VAE run and the scaling. */
+export function latentsOf(t: LatentTable): LatentImages {
+  return { vaeRun: t.vaeRun, channels: t.channels, side: t.side, mean: t.mean, std: t.std };
+}
+
 /** Generated latents ([C, s, s], normalized) to [3, S, S] pixels through the VAE's `decode` entry. */
-export async function openLatentDecoder(t: LatentTable) {
-  const vae = await openEntry(t.vaeRun, "decode");
-  const [batch] = vae.input.shape as [number];
-  const per = t.channels * t.side * t.side;
-  const [, S, , C] = vae.output.shape as [number, number, number, number];
-  return {
-    async decode(latents: readonly Float32Array[]): Promise<Float32Array[]> {
-      const out: Float32Array[] = [];
-      for (let at = 0; at < latents.length; at += batch) {
-        const z = new Float32Array(batch * per);
-        latents.slice(at, at + batch).forEach((l, j) => {
-          const raw = l.map((v, k) =>
-            v * t.std[Math.floor(k / (t.side * t.side))]! + t.mean[Math.floor(k / (t.side * t.side))]!
-          );
-          z.set(planesToPixels(raw, t.channels, t.side), j * per);
-        });
-        const y =
-          (await vae.executor.run("decode", { [vae.input.name]: z }))[vae.output.name] as Float32Array;
-        for (let j = 0; j < Math.min(batch, latents.length - at); j++) {
-          out.push(pixelsToPlanes(y.slice(j * S * S * C, (j + 1) * S * S * C), C, S));
-        }
-      }
-      return out;
-    },
-    destroy: () => vae.executor.destroy(),
-  };
+export function openLatentDecoder(t: LatentTable): Promise<LatentCodec> {
+  return openLatentCodec(latentsOf(t));
+}
+
+/** The cached table of the VAE run, else encoded now; undefined when there is no VAE run to encode with. */
+export async function openLatentTable(
+  vaeRun: string,
+  train: number,
+  held: number,
+): Promise<LatentTable | undefined> {
+  const cached = readLatents(vaeRun, train, held);
+  if (cached) return cached;
+  return vaeRunInfo(vaeRun) ? await encodeLatents(vaeRun, train, held) : undefined;
+}
+
+/**
+ * The shapes rows over the table's latents, declaring them (`DataSource.latents`) so that sampling
+ * decodes them; without a table (no VAE run) the spec cannot train, sample or compile, and says so,
+ * naming the VAE run (`VaeRunMissing`, which the CLIs report as it is).
+ */
+export function latentShapesSource(
+  table: LatentTable | undefined,
+  vaeRun: string,
+  config: ShapesConfig,
+  dims: Readonly<Record<string, number>>,
+  opts: Omit<ShapesOptions, "images" | "trainScenes" | "heldOutScenes">,
+  spec: string,
+): ShapesSource & Pick<DataSource, "latents"> {
+  if (!table) {
+    throw new VaeRunMissing(
+      vaeRun,
+      `${spec}: no VAE run at ${vaeRun} (no ${vaeRun}/checkpoint/run.json) to encode the scenes with and ` +
+        `decode the model's latents; train one first: deno task train examples/vae_shapes.ts --out ${vaeRun}`,
+    );
+  }
+  const source = shapesCaptions(config, dims, {
+    ...opts,
+    trainScenes: table.trainScenes,
+    heldOutScenes: table.heldOutScenes,
+    images: latentImages(table),
+  });
+  // Assigned, not spread: the source has getters (truncatedRows) a spread would freeze.
+  return Object.assign(source, { latents: latentsOf(table) });
 }

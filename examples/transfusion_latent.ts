@@ -10,11 +10,13 @@
  * 8x8x4 latents in 2x2 patches: 16 patches of 16 values, the same 16-patch grid as the pixel specs
  * (examples/transfusion_shapes.ts), through the U-Net patch codec (one conv level, 8 -> 4). The
  * backbone, optimizer and budget are the pixel specs', for bench/shapes_compare.ts. `deno task eval`
- * decodes generated latents with the VAE's `decode` entry before the pixel checker reads them.
+ * decodes generated latents with the VAE's `decode` entry before the pixel checker reads them;
+ * `deno task sample`/`generate` write the decoded 32x32 RGB pictures, and `deno task compile` puts
+ * the VAE's decoder into the module (the data source declares the latents: `DataSource.latents`).
  */
 import { transfusion } from "../spec/transfusion/mod.ts";
-import { SHAPES_CAPTION_BYTES, shapesCaptions } from "../data/shapes.ts";
-import { encodeLatents, latentImages, readLatents, vaeRunInfo } from "../data/shapes_latents.ts";
+import { SHAPES_CAPTION_BYTES } from "../data/shapes.ts";
+import { latentShapesSource, openLatentTable, vaeRunInfo } from "../data/shapes_latents.ts";
 import { latentShape, type VaeConfig } from "../spec/vae/mod.ts";
 import vae from "./vae_shapes.ts";
 import { resolveConfig } from "../spec/config.ts";
@@ -24,8 +26,7 @@ export const TRAIN_SCENES = 1024;
 export const HELD_OUT_SCENES = 128;
 
 const run = vaeRunInfo(VAE_RUN);
-const table = readLatents(VAE_RUN, TRAIN_SCENES, HELD_OUT_SCENES) ??
-  (run ? await encodeLatents(VAE_RUN, TRAIN_SCENES, HELD_OUT_SCENES) : undefined);
+const table = await openLatentTable(VAE_RUN, TRAIN_SCENES, HELD_OUT_SCENES);
 const vaeConfig = resolveConfig(
   vae.config,
   run?.config ?? {},
@@ -50,19 +51,14 @@ export default transfusion({
   loss: { lambda: 5 },
   batch: 32,
   training: { steps: 1000, batch: 32, lr: 1e-3, warmup: 50, lrFloor: 1e-4, weightDecay: 0.01, clip: 1 },
-  data: (c, dims) => {
-    if (!table) {
-      throw new Error(
-        `examples/transfusion_latent.ts: no VAE run at ${VAE_RUN} to encode the scenes with; train one ` +
-          `first: deno task train examples/vae_shapes.ts --out ${VAE_RUN}`,
-      );
-    }
-    return shapesCaptions(c, dims, {
-      captionFirst: 0.7,
-      sceneSize: 32,
-      trainScenes: TRAIN_SCENES,
-      heldOutScenes: HELD_OUT_SCENES,
-      images: latentImages(table),
-    });
-  },
+  // Declares its images as latents of VAE_RUN: sample, generate and the compiled module decode them.
+  data: (c, dims) =>
+    latentShapesSource(
+      table,
+      VAE_RUN,
+      c,
+      dims,
+      { captionFirst: 0.7, sceneSize: 32 },
+      "examples/transfusion_latent.ts",
+    ),
 });

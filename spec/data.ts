@@ -25,6 +25,23 @@ export interface DataSource {
    * image, gray or RGB, and supplied pictures prepared as the user's training images are.
    */
   readonly imageView?: ImageView;
+  /**
+   * Present when the model's images are not pixels but a VAE's latents (data/shapes_latents.ts):
+   * `sample`, `generate` and the generated module decode them with that run's `decode` entry, and
+   * `caption` encodes supplied pictures with its `encode` entry.
+   */
+  readonly latents?: LatentImages;
+}
+
+/** Model images [channels, side, side] that are `(z - mean[c]) / std[c]` of a VAE run's latents z. */
+export interface LatentImages {
+  /** The VAE's run folder: its checkpoint and run.json (spec, config) give the decoder. */
+  readonly vaeRun: string;
+  readonly channels: number;
+  readonly side: number;
+  /** Per channel, what was subtracted from the VAE's latents and what they were divided by. */
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
 }
 
 export type ImageView = "digits" | "frame";

@@ -29,7 +29,9 @@ function byte(v: number, bad: boolean): number {
 /**
  * Model images (C * size * size channel planes in [-1, 1]) tiled `cols` to a row on a gray
  * separator. 3 channels stay RGB (a non-finite pixel magenta); 1 stays gray (non-finite white). Any
- * other count (a latent) is shown as the mean of its channels in gray.
+ * other count is shown as the mean of its channels in gray: a latent whose run declares it
+ * (`DataSource.latents`) is decoded to its VAE's pixels before it gets here (data/latent_codec.ts), so
+ * only latents nothing can decode are shown this way.
  */
 export function frameGrid(
   images: readonly Float32Array[],

@@ -13,8 +13,13 @@ export interface Image {
 
 /** A generated image: its pixels and the model's own values. */
 export interface GeneratedImage extends Image {
-  /** [channels, height, width] in [-1, 1], as the model produced them. */
+  /**
+   * [channels, height, width] in [-1, 1]: as the model produced them, or for a model of latents
+   * (`ModelInfo.latent`) as the module's VAE decoder made them of `latent`.
+   */
   readonly values: Float32Array;
+  /** A model of latents only: the latent it generated, [channels, size, size] as it was trained on. */
+  readonly latent?: Float32Array;
 }
 
 export type SamplerName = "ddpm" | "ddim" | "euler" | "heun";
@@ -56,9 +61,19 @@ export interface ModelInfo {
   /** Positions per row. */
   readonly seq: number;
   readonly vocab: number;
-  /** Side of the square images, and their channels. */
+  /** Side of the square images `generate` returns and `caption` reads, and their channels. */
   readonly imageSize: number;
   readonly channels: number;
+  /**
+   * Present when the model draws a VAE's latents: their shape, and the VAE run whose decoder (carried
+   * by the module) turns them into the imageSize x imageSize pictures.
+   */
+  readonly latent?: {
+    readonly size: number;
+    readonly channels: number;
+    readonly vaeRun: string;
+    readonly step: number;
+  };
   /** Parameter count (f32 values). */
   readonly parameters: number;
   /** The plan's entries. */
@@ -70,7 +85,10 @@ export interface ModelInfo {
 export interface Model {
   readonly info: ModelInfo;
   generate(request: GenerateRequest): Promise<GenerateResult>;
-  /** A greedy caption of an image of the model's size (a GeneratedImage or any RGBA picture). */
+  /**
+   * A greedy caption of an image of the model's size (a GeneratedImage or any RGBA picture; a model
+   * of latents encodes a picture with its VAE first).
+   */
   caption(image: Image): Promise<string>;
   /** Frees the GPU buffers; the model is unusable afterwards. */
   close(): void;

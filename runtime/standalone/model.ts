@@ -11,6 +11,7 @@ import type { Image, Model, ModelInfo, WeightsSource } from "./api.ts";
 import { createGenerator } from "./generation.ts";
 import { modelValues, toGeneratedImage } from "./images.ts";
 import { type ModulePlan, parseModulePlan } from "./plan_file.ts";
+import { type LatentDecoder, openLatentDecoder } from "./latent_decoder.ts";
 
 export async function openModel(planUrl: URL, weights: WeightsSource): Promise<Model> {
   const module = parseModulePlan(await readText(planUrl), planUrl.href);
@@ -24,17 +25,46 @@ export async function openModel(planUrl: URL, weights: WeightsSource): Promise<M
     executor.destroy();
     throw e;
   }
+  let decoder: LatentDecoder | undefined;
+  if (module.decoder) {
+    // The VAE's weights travel with the module (a file next to plan.json), not with the user's.
+    try {
+      const url = new URL(module.decoder.weights, planUrl);
+      const read = await readWeights(url);
+      decoder = await openLatentDecoder(module.decoder, read.bytes, read.source);
+    } catch (e) {
+      executor.destroy();
+      throw e;
+    }
+  }
   const config = { ...module.config, seq: module.plan.dims.seq ?? module.config.seq };
   const generator = createGenerator(executor, config);
-  const { size, channels } = config.image;
+  const { size, channels } = module.decoder?.pixels ?? config.image;
+  const latent = module.decoder?.latent;
   return {
     info: { ...describe(module), generation: generator.kind },
     async generate(request) {
       const { text, images } = await generator.generate(request);
-      return { text, images: images.map((v) => toGeneratedImage(v, size, channels)) };
+      if (!decoder) return { text, images: images.map((v) => toGeneratedImage(v, size, channels)) };
+      const pictures = [];
+      for (const v of images) {
+        pictures.push({ ...toGeneratedImage(await decoder.decode(v), size, channels), latent: v });
+      }
+      return { text, images: pictures };
     },
-    caption: async (image: Image) => await generator.caption(modelValues(image, size, channels)),
-    close: () => executor.destroy(),
+    async caption(image: Image) {
+      if (!decoder || !latent) return await generator.caption(modelValues(image, size, channels));
+      // A generated image keeps its latent; any other picture is encoded as training's were.
+      const own = (image as { latent?: unknown }).latent;
+      const values = own instanceof Float32Array && own.length === latent.channels * latent.size ** 2
+        ? own
+        : await decoder.encode(modelValues(image, size, channels));
+      return await generator.caption(values);
+    },
+    close: () => {
+      executor.destroy();
+      decoder?.destroy();
+    },
   };
 }
 
@@ -44,8 +74,18 @@ function describe(m: ModulePlan): Omit<ModelInfo, "generation"> {
     batch: m.batch,
     seq: m.plan.dims.seq ?? m.config.seq,
     vocab: m.config.text.vocab,
-    imageSize: m.config.image.size,
-    channels: m.config.image.channels,
+    imageSize: m.decoder?.pixels.size ?? m.config.image.size,
+    channels: m.decoder?.pixels.channels ?? m.config.image.channels,
+    ...(m.decoder
+      ? {
+        latent: {
+          size: m.decoder.latent.size,
+          channels: m.decoder.latent.channels,
+          vaeRun: m.decoder.vaeRun,
+          step: m.decoder.step,
+        },
+      }
+      : {}),
     parameters: m.plan.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
     entries: Object.keys(m.plan.entries),
   };

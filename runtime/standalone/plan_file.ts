@@ -8,7 +8,8 @@ import type { TransfusionConfig } from "../../spec/transfusion/config.ts";
 import { CheckpointError } from "../file_errors.ts";
 
 export const MODULE_FORMAT = "transfusion-module";
-export const MODULE_VERSION = 1;
+/** 2: `decoder`, the VAE of a model whose images are latents (a version-1 runtime would return latents). */
+export const MODULE_VERSION = 2;
 
 export interface ModulePlan {
   readonly format: typeof MODULE_FORMAT;
@@ -19,6 +20,28 @@ export interface ModulePlan {
   readonly batch: number;
   /** The resolved config, `seq` as compiled. */
   readonly config: TransfusionConfig;
+  readonly plan: Plan;
+  /** Present when the model's images are a VAE's latents: what turns them into pixels and back. */
+  readonly decoder?: ModuleDecoder;
+}
+
+/**
+ * The VAE of a latent model, carried by the module so that `generate` returns pictures: its
+ * `encode` and `decode` entries compiled at batch 1, its weights in a file next to plan.json, and
+ * the per-channel scaling the latents were trained with (model = (z - mean) / std).
+ */
+export interface ModuleDecoder {
+  /** Where the VAE was trained and its step, as the weights were taken (for messages and `info`). */
+  readonly vaeRun: string;
+  readonly spec: string;
+  readonly step: number;
+  /** The model's images [channels, size, size] and the VAE's pixels. */
+  readonly latent: { readonly size: number; readonly channels: number };
+  readonly pixels: { readonly size: number; readonly channels: number };
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+  /** The safetensors file of the VAE's parameters, relative to plan.json. */
+  readonly weights: string;
   readonly plan: Plan;
 }
 
@@ -48,6 +71,16 @@ export function parseModulePlan(text: string, source: string): ModulePlan {
   const config = m!.config;
   if (typeof config?.image?.size !== "number" || typeof config.text?.vocab !== "number") {
     fail("has no Transfusion config (image.size, text.vocab)");
+  }
+  const d = m!.decoder;
+  if (d !== undefined) {
+    const sizes = [d.latent?.size, d.latent?.channels, d.pixels?.size, d.pixels?.channels];
+    if (!sizes.every((n) => Number.isInteger(n) && n! > 0) || typeof d.weights !== "string" || !d.plan) {
+      fail("its decoder has no latent and pixel shapes, weights file or plan");
+    }
+    if (d.mean?.length !== d.latent.channels || d.std?.length !== d.latent.channels) {
+      fail(`its decoder scales ${d.mean?.length} and ${d.std?.length} channels, not ${d.latent.channels}`);
+    }
   }
   return m as ModulePlan;
 }
