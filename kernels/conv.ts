@@ -138,7 +138,8 @@ export function cpuConvTiles({ batch, m, n }: MatmulShape, cg: number): ConvTile
 
 /**
  * The input channel loop is unrolled by this much; the remainder runs as straight-line steps. 1: copies
- * here grew the shader lavapipe compiles fourfold (the bench ratios in ARCHITECTURE.md were measured at 4).
+ * here grew the shader lavapipe compiles fourfold (the first bench ratios, since replaced, were measured at 4;
+ * the present ones in docs/image_path.md at 1).
  */
 const UNROLL = 1;
 
