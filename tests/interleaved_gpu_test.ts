@@ -107,6 +107,17 @@ Deno.test({
       });
     });
 
+    await t.step("captionImages through the cached entries gives the uncached captions", async () => {
+      const images = [image(0.3), image(1.1), image(2.7)];
+      const want = await captionImages(session, images);
+      const cachedSession: ModelSession = {
+        ...session,
+        cached: () => Promise.resolve({ executor, batch: BATCH }),
+      };
+      assert.deepEqual(await captionImages(cachedSession, images), want);
+      assert.ok(want.some((c) => c.length > 0), `some caption has text: ${JSON.stringify(want)}`);
+    });
+
     await t.step("rows alone and together: same text and images (BOI at different positions)", async () => {
       const prompts: Prompt[] = [
         { parts: [{ text: "a" }], id: 0 },

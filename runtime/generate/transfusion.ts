@@ -13,6 +13,8 @@ import { defaultMethod, noiseProcess } from "./interleaved.ts";
 import { type Denoiser, diffusionSampler, type SampleProgress, type SamplerMethod } from "./sampler.ts";
 import type { ModelSession } from "./run.ts";
 import { cachedModel } from "./cached_model.ts";
+import { followRows, templateSteps } from "./follow.ts";
+import { imageFirstRow, templateImages } from "../../spec/transfusion/rows.ts";
 import { captionPrompt, promptRow } from "./prompts.ts";
 import type { Row } from "./rows.ts";
 import type { EntryRunner } from "./sequence_model.ts";
@@ -164,6 +166,7 @@ export async function captionImages(
   const vocab = config.text.vocab;
   const most = opts.chunk ?? 32;
   const wanted = Math.ceil(images.length / Math.ceil(images.length / most));
+  if (session.cached) return await cachedCaptions(session.cached, config, images, wanted);
   const { executor, batch } = await session.entry("logits", wanted);
   const out: string[] = [];
   for (let first = 0; first < images.length; first += batch) {
@@ -180,6 +183,40 @@ export async function captionImages(
       return next;
     }, { rows: batch, vocab, budget: g.captionLength, stop: (id) => g.tokenizer.isSpecial(id) });
     out.push(...ids.slice(0, part.length).map((row) => g.tokenizer.decode(row)));
+  }
+  return out;
+}
+
+/**
+ * Captions through the KV-cached entries: each image is committed once (its keys and values go into
+ * the cache) and every caption token is one decode step of one position, where the uncached loop
+ * runs the whole row through "logits" per token. Greedy both ways, so the texts are the same.
+ */
+async function cachedCaptions(
+  cached: NonNullable<ModelSession["cached"]>,
+  config: TransfusionConfig,
+  images: readonly Float32Array[],
+  wanted: number,
+): Promise<string[]> {
+  const g = sequenceGeometry(config);
+  const { executor, batch } = await cached(wanted);
+  const model = cachedModel(executor, config);
+  const template = imageFirstRow(g.captionLength, 1);
+  const [image] = templateImages(template);
+  const out: string[] = [];
+  for (let first = 0; first < images.length; first += batch) {
+    const rows = images.slice(first, first + batch).map((pixels, i) => ({
+      steps: templateSteps(template, { [image!.name]: pixels }, g.tokenizer),
+      id: first + i,
+    }));
+    const followed = await followRows(model, { rows, seed: 0, image: { steps: 1, cfg: 0 } });
+    // Up to the first special token, as the uncached loop stops there (a written slot goes on).
+    for (const spans of followed) {
+      const slot = spans.find((s) => s.kind === "text");
+      const ids = slot?.kind === "text" ? slot.ids : [];
+      const end = ids.findIndex((id) => g.tokenizer.isSpecial(id));
+      out.push(g.tokenizer.decode(end < 0 ? ids : ids.slice(0, end)));
+    }
   }
   return out;
 }
