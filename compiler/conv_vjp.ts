@@ -1,4 +1,5 @@
 import { type ConvGeometry, convGeometry, type Node, node } from "./ir/mod.ts";
+import { isPointwise } from "./passes/pointwise_conv.ts";
 
 /**
  * The conv2d VJP, built from conv2d itself, one batched matmul and movement ops (views: no kernel of
@@ -14,22 +15,33 @@ import { type ConvGeometry, convGeometry, type Node, node } from "./ir/mod.ts";
  *   With stride 1 and one group it is itself a convolution, and runs as one (weightGradConv): the
  *   conv kernel's inner loop has no index arithmetic, where the matmul's window view decodes every
  *   value through a 9-way concat (on lavapipe 837 -> see ARCHITECTURE.md).
+ *   A pointwise conv (1x1, stride 1, no padding, one group) is a matmul, and so are its gradients:
+ *   dw = x^T dy over the pixels; dx stays a (pointwise) conv2d, which the lowering makes a matmul
+ *   (passes/pointwise_conv.ts) like the forward.
  */
 export function conv2dVjp(n: Node<"conv2d">, ct: Node): [Node, Node] {
   const [x, w] = [n.src[0]!, n.src[1]!];
   const g = convGeometry(x.shape, w.shape, n.arg);
   if (typeof g === "string") throw new Error(`conv2d: ${g}`);
-  const dw = g.stride === 1 && g.groups === 1 ? weightGradConv(g, x, ct) : weightGrad(g, x, ct);
+  const dw = isPointwise(g)
+    ? pointwiseWeightGrad(g, x, ct)
+    : g.stride === 1 && g.groups === 1
+    ? weightGradConv(g, x, ct)
+    : weightGrad(g, x, ct);
   return [inputGrad(g, w, ct), dw];
 }
 
 function inputGrad(g: ConvGeometry, w: Node, dy: Node): Node {
   const s = g.stride;
-  // wt[p, q, o, gi*cg + c] = w[KH-1-p, KW-1-q, c, gi*og + o]
+  // wt[p, q, o, gi*cg + c] = w[KH-1-p, KW-1-q, c, gi*og + o]. One group: a permute alone, no reshape,
+  // so the conv kernel reads it by axes (a reshape view goes through the flat index, which the
+  // shader compiler cannot take apart again: dx ran 1.4x slower than the forward conv on lavapipe).
   const flipped = flip(flip(w, 0), 1);
-  const split = node("reshape", [flipped], { shape: [g.kh, g.kw, g.cg, g.groups, g.og] });
-  const swapped = node("permute", [split], { perm: [0, 1, 4, 3, 2] });
-  const wt = node("reshape", [swapped], { shape: [g.kh, g.kw, g.og, g.cin] });
+  const wt = g.groups === 1 ? node("permute", [flipped], { perm: [0, 1, 3, 2] }) : node("reshape", [
+    node("permute", [node("reshape", [flipped], { shape: [g.kh, g.kw, g.cg, g.groups, g.og] })], {
+      perm: [0, 1, 4, 3, 2],
+    }),
+  ], { shape: [g.kh, g.kw, g.og, g.cin] });
   const pad = g.kh - 1 - g.padding;
   if (s === 1 && g.kh === g.kw && pad >= 0) {
     // Stride 1, square kernel: the same padding on every side, which the conv kernel applies itself
@@ -40,6 +52,14 @@ function inputGrad(g: ConvGeometry, w: Node, dy: Node): Node {
   d = padOrCrop(d, 1, g.kh - 1 - g.padding, g.h - 1 + g.padding - (g.ho - 1) * s);
   d = padOrCrop(d, 2, g.kw - 1 - g.padding, g.w - 1 + g.padding - (g.wo - 1) * s);
   return node("conv2d", [d, wt], { stride: 1, padding: 0, groups: g.groups });
+}
+
+/** dw of a pointwise conv: x viewed [Cin, N*H*W] (transposed) times dy viewed [N*H*W, Cout]. */
+function pointwiseWeightGrad(g: ConvGeometry, x: Node, dy: Node): Node {
+  const m = g.n * g.h * g.w;
+  const xt = node("permute", [node("reshape", [x], { shape: [m, g.cin] })], { perm: [1, 0] });
+  const dw = node("matmul", [xt, node("reshape", [dy], { shape: [m, g.cout] })], null);
+  return node("reshape", [dw], { shape: [1, 1, g.cin, g.cout] });
 }
 
 function weightGrad(g: ConvGeometry, x: Node, dy: Node): Node {
@@ -68,10 +88,12 @@ function weightGradConv(g: ConvGeometry, x: Node, dy: Node): Node {
   let parts = 1;
   for (let s = 1; s <= g.n; s++) if (g.n % s === 0 && s * rows <= MIN_DW_ROWS) parts = s;
   const xt = node("permute", [x], { perm: [3, 1, 2, 0] }); // [Cin, H, W, N], n = part * N/parts + n'
-  const chunks = node("reshape", [dy], { shape: [parts, g.n / parts, g.ho, g.wo, g.cout] });
-  const kernel = node("reshape", [node("permute", [chunks], { perm: [2, 3, 1, 0, 4] })], {
-    shape: [g.ho, g.wo, g.n / parts, parts * g.cout],
-  }); // [Ho, Wo, N/parts, parts*Cout]
+  // [Ho, Wo, N/parts, parts*Cout]; one part: a permute alone, read by axes (see inputGrad).
+  const kernel = parts === 1 ? node("permute", [dy], { perm: [1, 2, 0, 3] }) : node("reshape", [
+    node("permute", [node("reshape", [dy], { shape: [parts, g.n / parts, g.ho, g.wo, g.cout] })], {
+      perm: [2, 3, 1, 0, 4],
+    }),
+  ], { shape: [g.ho, g.wo, g.n / parts, parts * g.cout] });
   const out = node("conv2d", [xt, kernel], { stride: 1, padding: g.padding, groups: parts });
   const split = node("reshape", [out], { shape: [g.cin, g.kh, g.kw, parts, g.cout] });
   const summed = parts === 1 ? out : node("reshape", [node("sum", [split], { axes: [3] })], {

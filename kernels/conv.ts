@@ -17,6 +17,13 @@ export interface ConvIO {
   readonly loadX: (b: string, y: string, x: string, c: string) => string;
   /** f32 WGSL expression of the weight at flat index kk * cout + o, kk = (p * kw + q) * cg + c. */
   readonly loadW: (kk: string, o: string) => string;
+  /**
+   * The same weight by its axes, w[p, q, c, o]: the direct kernel's form. A view of the weights (the
+   * flipped, channel-swapped kernel of dx, dy as the kernel of dw) then decodes p and q, which are
+   * fixed for a tap, apart from c and o, and the shader compiler hoists that work out of the channel
+   * loop; from a flat kk every load divided it back out.
+   */
+  readonly loadWAt: (p: string, q: string, c: string, o: string) => string;
   /** A WGSL statement storing f32 `value` at output flat index `flat` ((b, i, j, o) row-major). */
   readonly store: (flat: string, value: string) => string;
 }
@@ -40,7 +47,7 @@ const u = (v: number) => `${v}u`;
 export function convKernel(name: string, s: ConvShape, io: ConvIO, variant: MatmulVariant): Kernel {
   const k = variant.kind === "shared"
     ? implicitGemmConv(name, s, io, variant)
-    : directConvKernel(name, s, io, cpuConvTiles(convGemmShape(s)));
+    : directConvKernel(name, s, io, cpuConvTiles(convGemmShape(s), s.cg));
   const doc = `conv2d [${s.n}, ${s.h}, ${s.w}, ${s.cin}] * [${s.kh}, ${s.kw}, ${s.cg}, ${s.cout}] ` +
     `stride ${s.stride} padding ${s.padding} groups ${s.groups} -> [${s.n}, ${s.ho}, ${s.wo}, ${s.cout}], ` +
     `${variant.kind === "shared" ? "implicit GEMM" : "direct"}: ${k.doc}`;
@@ -81,6 +88,16 @@ function implicitGemmConv(name: string, s: ConvShape, io: ConvIO, variant: Matmu
   }, variant);
 }
 
+/**
+ * Below this many input channels per group (a stem: 1 or 3), a tap is a few FMAs per output and the
+ * per-tap edge tests and the fused epilogue weigh more than the loads the estimate counts; there a
+ * thread holds at most FEW_CHANNELS_TILE accumulators. Measured on lavapipe (bench conv cases, same
+ * run, forward): the 16x16 1->32 stem 8.8 ms with 16x8 tiles, 6.2 with 8x4; the 32x32 3->32 stem
+ * 44.9 and 31.8; with 32 channels (16x16 32->32) 16x8 stayed the faster step (164 ms against 259).
+ */
+const FEW_CHANNELS = 8;
+const FEW_CHANNELS_TILE = 32;
+
 /** Register tiles of the direct kernel: threads x outputs per thread on each axis. */
 export interface ConvTiles {
   readonly tm: number;
@@ -96,13 +113,15 @@ const CPU_WORKERS = 8;
  * workgroups shared among the workers, each costing its whole block (clamped rows and columns too)
  * times the loads per FMA. The matmul's own tiles are 64 or 128 columns wide, which a conv's 32
  * output channels would half waste; these go down to 8, with at least 8 threads (one SIMD row).
+ * `cg`: input channels per group (see FEW_CHANNELS).
  */
-export function cpuConvTiles({ batch, m, n }: MatmulShape): ConvTiles {
+export function cpuConvTiles({ batch, m, n }: MatmulShape, cg: number): ConvTiles {
+  const most = cg < FEW_CHANNELS ? FEW_CHANNELS_TILE : 128;
   let best: ConvTiles | undefined;
   let bestCost = Infinity;
   for (const tm of [16, 8, 4, 2]) {
     for (const tn of [16, 8, 4]) {
-      if (tm * tn > 128) continue;
+      if (tm * tn > most) continue;
       for (const wgX of [8, 4, 2, 1]) {
         for (const wgY of [8, 4, 2, 1]) {
           if (wgX * wgY < 8 || wgX * wgY > 64) continue;
@@ -119,7 +138,8 @@ export function cpuConvTiles({ batch, m, n }: MatmulShape): ConvTiles {
 
 /**
  * The input channel loop is unrolled by this much; the remainder runs as straight-line steps. 1: copies
- * here grew the shader lavapipe compiles fourfold (the bench ratios in ARCHITECTURE.md were measured at 4).
+ * here grew the shader lavapipe compiles fourfold (the first bench ratios, since replaced, were measured at 4;
+ * the present ones in docs/image_path.md at 1).
  */
 const UNROLL = 1;
 
@@ -155,7 +175,7 @@ function directConvKernel(
         io.loadX(`${P}b${r}`, `${P}yc${r}`, `${P}xc${r}`, `${P}cbase + ${c}`)
       }, ${P}in${r});`
     );
-    const w = ts.map((t) => `let ${P}w${t} = ${io.loadW(`${P}kbase + ${c}`, `${P}o${t}`)};`);
+    const w = ts.map((t) => `let ${P}w${t} = ${io.loadWAt(`${P}p`, `${P}q`, c, `${P}o${t}`)};`);
     const fmas = rs.flatMap((r) => ts.map((t) => `${acc(r, t)} = fma(${P}a${r}, ${P}w${t}, ${acc(r, t)});`));
     return [...a, ...w, ...fmas].map((x) => `        ${x}`).join("\n");
   };
@@ -205,7 +225,6 @@ ${
 ${rs.flatMap((r) => ts.map((t) => `  var ${acc(r, t)} = 0.0;`)).join("\n")}
   for (var ${P}p = 0u; ${P}p < ${u(s.kh)}; ${P}p++) {
     for (var ${P}q = 0u; ${P}q < ${u(s.kw)}; ${P}q++) {
-      let ${P}kbase = (${P}p * ${u(s.kw)} + ${P}q) * ${u(s.cg)};
 ${
     rs.map((r) =>
       // Rows and columns above the top or left edge wrap to large u32 values: one test per axis.

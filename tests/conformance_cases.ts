@@ -504,8 +504,9 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
       grads: false,
     },
   ],
-  // An implicit GEMM over the matmul tiles: shapes off the tile sizes, stride, padding, groups; one
-  // case with gradients (dx is a conv of a dilated view, dw a matmul of the window view).
+  // The conv kernels (implicit GEMM on gpu, direct on cpu): shapes off the tile sizes, stride, padding,
+  // groups; gradients for the first two (dx a conv of the flipped kernel, dilated for stride 2; dw a
+  // conv, or a matmul of the window view for stride 2 and groups) and the 1x1 (matmuls).
   conv2d: [
     {
       // A U-Net block's conv: bias and SiLU-like activation are the epilogue fused into the kernel.
@@ -525,8 +526,14 @@ export const CASES: { readonly [O in Op]: readonly Case[] } = {
       grads: false,
     },
     {
+      // Lowered as a matmul over the pixels (passes/pointwise_conv.ts), its gradients too.
       name: "1x1 (a matmul over pixels) [4, 6, 6, 33] -> 70",
       build: (f) => conv(f.param([4, 6, 6, 33]), f.param([1, 1, 33, 70]), 1, 0, 1),
+    },
+    {
+      // Padded, so not a plain matmul: the conv kernel, with a 1x1 window.
+      name: "1x1 pad 1 [2, 3, 4, 5] -> 3",
+      build: (f) => conv(f.param([2, 3, 4, 5]), f.param([1, 1, 5, 3]), 1, 1, 1),
       grads: false,
     },
   ],

@@ -285,11 +285,19 @@ export function emitKernel(
         "f32",
         (ctx) => ctx.at(x, Ix.axes(x.shape, ["b", "y", "x", "c"])),
       );
-      const loadW = fns.define(
+      // The implicit GEMM (shared tiles) reads w by its flat GEMM index, the direct kernel by axes.
+      const variant = opts.matmulVariant(convGemmShape(g));
+      const loadW = variant.kind !== "shared" ? "" : fns.define(
         "load_w",
         [["kk", "u32"], ["o", "u32"]],
         "f32",
         (ctx) => ctx.at(w, Ix.flat(w.shape, sumIndex([`kk * ${g.cout}u`, "o"]))),
+      );
+      const loadWAt = variant.kind === "shared" ? "" : fns.define(
+        "load_w_at",
+        [["p", "u32"], ["q", "u32"], ["c", "u32"], ["o", "u32"]],
+        "f32",
+        (ctx) => ctx.at(w, Ix.axes(w.shape, ["p", "q", "c", "o"])),
       );
       const epilogue = fusedEpilogue("f32");
       const k = convKernel(name, g, {
@@ -297,8 +305,9 @@ export function emitKernel(
         bindings: [],
         loadX: (b, y, xx, c) => `${loadX}(${b}, ${y}, ${xx}, ${c})`,
         loadW: (kk, o) => `${loadW}(${kk}, ${o})`,
+        loadWAt: (p, q, c, o) => `${loadWAt}(${p}, ${q}, ${c}, ${o})`,
         store: (flat, v) => store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v),
-      }, opts.matmulVariant(convGemmShape(g)));
+      }, variant);
       const ops = task.fused
         ? ["conv2d", ...inlineOps(n, location).filter((o) => o !== "conv2d")]
         : ["conv2d"];

@@ -12,6 +12,7 @@ import type { RowFusion } from "../passes/rows.ts";
 import { scheduleTasks } from "../passes/schedule.ts";
 import { joinPieces } from "../passes/pieces.ts";
 import { mergeContractions } from "../passes/contractions.ts";
+import { pointwiseConvsAsMatmuls } from "../passes/pointwise_conv.ts";
 import { verify } from "../verify.ts";
 
 export type { Location } from "./functions.ts";
@@ -69,7 +70,9 @@ const STAT_ID = 3 << 29;
  * becomes one kernel; views, constants, iota and RNG are computed inline by their consumers.
  */
 export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry {
-  if (opts.fuse ?? true) graph = joinGraph(graph);
+  // A 1x1 conv is a matmul: rewritten first, so fusion and the contraction merges see a matmul.
+  graph = rewriteGraph(graph, pointwiseConvsAsMatmuls);
+  if (opts.fuse ?? true) graph = rewriteGraph(graph, (roots) => joinPieces(mergeContractions(roots)));
   const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
   const order = toposort(roots);
   const { stored, epilogues, rows, splits } = chooseMaterialized(
@@ -286,12 +289,13 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
 }
 
 /**
- * The graph as fusion wants it, verified after the rewrites: contractions merged
- * (passes/contractions.ts) and pieces joined (passes/pieces.ts).
+ * The graph with `rule` applied to its roots, verified after the rewrite: pointwise convs as matmuls
+ * (passes/pointwise_conv.ts), and as fusion wants it, contractions merged (passes/contractions.ts)
+ * and pieces joined (passes/pieces.ts).
  */
-function joinGraph(graph: EntryGraph): EntryGraph {
+function rewriteGraph(graph: EntryGraph, rule: (roots: readonly Node[]) => Node[]): EntryGraph {
   const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
-  const joined = joinPieces(mergeContractions(roots));
+  const joined = rule(roots);
   if (joined.every((r, i) => r === roots[i])) return graph;
   verify(joined);
   const k = graph.outputs.length;

@@ -7,8 +7,9 @@ import { fuseRows, type RowFusion } from "./rows.ts";
  * it, through the same per-op value rules, so fusion is this one decision per node.
  *
  * First lowering (`fuse: false`): every op with a kernel kind is stored.
- * Fused: reductions, matmuls, scatters and elementwise roots are always stored; an elementwise node is
- * inlined into its readers unless the recompute-versus-store rule says otherwise:
+ * Fused: reductions, matmuls, scatters and elementwise roots are always stored, and so are a conv's
+ * weights read through a concat (see below); an elementwise node is inlined into its readers unless
+ * the recompute-versus-store rule says otherwise:
  *   - read by 2+ kernels and costing MULTI_USE_COST or more ops inline  -> store (else recompute)
  *   - feeding a matmul or attention operand (through any views) and costing more than
  *     PROLOGUE_COST -> store (each operand element is loaded many times there)
@@ -108,6 +109,14 @@ export function chooseMaterialized(
       stored.add(n.id);
     }
   }
+  // A conv's weights read through a join (dx's kernel, flipped in space by concats of its taps,
+  // compiler/conv_vjp.ts) are stored: the conv kernel loads every weight n / tn times and each load
+  // would branch through the pieces (on lavapipe dx ran 1.5x the forward conv's time); the copy is
+  // of the small kernel tensor, one pass.
+  for (const n of order) {
+    const w = n.src[1];
+    if (OPS[n.op].kind === "convolution" && w && isView(w) && readsJoin(w, stored)) stored.add(w.id);
+  }
   // Views read by a matmul stay views, but elementwise work between a stored node and a view that
   // a matmul reads was decided above. Now epilogues: matmul -> flat elementwise chain -> stored node.
   const epilogues = new Map<number, Node>();
@@ -152,6 +161,12 @@ export function chooseMaterialized(
     }
   }
   return { stored, epilogues, rows, splits };
+}
+
+/** Whether view `v` reads a join, through views only (stopping at stored nodes). */
+function readsJoin(v: Node, stored: ReadonlySet<number>): boolean {
+  if (isJoin(v)) return true;
+  return v.src.some((s) => isView(s) && !stored.has(s.id) && readsJoin(s, stored));
 }
 
 /** A slice of `m` that keeps every axis but the last whole. */
