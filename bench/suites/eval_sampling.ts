@@ -1,6 +1,6 @@
 /**
  * The shipped demo checkpoint's eval workload (examples/checkpoints/transfusion_demo: 40 digits,
- * DDIM 25 with guidance 3 through the KV-cached entries, then 20 greedy captions of them), timed as
+ * DDIM 25 with guidance 3 through the KV-cached entries, then 20 greedy captions of them, KV-cached where the tree has it), timed as
  * a fresh process on a cold shader cache: ms per image including compiling the plans, creating the
  * pipelines and their first dispatch (lavapipe JIT-compiles a pipeline there), and the steady
  * sampler step. Each measurement is a child process with its own empty MESA_SHADER_CACHE_DIR
@@ -91,7 +91,7 @@ function rowOf(name: string, t: Timings): SuiteResult["rows"][number] {
     "ms/image incl. warm-up": totalMs / DIGITS,
     "steady ms/image": (t.steadyStepMs * STEPS) / DIGITS,
     "steady ms/step": t.steadyStepMs,
-    "caption ms/image (uncached logits)": t.captionMs / CAPTIONS,
+    "caption ms/image": t.captionMs / CAPTIONS,
   };
 }
 
