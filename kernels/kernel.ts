@@ -5,8 +5,9 @@ import { isHalfArena } from "./wgsl.ts";
  * costs. Kernel generators return these; the compiler puts them in the plan; the runtime only
  * interprets them.
  *
- * Buffers are named arenas, each one `array<...>` in WGSL, addressed with element offsets baked
- * into the kernel text:
+ * Buffers are named arenas, each one `array<...>` in WGSL, addressed with element offsets (a
+ * lowered kernel reads the offsets of its tensors from `offsets`, so that layers share one WGSL
+ * text; compiler/lower/arena_offsets.ts):
  *   params, grads, adam_m, adam_v : array<f32>   (every parameter at its offset, one flat vector)
  *   act, act1, ...                : array<u32>   (inputs, activations, outputs; f32 via bitcast;
  *                                                  more arenas when one binding cannot hold them)
@@ -33,6 +34,11 @@ export interface Kernel {
   /** Workgroup counts. */
   readonly dispatch: readonly [number, number, number];
   readonly bindings: readonly KernelBinding[];
+  /**
+   * Arena word offsets the WGSL reads from a uniform `array<vec4<u32>, ceil(n / 4)>` at binding
+   * `bindings.length` (offset k is element k & 3 of vector k >> 2); absent or empty: none bound.
+   */
+  readonly offsets?: readonly number[];
   readonly flops: number;
   /** Bytes read and written from memory, counting each tensor once. */
   readonly bytes: number;

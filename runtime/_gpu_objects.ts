@@ -18,8 +18,11 @@ export interface BuiltKernel {
 }
 
 /**
- * One pipeline and bind group per kernel, the whole buffers bound; kernels with the same binding
- * signature share a layout. Each kernel is built in its own error scope so a WGSL error names it.
+ * One bind group per kernel, the whole buffers bound, and one pipeline per distinct WGSL text:
+ * lowered kernels read their arena offsets from a uniform (compiler/lower/arena_offsets.ts), so a
+ * model's layers are one text and one pipeline, each kernel binding its own slice of one offsets
+ * buffer. Kernels with the same binding signature share a layout. Each kernel is built in its own
+ * error scope so a WGSL error names it.
  */
 export async function buildKernels(
   gpu: CountingDevice,
@@ -27,28 +30,67 @@ export async function buildKernels(
   buffers: ReadonlyMap<string, GPUBuffer>,
 ): Promise<BuiltKernel[]> {
   const layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  const pipelines = new Map<string, GPUComputePipeline>();
+  const slices = offsetSlices(gpu, kernels);
   const built: BuiltKernel[] = [];
   for (const [i, kernel] of kernels.entries()) {
     gpu.device.pushErrorScope("validation");
-    const key = kernel.bindings.map((b) => `${b.binding}:${b.access}`).join(",");
+    const slice = slices.get(i);
+    // The offsets' size is part of the layout: with one layout for two sizes, wgpu (Deno 2.9)
+    // checked a dispatch's offsets against the previous pipeline's size.
+    const key = kernel.bindings.map((b) => `${b.binding}:${b.access}`).join(",") +
+      (slice ? `,offsets:${slice.size}` : "");
     let layout = layouts.get(key);
     if (!layout) {
-      const group = gpu.bindGroupLayout(kernel.bindings);
+      const group = gpu.bindGroupLayout(kernel.bindings, slice?.size);
       layout = { group, pipeline: gpu.pipelineLayout(group) };
       layouts.set(key, layout);
     }
-    const module = gpu.shaderModule(kernel.name, kernel.wgsl);
-    const pipeline = gpu.pipeline(kernel.name, layout.pipeline, module);
-    const bindGroup = gpu.bindGroup(
-      kernel.name,
-      layout.group,
-      kernel.bindings.map((b) => ({ binding: b.binding, resource: { buffer: buffers.get(b.buffer)! } })),
-    );
+    const shared = `${key}\n${kernel.wgsl}`;
+    let pipeline = pipelines.get(shared);
+    if (!pipeline) {
+      pipeline = gpu.pipeline(kernel.name, layout.pipeline, gpu.shaderModule(kernel.name, kernel.wgsl));
+      pipelines.set(shared, pipeline);
+    }
+    const entries: GPUBindGroupEntry[] = kernel.bindings.map((b) => ({
+      binding: b.binding,
+      resource: { buffer: buffers.get(b.buffer)! },
+    }));
+    if (slice) entries.push({ binding: kernel.bindings.length, resource: slice });
+    const bindGroup = gpu.bindGroup(kernel.name, layout.group, entries);
     const error = await gpu.device.popErrorScope();
     if (error) throw new Error(`kernel ${i} "${kernel.name}" failed to build: ${error.message}`);
     built.push({ kernel, pipeline, bindGroup });
   }
   return built;
+}
+
+/**
+ * Every kernel's arena offsets in one uniform buffer, each kernel's vec4s at an offset the
+ * device's uniform alignment allows (256 bytes on most adapters): the slice its bind group binds.
+ */
+function offsetSlices(gpu: CountingDevice, kernels: readonly Kernel[]): Map<number, GPUBufferBinding> {
+  const align = gpu.device.limits.minUniformBufferOffsetAlignment;
+  const placed: { kernel: number; offset: number; size: number }[] = [];
+  let end = 0;
+  kernels.forEach((k, kernel) => {
+    if (!k.offsets?.length) return;
+    const size = 16 * Math.ceil(k.offsets.length / 4);
+    const offset = Math.ceil(end / align) * align;
+    placed.push({ kernel, offset, size });
+    end = offset + size;
+  });
+  const slices = new Map<number, GPUBufferBinding>();
+  if (placed.length === 0) return slices;
+  const buffer = gpu.buffer("arena_offsets", end, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+  gpu.owned.push(buffer);
+  const words = new Uint32Array(end / 4);
+  for (const p of placed) {
+    words.set(kernels[p.kernel]!.offsets!, p.offset / 4);
+    slices.set(p.kernel, { buffer, offset: p.offset, size: p.size });
+  }
+  gpu.device.queue.writeBuffer(buffer, 0, words);
+  return slices;
 }
 
 /** Creates GPU objects and counts them, so tests can check that `run` creates none. */
@@ -62,6 +104,9 @@ export class CountingDevice {
     bindGroups: 0,
   };
 
+  /** Buffers made here that no plan names (the kernels' offsets), for the owner to destroy. */
+  readonly owned: GPUBuffer[] = [];
+
   constructor(readonly device: GPUDevice) {}
 
   buffer(label: string, size: number, usage: number): GPUBuffer {
@@ -74,15 +119,22 @@ export class CountingDevice {
     return this.device.createShaderModule({ label, code });
   }
 
-  bindGroupLayout(bindings: readonly KernelBinding[]): GPUBindGroupLayout {
+  /** Storage bindings as the kernel lists them, and `offsetBytes` of uniform right after them. */
+  bindGroupLayout(bindings: readonly KernelBinding[], offsetBytes?: number): GPUBindGroupLayout {
     this.counts.bindGroupLayouts++;
-    return this.device.createBindGroupLayout({
-      entries: bindings.map((b) => ({
-        binding: b.binding,
+    const entries: GPUBindGroupLayoutEntry[] = bindings.map((b) => ({
+      binding: b.binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+    }));
+    if (offsetBytes) {
+      entries.push({
+        binding: bindings.length,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
-      })),
-    });
+        buffer: { type: "uniform", minBindingSize: offsetBytes },
+      });
+    }
+    return this.device.createBindGroupLayout({ entries });
   }
 
   pipelineLayout(group: GPUBindGroupLayout): GPUPipelineLayout {

@@ -37,11 +37,24 @@ export function checkPlan(plan: Plan): void {
     }
     range(`state ${describe(slot)}`, slot.buffer, slot.offset, slotWords(slot));
   }
-  plan.kernels.forEach((k, i) =>
+  plan.kernels.forEach((k, i) => {
     k.bindings.forEach((b: KernelBinding) =>
       range(`kernel ${i} "${k.name}" binding ${b.binding}`, b.buffer, 0, 0)
-    )
-  );
+    );
+    if (k.offsets === undefined) return;
+    // The offsets uniform sits at binding bindings.length, so the storage bindings must be 0..n-1.
+    const bad = k.offsets.find((o) => !Number.isInteger(o) || o < 0 || o > 0xffffffff);
+    if (!Array.isArray(k.offsets) || bad !== undefined) {
+      throw new Error(`${where}: kernel ${i} "${k.name}" has offset ${bad}; expected u32 word offsets`);
+    }
+    if (k.bindings.some((b, j) => b.binding !== j)) {
+      throw new Error(
+        `${where}: kernel ${i} "${k.name}" binds offsets, so its storage bindings must be 0..${
+          k.bindings.length - 1
+        } in order; got ${k.bindings.map((b) => b.binding).join(", ")}`,
+      );
+    }
+  });
   for (const [name, entry] of Object.entries(plan.entries)) {
     entry.steps.forEach((s, i) => {
       if (s.kind === "clear") return range(`entry "${name}" step ${i} (clear)`, s.buffer, s.offset, s.words);

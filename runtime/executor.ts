@@ -509,6 +509,7 @@ export class Executor {
     for (const b of this.buffers.values()) b.destroy();
     for (const e of this.entries.values()) e.allReadbacks.forEach((b) => b.destroy());
     this.staging.destroy();
+    this.gpu.owned.forEach((b) => b.destroy());
   }
 
   /** Runs `work` after everything queued before it, so runs and reads never interleave. */

@@ -8,9 +8,10 @@ import {
   flashAttentionForward,
 } from "../../kernels/flash_attention.ts";
 import { maskPredicateWgsl, tileClassWgsl } from "../../kernels/mask_wgsl.ts";
-import { storeWord, sumIndex } from "../../kernels/wgsl.ts";
+import { storeWord } from "../../kernels/wgsl.ts";
 import { Ix } from "./index.ts";
 import type { FunctionWriter, Location } from "./functions.ts";
+import { arenaIndex } from "./arena_offsets.ts";
 
 type Kind = "attention" | "attention_grad_q" | "attention_grad_kv";
 
@@ -84,7 +85,7 @@ export function emitAttention(
     tileClass: (b: string, i0: string, i1: string, j0: string, j1: string) =>
       `tile_class(${b}, ${i0}, ${i1}, ${j0}, ${j1})`,
   };
-  const at = (index: string) => sumIndex([`${out.offset}u`, index]);
+  const at = (index: string) => arenaIndex(out.offset, index);
   const store = (index: string, value: string) => storeWord(out.buffer, at(index), value, "f32");
   const row = (b: string, h: string, i: string, len: number) =>
     `(((${b}) * ${heads}u + (${h})) * ${len}u + (${i}))`;

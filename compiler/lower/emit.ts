@@ -27,6 +27,7 @@ import { type KernelKind, LOWERING, type ValueContext } from "./values.ts";
 import { FunctionWriter, type Location, type ValueRule } from "./functions.ts";
 import { emitAttention } from "./attention.ts";
 import type { LowerOptions } from "./lower.ts";
+import { arenaIndex } from "./arena_offsets.ts";
 
 /** A kernel to emit: compute `node` by its op's kernel kind, or (`copy`) write its value elsewhere. */
 export interface Task {
@@ -69,7 +70,7 @@ export function emitKernel(
   };
   const type = scalarType(n.dtype);
   const store = (flat: string, value: string) =>
-    storeWord(out.buffer, sumIndex([`${out.offset}u`, flat]), value, type, vectors.has(out.buffer));
+    storeWord(out.buffer, arenaIndex(out.offset, flat), value, type, vectors.has(out.buffer));
   // Generate the body first (it records the buffers used), then the bindings.
   const finish = (k: Kernel): Kernel => {
     const bindings = [...used].sort(([a], [b]) => a.localeCompare(b)).map(([buffer, access], i) => ({
@@ -184,7 +185,7 @@ export function emitKernel(
           ...(kept
             ? {
               keep: (row: string, s: string) =>
-                storeWord(kept.buffer, sumIndex([`${kept.offset}u`, row]), s, statType),
+                storeWord(kept.buffer, arenaIndex(kept.offset, row), s, statType),
             }
             : {}),
           store: (flat, s) => store(flat, `${value}(${s}, ${flat})`),
@@ -231,7 +232,7 @@ export function emitKernel(
           return `${x ? "else " : ""}if (${inside}) { ${
             storeWord(
               at.buffer,
-              sumIndex([`${at.offset}u`, flat]),
+              arenaIndex(at.offset, flat),
               v,
               scalarType(p.dtype),
               vectors.has(at.buffer),

@@ -1,7 +1,8 @@
 import { fmtShape, type Node, OPS } from "../ir/mod.ts";
-import { loadWord, scalarType, sumIndex } from "../../kernels/wgsl.ts";
+import { loadWord, scalarType } from "../../kernels/wgsl.ts";
 import type { Ix } from "./index.ts";
 import { type Address, LOWERING, type ValueContext } from "./values.ts";
+import { arenaIndex } from "./arena_offsets.ts";
 
 /** Where a stored tensor lives: a word offset in a named arena. */
 export interface Location {
@@ -74,7 +75,7 @@ export class FunctionWriter {
         const at = this.location.get(m.id);
         if (at) {
           if (!this.used.has(at.buffer)) this.used.set(at.buffer, "read");
-          return bind(key, this.#load(at.buffer, sumIndex([`${at.offset}u`, ix.flat()]), m));
+          return bind(key, this.#load(at.buffer, arenaIndex(at.offset, ix.flat()), m));
         }
         const rule = LOWERING[m.op].value as ValueRule | null;
         if (!rule) {
@@ -85,7 +86,7 @@ export class FunctionWriter {
       },
       address: (m, ix) => {
         const at = this.location.get(m.id);
-        if (at) return { buffer: at.buffer, index: sumIndex([`${at.offset}u`, ix.flat()]) };
+        if (at) return { buffer: at.buffer, index: arenaIndex(at.offset, ix.flat()) };
         const rule = LOWERING[m.op].value as ValueRule | null;
         if (!rule || OPS[m.op].kind !== "movement") return undefined;
         // A view whose value is its source's value at a moved index: run its rule with a context

@@ -7,6 +7,7 @@ import { arenaName, halfArenaName, type Lifetime, planMemory } from "./memory.ts
 import { LOWERING } from "./values.ts";
 import type { Location } from "./functions.ts";
 import { emitKernel, type Task } from "./emit.ts";
+import { bindArenaOffsets } from "./arena_offsets.ts";
 import { chooseMaterialized, onlyFlatPaths } from "../passes/fusion.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { scheduleTasks } from "../passes/schedule.ts";
@@ -266,9 +267,17 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     if (t.row?.keep) location.set(t.row.result.id, arenaLocation(STAT_ID + k));
   });
 
-  const kernels = tasks.map((task, k) =>
-    emitKernel(task, target(k), `${opts.prefix}${k}_${task.copy ? "copy" : task.node.op}`, location, opts)
-  );
+  const kernels = tasks.map((task, k) => {
+    const kernel = emitKernel(
+      task,
+      target(k),
+      `${opts.prefix}${k}_${task.copy ? "copy" : task.node.op}`,
+      location,
+      opts,
+    );
+    const { wgsl, offsets } = bindArenaOffsets(kernel.wgsl, kernel.bindings.length);
+    return offsets.length ? { ...kernel, wgsl, offsets } : kernel;
+  });
   const slot = (name: string, n: Node, at: Location): TensorSlot => ({
     name,
     shape: n.shape,

@@ -2,6 +2,7 @@ import type { Node } from "../ir/mod.ts";
 import { isHalfArena, isWordArena, loadVec4, scalarType, scaleIndex, sumIndex } from "../../kernels/wgsl.ts";
 import { Ix, rowMajorStrides } from "./index.ts";
 import type { Location } from "./functions.ts";
+import { arenaIndex } from "./arena_offsets.ts";
 
 /** One matmul operand read in place with vec4 loads. */
 export interface VectorOperand<Mode extends string> {
@@ -116,7 +117,7 @@ function indexOf(v: StridedView, at: readonly string[]): string {
       return scaleIndex(outermost ? quotient : `(${quotient} % ${s.size}u)`, s.stride);
     });
   });
-  return sumIndex([`${v.offset}u`, ...terms.filter((t) => t !== "0u")]);
+  return arenaIndex(v.offset, sumIndex(terms.filter((t) => t !== "0u")));
 }
 
 function piecesOf(x: Node, location: ReadonlyMap<number, Location>): Pieces | undefined {
