@@ -6,6 +6,8 @@
  * A kernel that reads a buffer four elements at a time declares it as an array of vec4s; every
  * access of that buffer in that kernel then goes through `element` / `loadVec4` (`vector` = true).
  */
+import { alignedVectorIndex } from "./arena_offsets.ts";
+
 export type ScalarType = "f32" | "i32" | "u32" | "bool";
 
 /** The WGSL type a dtype computes in. f16 computes (and, until f16 storage lands, is stored) as f32. */
@@ -63,7 +65,10 @@ export function isHalfArena(buffer: string): boolean {
  * see bindingDecl) holds element i in component i % 4 of vector i / 4.
  */
 export function element(buffer: string, index: string, vector = false): string {
-  return vector ? `${buffer}[(${index}) >> 2u][(${index}) & 3u]` : `${buffer}[${index}]`;
+  if (!vector) return `${buffer}[${index}]`;
+  const aligned = alignedVectorIndex(index);
+  if (aligned) return `${buffer}[${aligned.vector}][${aligned.lane}]`;
+  return `${buffer}[(${index}) >> 2u][(${index}) & 3u]`;
 }
 
 /** A value of `type` read from arena word `index` of `buffer` (declared as vec4s when `vector`). */
@@ -88,7 +93,7 @@ export function loadWord(buffer: string, index: string, type: ScalarType, vector
  * `vec4<f32>` load; `index` must be a multiple of 4.
  */
 export function loadVec4(buffer: string, index: string): string {
-  const v = `${buffer}[(${index}) >> 2u]`;
+  const v = `${buffer}[${alignedVectorIndex(index)?.vector ?? `(${index}) >> 2u`}]`;
   if (isHalfArena(buffer)) return `vec4<f32>(${v})`;
   return isWordArena(buffer) ? `bitcast<vec4<f32>>(${v})` : v;
 }

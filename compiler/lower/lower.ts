@@ -7,7 +7,7 @@ import { arenaName, halfArenaName, type Lifetime, planMemory } from "./memory.ts
 import { LOWERING } from "./values.ts";
 import type { Location } from "./functions.ts";
 import { emitKernel, type Task } from "./emit.ts";
-import { bindArenaOffsets } from "./arena_offsets.ts";
+import { bindArenaOffsets } from "../../kernels/arena_offsets.ts";
 import { chooseMaterialized, onlyFlatPaths } from "../passes/fusion.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { scheduleTasks } from "../passes/schedule.ts";
