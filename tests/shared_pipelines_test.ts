@@ -37,7 +37,7 @@ Deno.test("offset markers become reads of the offsets uniform, one per distinct 
   // The entry point copies the uniform first.
   assert.match(
     one.wgsl,
-    /fn main\([^{]*\{\n  ao0 = arena_offsets\[0\]\.x;\n  ao1 = arena_offsets\[0\]\.y;\n  f\(id\.x\);/,
+    /fn main\([^{]*\{\n {2}ao0 = arena_offsets\[0\]\.x;\n {2}ao1 = arena_offsets\[0\]\.y;\n {2}f\(id\.x\);/,
   );
   assert.doesNotMatch(one.wgsl, /⟨/);
   // Five distinct offsets need two vec4s; the fifth is .x of the second.
