@@ -1,7 +1,7 @@
 import type { ConvGeometry } from "../compiler/ir/conv.ts";
 import type { Kernel, KernelBinding } from "./kernel.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "./matmul.ts";
-import { entryHeader, matmulResult, P, range, tileGrid } from "./matmul_common.ts";
+import { entryHeader, matmulResult, P, range, STORE_LOOP_OPS, tileGrid } from "./matmul_common.ts";
 
 /**
  * The sizes of one NHWC convolution, as the shape rule derives them (compiler/ir/conv.ts): x [n, h, w,
@@ -26,6 +26,8 @@ export interface ConvIO {
   readonly loadWAt: (p: string, q: string, c: string, o: string) => string;
   /** A WGSL statement storing f32 `value` at output flat index `flat` ((b, i, j, o) row-major). */
   readonly store: (flat: string, value: string) => string;
+  /** Ops of the fused epilogue per stored element (0 or absent: a plain store); sets the store form. */
+  readonly storeOps?: number;
 }
 
 /**
@@ -190,19 +192,27 @@ function directConvKernel(
       }\n      }`,
     ...range(s.cg - cMain).map((t) => `      {\n${channel(u(cMain + t))}\n      }`),
   ].filter(Boolean).join("\n");
-  // The stores as one site in a loop over the tile: lavapipe inlines a fused epilogue into every
-  // store site and JIT-compiles it at the first dispatch, so tm x tn unrolled copies made the CPU
-  // conformance cases' conv kernels compile for minutes (kernels/matmul_common.ts tileStores says
-  // the same for the matmul); a store runs once per output, so the loop costs nothing measurable.
-  const stores = `  var ${P}out = array<f32, ${v.tm * v.tn}>(${
-    rs.flatMap((r) => ts.map((t) => acc(r, t))).join(", ")
-  });
+  // The stores, unrolled, or with a costly epilogue as one site in a loop over the tile: lavapipe
+  // inlines a fused epilogue into every store site and JIT-compiles it at the first dispatch, so tm x
+  // tn unrolled copies made the CPU conformance cases' conv kernels compile for minutes (the matmul's
+  // tileStores in kernels/matmul_common.ts draws the same line). Below it the loop is what costs: its
+  // accumulators go through a local array indexed at run time (the U-Net stem with a GELU epilogue:
+  // 3.0 ms looped, see bench/suites/conv.ts).
+  const storeAt = (i: string, j: string, value: string) =>
+    `if (${i} < ${u(m)} && ${j} < ${u(n)}) { ${
+      io.store(`${i} * ${u(s.cout)} + ${gi} * ${u(s.og)} + ${j}`, value)
+    } }`;
+  const stores = (io.storeOps ?? 0) * v.tm * v.tn <= STORE_LOOP_OPS
+    ? rs.flatMap((r) =>
+      ts.map((t) =>
+        `  ${storeAt(`(${P}row_base + ${u(r * v.wgY)})`, `(${P}col_base + ${u(t * v.wgX)})`, acc(r, t))}`
+      )
+    ).join("\n")
+    : `  var ${P}out = array<f32, ${v.tm * v.tn}>(${rs.flatMap((r) => ts.map((t) => acc(r, t))).join(", ")});
   for (var ${P}e = 0u; ${P}e < ${u(v.tm * v.tn)}; ${P}e++) {
     let ${P}i = ${P}row_base + (${P}e / ${u(v.tn)}) * ${u(v.wgY)};
     let ${P}j = ${P}col_base + (${P}e % ${u(v.tn)}) * ${u(v.wgX)};
-    if (${P}i < ${u(m)} && ${P}j < ${u(n)}) { ${
-    io.store(`${P}i * ${u(s.cout)} + ${gi} * ${u(s.og)} + ${P}j`, `${P}out[${P}e]`)
-  } }
+    ${storeAt(`${P}i`, `${P}j`, `${P}out[${P}e]`)}
   }`;
   const wgsl = `${io.declarations}
 

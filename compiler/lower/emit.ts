@@ -308,6 +308,7 @@ export function emitKernel(
         loadW: (kk, o) => `${loadW}(${kk}, ${o})`,
         loadWAt: (p, q, c, o) => `${loadWAt}(${p}, ${q}, ${c}, ${o})`,
         store: (flat, v) => store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v),
+        storeOps: epilogue ? inlineOps(n, location).length - 1 : 0,
       }, variant);
       const ops = task.fused
         ? ["conv2d", ...inlineOps(n, location).filter((o) => o !== "conv2d")]
