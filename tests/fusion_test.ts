@@ -232,6 +232,38 @@ Deno.test("fused sibling products and summed products match the interpreter", as
   assert.ok(branches >= 2, `the store picks one of three slices: ${branches} branches`);
 });
 
+/** z * tanh(z), z = the product + a bias: the epilogue reads the accumulator twice (as GELU does). */
+function twiceReadEpilogue(product: (f: Fixture) => Node) {
+  return (f: Fixture): Node => {
+    const p = product(f);
+    const bias = node("expand", [node("reshape", [f.param([p.shape.at(-1)!])], {
+      shape: [...p.shape.map(() => 1).slice(1), p.shape.at(-1)!],
+    })], { shape: p.shape });
+    const z = ap("add", p, bias);
+    return ap("mul", z, ap("tanh", z));
+  };
+}
+
+for (
+  const [what, product] of [
+    ["matmul", (f: Fixture) => matmul(f.param([9, 12]), f.param([12, 10]))],
+    [
+      "conv2d",
+      (f: Fixture) =>
+        node("conv2d", [f.param([2, 6, 6, 3]), f.param([3, 3, 3, 8])], { stride: 1, padding: 1, groups: 1 }),
+    ],
+  ] as const
+) {
+  Deno.test(`a ${what} epilogue that reads the accumulator twice fuses into the ${what} kernel`, async () => {
+    const plan = await checkFused(twiceReadEpilogue(product));
+    const forward = plan.entries.forward!.steps.flatMap((s) =>
+      s.kind === "dispatch" ? [plan.kernels[s.kernel]!] : []
+    );
+    const withTanh = forward.filter((k) => k.ops.includes("tanh"));
+    assert.deepEqual(withTanh.map((k) => k.ops[0]), [what], `forward kernels: ${forward.map((k) => k.ops)}`);
+  });
+}
+
 Deno.test("row fusion: RMSNorm forward and backward reduce and write each row in one kernel", async () => {
   const plan = await checkFused(rmsNormGraph);
   const forward = rowKernels(plan, "forward");

@@ -118,35 +118,17 @@ export function chooseMaterialized(
     if (OPS[n.op].kind === "convolution" && w && isView(w) && readsJoin(w, stored)) stored.add(w.id);
   }
   // Views read by a matmul stay views, but elementwise work between a stored node and a view that
-  // a matmul reads was decided above. Now epilogues: matmul -> flat elementwise chain -> stored node.
+  // a matmul reads was decided above. Now epilogues: matmul -> flat elementwise work -> one stored
+  // node. The work may read the accumulator more than once (GELU is x * Phi(x), SiLU x * sigmoid(x)):
+  // every reader of an unstored node in between must lead to the same stored node, so the matmul's
+  // value is needed nowhere else.
   const epilogues = new Map<number, Node>();
   for (const m of order) {
     const k = kernelKind(m);
     if ((k !== "matmul" && k !== "conv" && k !== "reduce") || roots.has(m.id)) continue;
-    let c = m;
-    let ok = true;
-    while (true) {
-      const readers = consumers.get(c.id) ?? [];
-      if (readers.length !== 1) {
-        ok = false;
-        break;
-      }
-      const r = readers[0]!;
-      const flat = r.op === "reshape" || (kernelKind(r) === "elementwise" && r.op !== "gather");
-      if (!flat || size(r.shape) !== size(m.shape) || !onlyFlatPaths(r, m, stored)) {
-        ok = false;
-        break;
-      }
-      c = r;
-      if (stored.has(c.id)) break;
-      // A root view (an output read back through a copy) needs the value stored: stop here.
-      if (roots.has(c.id)) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok && c !== m && stored.has(c.id) && !epilogues.has(c.id)) {
-      epilogues.set(c.id, m);
+    const end = epilogueEnd(m, consumers, stored, roots, kernelKind);
+    if (end && !epilogues.has(end.id) && onlyFlatPaths(end, m, stored)) {
+      epilogues.set(end.id, m);
       stored.delete(m.id);
     }
   }
@@ -175,6 +157,44 @@ function isColumnSlice(p: Node, m: Node): boolean {
   const { starts, ends } = p.arg as { starts: readonly number[]; ends: readonly number[] };
   const last = m.shape.length - 1;
   return m.shape.every((d, i) => i === last || (starts[i] === 0 && ends[i] === d));
+}
+
+/**
+ * The one stored node that all of m's flat elementwise readers lead to (through unstored, same-sized
+ * elementwise nodes and reshapes), or undefined when m's value escapes elsewhere: a reader that is
+ * not flat elementwise work, a root, or a second stored node.
+ */
+function epilogueEnd(
+  m: Node,
+  consumers: ReadonlyMap<number, Node[]>,
+  stored: ReadonlySet<number>,
+  roots: ReadonlySet<number>,
+  kernelKind: (n: Node) => string | null,
+): Node | undefined {
+  let end: Node | undefined;
+  const seen = new Set<number>();
+  const stack = [m];
+  while (stack.length) {
+    const c = stack.pop()!;
+    const readers = consumers.get(c.id) ?? [];
+    if (readers.length === 0) return undefined;
+    for (const r of readers) {
+      const flat = r.op === "reshape" || (kernelKind(r) === "elementwise" && r.op !== "gather");
+      if (!flat || size(r.shape) !== size(m.shape)) return undefined;
+      if (stored.has(r.id)) {
+        if (end && end !== r) return undefined;
+        end = r;
+        continue;
+      }
+      // A root view (an output read back through a copy) needs the value stored.
+      if (roots.has(r.id)) return undefined;
+      if (!seen.has(r.id)) {
+        seen.add(r.id);
+        stack.push(r);
+      }
+    }
+  }
+  return end;
 }
 
 /**
