@@ -42,6 +42,10 @@ ${red.lets.replaceAll("  let", "    let")}
   return { outputs, length, combine, outLets: out.lets, loop };
 }
 
+/** From this many outputs on, or below TREE_MIN_LENGTH per output, a reduction is serial (see below). */
+export const TREE_MAX_OUTPUTS = 1024;
+export const TREE_MIN_LENGTH = 256;
+
 /**
  * Sum or max over `axes` of an input read through `io.value` (indices over the input shape).
  * Two shapes of kernel: many outputs get one invocation each with a serial loop; few outputs with
@@ -57,7 +61,7 @@ export function reduceKernel(
   meta: KernelMeta,
 ): Kernel {
   const { outputs, length, combine, outLets, loop } = reduction(inShape, axes, op, type, io.value);
-  const tree = outputs < 1024 && length >= 256;
+  const tree = outputs < TREE_MAX_OUTPUTS && length >= TREE_MIN_LENGTH;
   const wg = tree ? 64 : 256;
   let body: string;
   let dispatch: [number, number, number];

@@ -14,6 +14,7 @@ import { scheduleTasks } from "../passes/schedule.ts";
 import { joinPieces } from "../passes/pieces.ts";
 import { mergeContractions } from "../passes/contractions.ts";
 import { pointwiseConvsAsMatmuls } from "../passes/pointwise_conv.ts";
+import { splitLongReductions } from "../passes/split_reductions.ts";
 import { verify } from "../verify.ts";
 
 export type { Location } from "./functions.ts";
@@ -73,7 +74,12 @@ const STAT_ID = 3 << 29;
 export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry {
   // A 1x1 conv is a matmul: rewritten first, so fusion and the contraction merges see a matmul.
   graph = rewriteGraph(graph, pointwiseConvsAsMatmuls);
-  if (opts.fuse ?? true) graph = rewriteGraph(graph, (roots) => joinPieces(mergeContractions(roots)));
+  if (opts.fuse ?? true) {
+    graph = rewriteGraph(
+      graph,
+      (roots) => splitLongReductions(joinPieces(mergeContractions(roots)), opts.adapterClass ?? "cpu"),
+    );
+  }
   const roots = [...graph.outputs.map((o) => o.node), ...graph.placed.map((p) => p.node)];
   const order = toposort(roots);
   const { stored, epilogues, rows, splits } = chooseMaterialized(
