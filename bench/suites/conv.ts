@@ -16,11 +16,15 @@
  * awaited readback resolves no sooner than Deno's next device poll (~10-12 ms, runtime/executor.ts),
  * which, paid once per run, is most of a small case's time and would measure the poll, not the conv.
  * The depth is chosen per case from the warm-up (the same for both variants and entries): up to 8
- * runs, fewer as a run gets longer, 1 where the floor is a few percent of a run anyway.
+ * runs, fewer as a run gets longer, 1 where the floor is a few percent of a run anyway. Even so a
+ * small case's wall time keeps a floor of about a poll per 8 runs (~1.5 ms), so each entry is also
+ * profiled (timestamp queries where the adapter has them): "kernel ms" is the summed GPU time of its
+ * dispatches, median of the same number of profiles, the figure a kernel change moves.
  */
 import { parseArgs } from "node:util";
 import { compile } from "../../compiler/mod.ts";
 import { describeAdapter, Executor, openDevice } from "../../runtime/mod.ts";
+import { profileEntry } from "../../runtime/profile/mod.ts";
 import { input, model, normal, ones, param, type Tensor, zeros } from "../../spec/mod.ts";
 import { conv2d, conv2dIm2col, gelu } from "../../spec/nn/mod.ts";
 import { report, type SuiteResult } from "../main.ts";
@@ -116,6 +120,7 @@ for (const c of CASES) {
       dispatches: { forward: dispatches("forward"), trainStep: dispatches("trainStep") },
       forward: [] as number[],
       trainStep: [] as number[],
+      kernels: { forward: [] as number[], trainStep: [] as number[] },
     });
   }
   const inFlight = Math.max(1, Math.min(MAX_IN_FLIGHT, Math.round(IN_FLIGHT_MS / warm)));
@@ -127,10 +132,17 @@ for (const c of CASES) {
         for (let i = 0; i < inFlight; i++) submitted.push(await b.ex.submit(entry, { x }));
         for (const s of submitted) await s.results;
         b[entry].push((performance.now() - t0) / inFlight);
+        const profile = await profileEntry(b.ex, entry, { x }, { warmup: 0 });
+        b.kernels[entry].push(profile.dispatches.reduce((t, d) => t + d.durUs, 0) / 1000);
       }
     }
   }
-  const ms = built.map((b) => ({ forward: median(b.forward), trainStep: median(b.trainStep) }));
+  const ms = built.map((b) => ({
+    forward: median(b.forward),
+    trainStep: median(b.trainStep),
+    forwardKernels: median(b.kernels.forward),
+    stepKernels: median(b.kernels.trainStep),
+  }));
   built.forEach((b, i) => {
     rows.push({
       case: c.name,
@@ -138,6 +150,8 @@ for (const c of CASES) {
       "forward ms": ms[i]!.forward,
       "forward GFLOP/s": flops / ms[i]!.forward / 1e6,
       "fwd+bwd step ms": ms[i]!.trainStep,
+      "forward kernel ms": ms[i]!.forwardKernels,
+      "step kernel ms": ms[i]!.stepKernels,
       "fwd dispatches": b.dispatches.forward,
       "step dispatches": b.dispatches.trainStep,
       "runs in flight": inFlight,
@@ -146,6 +160,8 @@ for (const c of CASES) {
   });
   ratios[`${c.name}: forward, im2col / fused`] = ms[1]!.forward / ms[0]!.forward;
   ratios[`${c.name}: fwd+bwd, im2col / fused`] = ms[1]!.trainStep / ms[0]!.trainStep;
+  ratios[`${c.name}: forward kernels, im2col / fused`] = ms[1]!.forwardKernels / ms[0]!.forwardKernels;
+  ratios[`${c.name}: fwd+bwd kernels, im2col / fused`] = ms[1]!.stepKernels / ms[0]!.stepKernels;
 }
 report({
   suite: "conv",
@@ -155,6 +171,6 @@ report({
     `adapter: ${adapter.name} (${adapter.adapterClass}); median of ${runs} alternating samples, readback ` +
     "included; a sample is `runs in flight` runs submitted back to back, timed per run",
     "layer: y = GELU(conv(x, w) + b), k x k 'same' padding; forward = the loss mean(y^2), read back; " +
-    "fwd+bwd = trainStep (AdamW)",
+    "fwd+bwd = trainStep (AdamW); kernel ms = the entry's summed dispatch GPU time, one profile per sample",
   ],
 });
