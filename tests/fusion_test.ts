@@ -18,6 +18,7 @@ import { lowerEntry } from "../compiler/lower/lower.ts";
 import { defaultVariant } from "../kernels/matmul.ts";
 import { defaultAttentionVariant } from "../kernels/flash_attention.ts";
 import { Fixture, seeded, uniform } from "./conformance_cases.ts";
+import { assertClose, gradientsBesideInterpreter } from "./fixtures/gpu_gradients.ts";
 
 const TOL = 2e-5;
 const ap = (op: "add" | "sub" | "mul" | "tanh" | "sin" | "cos", ...src: Node[]) => node(op, src, null);
@@ -117,25 +118,7 @@ async function checkFused(build: (f: Fixture) => Node) {
     dispatches(fused, "gradients") < dispatches(unfused, "gradients"),
     `fused ${dispatches(fused, "gradients")} vs unfused ${dispatches(unfused, "gradients")} dispatches`,
   );
-  const executor = await Executor.create(fused);
-  try {
-    for (const p of fused.params) await executor.setParam(p.path, f.params[p.path]!);
-    const inputs = Object.fromEntries(
-      fused.entries.gradients!.inputs.map((s) => [s.name, f.inputs[s.name]!]),
-    );
-    const got = await executor.run("gradients", inputs);
-    const env = { params: f.params, inputs: f.inputs };
-    const [refOut, refLoss] = interpret([out, loss], env);
-    closeEnough("out", got.out!, refOut!.data);
-    closeEnough("loss", got.loss!, refLoss!.data);
-    const params = toposort([loss]).filter((n): n is Node<"param"> => n.op === "param");
-    const refs = interpret(grad(loss, params), env);
-    for (const [i, p] of params.entries()) {
-      closeEnough(`d loss / d ${p.arg.path}`, await executor.getGradient(p.arg.path), refs[i]!.data);
-    }
-  } finally {
-    executor.destroy();
-  }
+  assertClose(await gradientsBesideInterpreter(fused, f, out, loss), TOL);
   return fused;
 }
 

@@ -5,13 +5,12 @@
  * interpreter's.
  */
 import assert from "node:assert/strict";
-import { grad } from "../compiler/autodiff.ts";
 import { compileGraph } from "../compiler/compile.ts";
 import { interpret } from "../compiler/interpreter.ts";
 import { type Node, node, toposort } from "../compiler/ir/mod.ts";
 import { splitFactor, splitLongReductions } from "../compiler/passes/split_reductions.ts";
-import { Executor } from "../runtime/executor.ts";
 import { Fixture, seeded } from "./conformance_cases.ts";
+import { assertClose, gradientsBesideInterpreter } from "./fixtures/gpu_gradients.ts";
 
 const TOL = 2e-5;
 const mul = (a: Node, b: Node) => node("mul", [a, b], null);
@@ -63,33 +62,10 @@ Deno.test("split reductions on WebGPU: loss, max and gradients match the interpr
   const f = new Fixture(seeded(5));
   f.caseName = "split";
   const { loss, max } = graph(f);
-  const plan = compileGraph({ loss, max }, { grads: true });
+  const plan = compileGraph({ out: max, loss }, { grads: true });
   const reduceKernels = plan.entries.forward!.steps.flatMap((s) =>
     s.kind === "dispatch" && ["sum", "reduce_max"].includes(plan.kernels[s.kernel]!.ops[0]!) ? [s.kernel] : []
   );
   assert.equal(reduceKernels.length, 4, `two passes each: ${reduceKernels.map((k) => plan.kernels[k]!.doc)}`);
-  const executor = await Executor.create(plan);
-  try {
-    for (const p of plan.params) await executor.setParam(p.path, f.params[p.path]!);
-    const got = await executor.run("gradients", {});
-    const env = { params: f.params, inputs: f.inputs };
-    const [refLoss, refMax] = interpret([loss, max], env);
-    closeEnough("loss", got.loss!, refLoss!.data);
-    closeEnough("max", got.max!, refMax!.data);
-    const params = toposort([loss]).filter((n): n is Node<"param"> => n.op === "param");
-    const refs = interpret(grad(loss, params), env);
-    for (const [i, p] of params.entries()) {
-      closeEnough(`d loss / d ${p.arg.path}`, await executor.getGradient(p.arg.path), refs[i]!.data);
-    }
-  } finally {
-    executor.destroy();
-  }
+  assertClose(await gradientsBesideInterpreter(plan, f, max, loss), TOL);
 });
-
-function closeEnough(what: string, got: ArrayLike<number>, ref: ArrayLike<number>) {
-  assert.equal(got.length, ref.length, what);
-  for (let i = 0; i < ref.length; i++) {
-    const [g, r] = [got[i]!, ref[i]!];
-    assert.ok(Math.abs(g - r) <= TOL * (1 + Math.abs(r)), `${what}[${i}]: gpu ${g}, reference ${r}`);
-  }
-}
