@@ -1,4 +1,5 @@
 import { type Node, node, OPS, toposort, withSite } from "../ir/mod.ts";
+import { rewriteBottomUp } from "./rewrite.ts";
 
 /**
  * Merges contractions so that one kernel does the work of several (fewer dispatches, one pass over
@@ -33,17 +34,6 @@ function readerCounts(order: readonly Node[], roots: readonly Node[]): Map<numbe
   return count;
 }
 
-/** Rebuilds the graph bottom-up with `rule` applied to each node (sources first). */
-function rewrite(roots: readonly Node[], rule: (n: Node) => Node): Node[] {
-  const done = new Map<number, Node>();
-  for (const n of toposort(roots)) {
-    const src = n.src.map((s) => done.get(s.id)!);
-    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
-    done.set(n.id, withSite(n.site, () => rule(rebuilt)));
-  }
-  return roots.map((r) => done.get(r.id)!);
-}
-
 /** The product under a chain of single-reader reshapes, with the reshape target (or none). */
 function product(n: Node, readers: Map<number, number>): Node | undefined {
   let m = n;
@@ -56,7 +46,7 @@ function product(n: Node, readers: Map<number, number>): Node | undefined {
 
 function mergeSums(roots: readonly Node[]): Node[] {
   const readers = readerCounts(toposort(roots), roots);
-  return rewrite(roots, (n) => {
+  return rewriteBottomUp(roots, (n) => {
     if (n.op !== "add") return n;
     const [x, y] = [product(n.src[0]!, readers), product(n.src[1]!, readers)];
     if (!x || !y || x === y || x.shape.join() !== y.shape.join() || x.dtype !== y.dtype) return n;

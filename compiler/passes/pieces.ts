@@ -1,4 +1,5 @@
-import { type Node, node, type OpArgs, toposort, withSite } from "../ir/mod.ts";
+import { type Node, node, type OpArgs } from "../ir/mod.ts";
+import { rewriteBottomUp } from "./rewrite.ts";
 
 /**
  * Joins tensors built piece by piece into one `concat`, so fusion can store them with one kernel
@@ -10,13 +11,7 @@ import { type Node, node, type OpArgs, toposort, withSite } from "../ir/mod.ts";
  * summed, which evaluates every piece at every element. Returns the rewritten roots in order.
  */
 export function joinPieces(roots: readonly Node[]): Node[] {
-  const done = new Map<number, Node>();
-  for (const n of toposort(roots)) {
-    const src = n.src.map((s) => done.get(s.id)!);
-    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
-    done.set(n.id, withSite(n.site, () => joinRule(rebuilt)));
-  }
-  return roots.map((r) => done.get(r.id)!);
+  return rewriteBottomUp(roots, joinRule);
 }
 
 function joinRule(n: Node): Node {

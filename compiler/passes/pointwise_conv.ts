@@ -1,4 +1,5 @@
-import { type ConvGeometry, convGeometry, type Node, node, toposort, withSite } from "../ir/mod.ts";
+import { type ConvGeometry, convGeometry, type Node, node } from "../ir/mod.ts";
+import { rewriteBottomUp } from "./rewrite.ts";
 
 /**
  * Whether a convolution is a plain matrix product over its pixels: a 1x1 kernel, stride 1, no
@@ -16,16 +17,7 @@ export function isPointwise(g: ConvGeometry): boolean {
  * k x k windows. The reshapes are views, so nothing is copied. Returns the roots in order.
  */
 export function pointwiseConvsAsMatmuls(roots: readonly Node[]): Node[] {
-  const done = new Map<number, Node>();
-  for (const n of toposort(roots)) {
-    const src = n.src.map((s) => done.get(s.id)!);
-    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
-    done.set(
-      n.id,
-      rebuilt.op === "conv2d" ? withSite(n.site, () => asMatmul(rebuilt as Node<"conv2d">)) : rebuilt,
-    );
-  }
-  return roots.map((r) => done.get(r.id)!);
+  return rewriteBottomUp(roots, (n) => n.op === "conv2d" ? asMatmul(n as Node<"conv2d">) : n);
 }
 
 function asMatmul(n: Node<"conv2d">): Node {

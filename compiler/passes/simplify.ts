@@ -1,4 +1,5 @@
-import { isFloat, type Node, node, type Op, type OpArgs, OPS, toposort, withSite } from "../ir/mod.ts";
+import { isFloat, type Node, node, type Op, type OpArgs, OPS } from "../ir/mod.ts";
+import { rewriteBottomUp } from "./rewrite.ts";
 
 /**
  * Algebraic simplification before lowering. Common subexpressions are already shared (nodes are
@@ -8,13 +9,7 @@ import { isFloat, type Node, node, type Op, type OpArgs, OPS, toposort, withSite
  * on constants, which fold to a constant. Returns the rewritten roots in the same order.
  */
 export function simplify(roots: readonly Node[]): Node[] {
-  const done = new Map<number, Node>();
-  for (const n of toposort(roots)) {
-    const src = n.src.map((s) => done.get(s.id)!);
-    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
-    done.set(n.id, withSite(n.site, () => rewrite(rebuilt)));
-  }
-  return roots.map((r) => done.get(r.id)!);
+  return rewriteBottomUp(roots, rewrite);
 }
 
 /** The scalar value of a node that is a filled constant (possibly reshaped or broadcast). */

@@ -1,6 +1,7 @@
 import type { AdapterClass } from "../../kernels/matmul.ts";
 import { TREE_MAX_OUTPUTS } from "../../kernels/reduce.ts";
-import { type Node, node, size, toposort, withSite } from "../ir/mod.ts";
+import { type Node, node, size } from "../ir/mod.ts";
+import { rewriteBottomUp } from "./rewrite.ts";
 
 /**
  * Long reductions to few outputs, split in two: sum(x) over L elements becomes the sum of S partial
@@ -34,23 +35,21 @@ const GPU_PARTIALS = 256;
 
 /** Rewrites each long reduction to few outputs (see above); returns the roots in order. */
 export function splitLongReductions(roots: readonly Node[], adapterClass: AdapterClass): Node[] {
-  const done = new Map<number, Node>();
-  for (const n of toposort(roots)) {
-    const src = n.src.map((s) => done.get(s.id)!);
-    const rebuilt = src.every((s, i) => s === n.src[i]) ? n : withSite(n.site, () => node(n.op, src, n.arg));
-    const split = rebuilt.op === "sum" || rebuilt.op === "reduce_max"
-      ? withSite(n.site, () => splitReduction(rebuilt as Node<"sum" | "reduce_max">, adapterClass))
-      : rebuilt;
-    done.set(n.id, split);
-  }
-  return roots.map((r) => done.get(r.id)!);
+  return rewriteBottomUp(
+    roots,
+    (n) =>
+      n.op === "sum" || n.op === "reduce_max"
+        ? splitReduction(n as Node<"sum" | "reduce_max">, adapterClass)
+        : n,
+  );
 }
 
 function splitReduction(n: Node<"sum" | "reduce_max">, adapterClass: AdapterClass): Node {
   const x = n.src[0]!;
   const axes = [...n.arg.axes].sort((a, b) => a - b);
+  if (axes.length === 0) return n;
   const [first, last] = [axes[0]!, axes.at(-1)!];
-  if (axes.length === 0 || last - first + 1 !== axes.length) return n; // not one contiguous run
+  if (last - first + 1 !== axes.length) return n; // not one contiguous run
   const length = axes.reduce((p, a) => p * x.shape[a]!, 1);
   const outputs = size(n.shape);
   if (length < SPLIT_MIN_LENGTH || outputs >= SPLIT_MAX_OUTPUTS) return n;
