@@ -1,7 +1,7 @@
 import type { ConvGeometry } from "../compiler/ir/conv.ts";
 import type { Kernel, KernelBinding } from "./kernel.ts";
 import { matmulKernel, type MatmulShape, type MatmulVariant } from "./matmul.ts";
-import { entryHeader, matmulResult, P, range, STORE_LOOP_OPS, tileGrid } from "./matmul_common.ts";
+import { entryHeader, matmulResult, P, range, tileGrid, tileStores } from "./matmul_common.ts";
 
 /**
  * The sizes of one NHWC convolution, as the shape rule derives them (compiler/ir/conv.ts): x [n, h, w,
@@ -192,28 +192,21 @@ function directConvKernel(
       }\n      }`,
     ...range(s.cg - cMain).map((t) => `      {\n${channel(u(cMain + t))}\n      }`),
   ].filter(Boolean).join("\n");
-  // The stores, unrolled, or with a costly epilogue as one site in a loop over the tile: lavapipe
-  // inlines a fused epilogue into every store site and JIT-compiles it at the first dispatch, so tm x
-  // tn unrolled copies made the CPU conformance cases' conv kernels compile for minutes (the matmul's
-  // tileStores in kernels/matmul_common.ts draws the same line). Below it the loop is what costs: its
-  // accumulators go through a local array indexed at run time (the U-Net stem with a GELU epilogue:
-  // 3.0 ms looped, see bench/suites/conv.ts).
-  const storeAt = (i: string, j: string, value: string) =>
-    `if (${i} < ${u(m)} && ${j} < ${u(n)}) { ${
-      io.store(`${i} * ${u(s.cout)} + ${gi} * ${u(s.og)} + ${j}`, value)
-    } }`;
-  const stores = (io.storeOps ?? 0) * v.tm * v.tn <= STORE_LOOP_OPS
-    ? rs.flatMap((r) =>
-      ts.map((t) =>
-        `  ${storeAt(`(${P}row_base + ${u(r * v.wgY)})`, `(${P}col_base + ${u(t * v.wgX)})`, acc(r, t))}`
-      )
-    ).join("\n")
-    : `  var ${P}out = array<f32, ${v.tm * v.tn}>(${rs.flatMap((r) => ts.map((t) => acc(r, t))).join(", ")});
-  for (var ${P}e = 0u; ${P}e < ${u(v.tm * v.tn)}; ${P}e++) {
-    let ${P}i = ${P}row_base + (${P}e / ${u(v.tn)}) * ${u(v.wgY)};
-    let ${P}j = ${P}col_base + (${P}e % ${u(v.tn)}) * ${u(v.wgX)};
-    ${storeAt(`${P}i`, `${P}j`, `${P}out[${P}e]`)}
-  }`;
+  // The stores as the matmul's (tileStores): unrolled, or with a costly epilogue one site in a loop
+  // over the tile, since lavapipe inlines a fused epilogue into every store site and JIT-compiles it
+  // at the first dispatch (tm x tn copies made the CPU conformance cases' conv kernels compile for
+  // minutes). Below that line the loop is what costs: its accumulators go through a local array
+  // indexed at run time (the U-Net stem with a GELU epilogue: 3.0 ms looped, 1.67 ms unrolled).
+  const stores = tileStores(
+    {
+      store: (g, i, j, value) => io.store(`${i} * ${u(s.cout)} + ${g} * ${u(s.og)} + ${j}`, value),
+      storeOps: io.storeOps ?? 0,
+    },
+    { m, n },
+    rs.map((r) => r * v.wgY),
+    ts.map((t) => t * v.wgX),
+    acc,
+  );
   const wgsl = `${io.declarations}
 
 ${entryHeader([v.wgX, v.wgY], g)}

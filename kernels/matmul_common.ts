@@ -110,8 +110,8 @@ export const STORE_LOOP_OPS = 512;
  * local array and one store site in a loop over it.
  */
 export function tileStores(
-  io: MatmulIO,
-  shape: MatmulShape,
+  io: Pick<MatmulIO, "store" | "storeOps">,
+  shape: Pick<MatmulShape, "m" | "n">,
   rowOffsets: readonly number[],
   colOffsets: readonly number[],
   acc: (r: number, c: number) => string,

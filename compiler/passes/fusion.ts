@@ -126,8 +126,8 @@ export function chooseMaterialized(
   for (const m of order) {
     const k = kernelKind(m);
     if ((k !== "matmul" && k !== "conv" && k !== "reduce") || roots.has(m.id)) continue;
-    const end = epilogueEnd(m, consumers, stored, roots, kernelKind);
-    if (end && !epilogues.has(end.id) && onlyFlatPaths(end, m, stored)) {
+    const end = epilogueEnd(m, consumers, stored, roots);
+    if (end && !epilogues.has(end.id)) {
       epilogues.set(end.id, m);
       stored.delete(m.id);
     }
@@ -159,17 +159,21 @@ function isColumnSlice(p: Node, m: Node): boolean {
   return m.shape.every((d, i) => i === last || (starts[i] === 0 && ends[i] === d));
 }
 
+/** Elementwise work or a reshape: its element at flat index f reads its sources at f. */
+const isFlat = (n: Node) =>
+  n.op === "reshape" || (LOWERING[n.op].kernel === "elementwise" && n.op !== "gather");
+
 /**
  * The one stored node that all of m's flat elementwise readers lead to (through unstored, same-sized
  * elementwise nodes and reshapes), or undefined when m's value escapes elsewhere: a reader that is
- * not flat elementwise work, a root, or a second stored node.
+ * not flat elementwise work, a root, or a second stored node. Every path from it down to m is then
+ * flat (what onlyFlatPaths checks from the top), since the walk saw each node on such a path.
  */
 function epilogueEnd(
   m: Node,
   consumers: ReadonlyMap<number, Node[]>,
   stored: ReadonlySet<number>,
   roots: ReadonlySet<number>,
-  kernelKind: (n: Node) => string | null,
 ): Node | undefined {
   let end: Node | undefined;
   const seen = new Set<number>();
@@ -179,8 +183,7 @@ function epilogueEnd(
     const readers = consumers.get(c.id) ?? [];
     if (readers.length === 0) return undefined;
     for (const r of readers) {
-      const flat = r.op === "reshape" || (kernelKind(r) === "elementwise" && r.op !== "gather");
-      if (!flat || size(r.shape) !== size(m.shape)) return undefined;
+      if (!isFlat(r) || size(r.shape) !== size(m.shape)) return undefined;
       if (stored.has(r.id)) {
         if (end && end !== r) return undefined;
         end = r;
@@ -210,15 +213,11 @@ export function onlyFlatPaths(top: Node, target: Node, stored: ReadonlySet<numbe
     seen.add(n.id);
     for (const s of n.src) {
       if (s === target) {
-        if (!(n.op === "reshape" || LOWERING[n.op].kernel === "elementwise") || n.op === "gather") {
-          return false;
-        }
+        if (!isFlat(n)) return false;
         continue;
       }
       if (stored.has(s.id) || !reaches(s, target, stored)) continue;
-      if (!(s.op === "reshape" || (LOWERING[s.op].kernel === "elementwise" && s.op !== "gather"))) {
-        return false;
-      }
+      if (!isFlat(s)) return false;
       if (size(s.shape) !== size(target.shape)) return false;
       stack.push(s);
     }
