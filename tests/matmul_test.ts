@@ -12,13 +12,15 @@ import { cachedVariant, defaultCachePath, tuneMatmul } from "../kernels/autotune
 import { openDevice } from "../runtime/device.ts";
 import { checkedIO, checkVariant, type Layout, layoutName, LAYOUTS } from "./fixtures/matmul_fixtures.ts";
 
-// Shapes that are not multiples of any tile, a batch, and one that is.
+// Shapes that are not multiples of any tile, a batch, one that is, and one whose columns are whole
+// blocks of 96 over rows that are not (the cpu default's wide tiles, clamped at the bottom edge).
 const SHAPES: readonly MatmulShape[] = [
   { batch: 1, m: 1, n: 1, k: 1 },
   { batch: 1, m: 7, n: 13, k: 5 },
   { batch: 1, m: 33, n: 65, k: 17 },
   { batch: 3, m: 17, n: 9, k: 31 },
   { batch: 1, m: 128, n: 128, k: 128 },
+  { batch: 2, m: 70, n: 192, k: 36 },
 ];
 
 for (const adapterClass of ["cpu", "gpu"] as const satisfies readonly AdapterClass[]) {
