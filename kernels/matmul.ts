@@ -67,6 +67,10 @@ const CPU_CANDIDATES: readonly VectorVariant[] = [
   ...CPU_TILES.map((t): VectorVariant => ({ kind: "vector", ...t })),
   { kind: "vector", tm: 16, tn: 16, wgX: 8, wgY: 2 },
   { kind: "vector", tm: 8, tn: 32, wgX: 8, wgY: 4 },
+  // 10-25% faster than the defaults where columns come in whole blocks of 96 (1280x192 by 1152 32.8 ->
+  // 30.0 ms, 1280x576 by 192 16.1 -> 12.9, 2912x128 by 384 16.8 -> 14.8, standalone), but not a
+  // default: its 768 FMAs per step compile so long that a cold eval of the shipped checkpoint lost
+  // 11 s to them (prefill's first dispatches 12.7 -> 24.7 s). `deno task tune` picks it where it wins.
   { kind: "vector", tm: 16, tn: 12, wgX: 8, wgY: 1 },
 ];
 
@@ -92,7 +96,6 @@ const CPU_WORKERS = 8;
  * per FMA. Ties go to the earlier candidate: taller blocks reuse each column of B from cache.
  */
 function cpuDefault({ batch, m, n, k }: MatmulShape): MatmulVariant {
-  if (wholeWideBlocks({ batch, m, n, k })) return WIDE;
   if (narrowProduct({ batch, m, n, k })) return NARROW;
   const cost = (v: VectorVariant) => {
     const [rows, cols] = [v.tm * v.wgY, v.tn * v.wgX];
@@ -104,21 +107,6 @@ function cpuDefault({ batch, m, n, k }: MatmulShape): MatmulVariant {
 }
 
 const NARROW: VectorVariant = { kind: "vector", tm: 8, tn: 8, wgX: 8, wgY: 8 };
-const WIDE: VectorVariant = { kind: "vector", tm: 16, tn: 12, wgX: 8, wgY: 1 };
-
-/**
- * Products whose columns come in whole blocks of 96 (16x12 tiles in workgroups of 8 in a row): on
- * lavapipe these beat both rules below, although 192 accumulators is past where the estimate says
- * spills start. Measured standalone (vec4 operands, median of 7, ms) against the rule they replace:
- * 1280x192 by 1152 32.8 -> 30.0, 1280x576 by 192 16.1 -> 12.9, 1280x192 by 192 7.3 -> 5.4 (NARROW),
- * 2912x128 by 384 16.8 -> 14.8, the weight gradients 128x2912 by 384 14.9 -> 12.1 and 64x1312 by 192
- * 2.2 -> 1.4; 512^3 even. With 64 columns (a block of 96 mostly clamped) they lose, hence the rule.
- * Whole steps, trees alternating: the shipped demo spec's train step 1.06x, the 80-row
- * denoise_span's matmuls 591 -> 511 ms; T1, the cpu demo spec and the U-Net shapes spec even.
- */
-function wholeWideBlocks({ m, n, k }: MatmulShape): boolean {
-  return m >= 64 && n >= 192 && n % 96 === 0 && k % 4 === 0;
-}
 
 /**
  * Products with a short reduction or few outputs, where the estimate above (fitted at 512^3 and

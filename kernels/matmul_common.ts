@@ -21,6 +21,16 @@ export interface MatmulIO {
   readonly loadB: (b: string, kk: string, j: string) => string;
   /** A WGSL statement storing f32 `value` at C[b, i, j] (i < m, j < n guaranteed by the kernel). */
   readonly store: (b: string, i: string, j: string, value: string) => string;
+  /**
+   * A WGSL statement storing four f32 values at C[b, i, j .. j+3] in one 16-byte write, where the
+   * result's layout allows it. The kernel calls it only with j a multiple of 4 and n a multiple of 4.
+   */
+  readonly store4?: (
+    b: string,
+    i: string,
+    j: string,
+    values: readonly [string, string, string, string],
+  ) => string;
   readonly bindings: readonly KernelBinding[];
   /** Four consecutive operand values in one load, where both operands' layouts allow it. */
   readonly vector?: MatmulVectorIO;
@@ -106,20 +116,33 @@ export const STORE_LOOP_OPS = 512;
 
 /**
  * The stores of a register tile: C[row_base + rowOffsets[r], col_base + colOffsets[c]] = acc(r, c)
- * where in range. Unrolled, or with a costly store (`STORE_LOOP_OPS`) the accumulators copied into a
+ * where in range. Unrolled (runs of four columns in one `store4` where the IO has it and the base is
+ * aligned), or with a costly store (`STORE_LOOP_OPS`) the accumulators copied into a
  * local array and one store site in a loop over it.
  */
 export function tileStores(
-  io: Pick<MatmulIO, "store" | "storeOps">,
+  io: Pick<MatmulIO, "store" | "store4" | "storeOps">,
   shape: Pick<MatmulShape, "m" | "n">,
   rowOffsets: readonly number[],
   colOffsets: readonly number[],
   acc: (r: number, c: number) => string,
+  /** The thread's column base is a multiple of 4 (then runs of four columns may be stored at once). */
+  alignedBase = false,
 ): string {
   const { m, n } = shape;
   const b = `${P}batch`;
   const tiles = rowOffsets.length * colOffsets.length;
   if ((io.storeOps ?? 0) * tiles <= STORE_LOOP_OPS) {
+    const groups = alignedBase && io.store4 && n % 4 === 0 ? columnGroups(colOffsets) : undefined;
+    if (groups) {
+      return rowOffsets.flatMap((ro, r) =>
+        groups.map((first) => {
+          const [i, j] = [`(${P}row_base + ${u32(ro)})`, `(${P}col_base + ${u32(colOffsets[first]!)})`];
+          const values = range(4).map((t) => acc(r, first + t)) as [string, string, string, string];
+          return `  if (${i} < ${u32(m)} && ${j} < ${u32(n)}) { ${io.store4!(b, i, j, values)} }`;
+        })
+      ).join("\n");
+    }
     return rowOffsets.flatMap((ro, r) =>
       colOffsets.map((co, c) => {
         const [i, j] = [`(${P}row_base + ${u32(ro)})`, `(${P}col_base + ${u32(co)})`];
@@ -138,6 +161,21 @@ export function tileStores(
     let ${P}j = ${P}col_base + ${P}col_off[${P}e % ${u32(tn)}];
     if (${P}i < ${u32(m)} && ${P}j < ${u32(n)}) { ${io.store(b, `${P}i`, `${P}j`, `${P}out[${P}e]`)} }
   }`;
+}
+
+/**
+ * The first column of each group of four, when the tile's columns come as runs of four adjacent ones
+ * starting at a multiple of 4 from the thread's base (the vector kernel's layout); else undefined. Then `store4` writes a run at once: one bounds check and one
+ * 16-byte store instead of four of each (lavapipe runs every store as a loop over the SIMD lanes, and
+ * compiles each unrolled store site at the first dispatch).
+ */
+function columnGroups(colOffsets: readonly number[]): number[] | undefined {
+  if (colOffsets.length % 4) return undefined;
+  const firsts = range(colOffsets.length / 4).map((g) => 4 * g);
+  const runs = firsts.every((f) =>
+    colOffsets[f]! % 4 === 0 && range(4).every((t) => colOffsets[f + t] === colOffsets[f]! + t)
+  );
+  return runs ? firsts : undefined;
 }
 
 /** Workgroups cover `rows x cols` blocks of C, numbered row-major, spread over x/y; batch is z. */

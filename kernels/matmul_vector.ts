@@ -105,7 +105,8 @@ export function vectorMatmul(name: string, shape: MatmulShape, io: MatmulIO, v: 
     rs.flatMap((r) => cs.map((c) => `${acc(r, c)} = fma(${aValue[r]![t]}, ${bValue[t]![c]}, ${acc(r, c)});`))
   );
 
-  const stores = tileStores(io, shape, rs.map(rowOffset), cs.map(colOffset), acc);
+  // col_base is a multiple of 4 (whole vec4 groups), so runs of four columns may be stored at once.
+  const stores = tileStores(io, shape, rs.map(rowOffset), cs.map(colOffset), acc, true);
 
   const wgsl = `${io.declarations}
 

@@ -120,6 +120,18 @@ export function storeWord(
   }
 }
 
+/**
+ * Four f32 values stored at words `index` .. `index + 3` of `buffer` (declared as vec4s) in one
+ * 16-byte write. The caller guarantees `index` is a multiple of 4, its arena offset included.
+ */
+export function storeVec4(buffer: string, index: string, values: readonly string[]): string {
+  if (isHalfArena(buffer)) throw new Error(`internal: a vec4 store into the half arena ${buffer}`);
+  const aligned = alignedVectorIndex(index);
+  const at = aligned ? aligned.vector : `(${index}) >> 2u`;
+  const v = `vec4<f32>(${values.join(", ")})`;
+  return `${buffer}[${at}] = ${isWordArena(buffer) ? `bitcast<vec4<u32>>(${v})` : v};`;
+}
+
 /** Sum of `terms` as WGSL u32 arithmetic, folding constants and dropping zeros. */
 export function sumIndex(terms: readonly string[]): string {
   let constant = 0;

@@ -1,5 +1,5 @@
 /**
- * The `vector` matmul variant: vec4 operand loads in every operand layout, against the interpreter,
+ * The `vector` matmul variant: vec4 operand loads and result stores in every operand layout, against the interpreter,
  * and its fallback to the scalar register kernel where a vectorized dim does not split into vec4s.
  */
 import assert from "node:assert/strict";
@@ -24,6 +24,8 @@ const SHAPES: readonly MatmulShape[] = [
 // Calls from the kernel body (the IO declares the vec4 loaders either way).
 const CALLS_A4 = /load_lhs4\(mm_/;
 const CALLS_B4 = /load_rhs4\(mm_/;
+// Stores four adjacent columns at once (MatmulIO.store4), which the vector kernel's layout allows.
+const STORES_4 = /store_out4\(mm_/;
 
 Deno.test("vector matmuls read vec4s in every layout and match the interpreter", async (t) => {
   for (const variant of VARIANTS) {
@@ -38,6 +40,7 @@ Deno.test("vector matmuls read vec4s in every layout and match the interpreter",
           const vectorized = !(layout.transposeA && variant.tm % 4 !== 0);
           assert.equal(CALLS_A4.test(kernel.wgsl), vectorized, `${label}: vec4 loads of A`);
           assert.equal(CALLS_B4.test(kernel.wgsl), vectorized, `${label}: vec4 loads of B`);
+          assert.equal(STORES_4.test(kernel.wgsl), vectorized, `${label}: vec4 stores`);
         });
       }
     }
@@ -55,6 +58,8 @@ Deno.test("a vector variant is its scalar twin where a dim is not a multiple of 
         const mNeeded = layout.transposeA && shape.m % 4 !== 0;
         const fallsBack = kNeeded || nNeeded || mNeeded;
         assert.equal(CALLS_A4.test(kernel.wgsl), !fallsBack);
+        // The scalar twin's columns interleave across threads: no run of four to store at once.
+        assert.equal(STORES_4.test(kernel.wgsl), false);
         assert.match(kernel.doc, fallsBack ? /register 8x16/ : /vector 8x16/);
       });
     }

@@ -17,6 +17,7 @@ import {
   libraryFor,
   type ScalarType,
   scalarType,
+  storeVec4,
   storeWord,
   sumIndex,
 } from "../../kernels/wgsl.ts";
@@ -57,6 +58,11 @@ export function emitKernel(
   // A matmul whose operands can be read four values per load declares their buffers as vec4 arrays.
   const product = task.kind === "matmul" ? matmulProduct(task, location, opts) : undefined;
   const vectors = new Set(product?.vector ? [...product.vector.a.buffers, ...product.vector.b.buffers] : []);
+  // Its result too, where four adjacent columns can be stored at once (MatmulIO.store4).
+  const stores4 = product?.vector && scalarType(n.dtype) === "f32"
+    ? vectorStoreTargets(task, out, location, product.shape)
+    : undefined;
+  for (const t of stores4 ?? []) vectors.add(t.at.buffer);
   const fns = new FunctionWriter(location, used, task.fused, vectors);
   /** A WGSL function `value_at(a0, a1, ...)` reading a reduction's input at per-axis indices. */
   const valueAt = (src: Node, accType: ScalarType) => {
@@ -267,6 +273,28 @@ export function emitKernel(
           const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
           return store(flat, epilogue ? `${epilogue}(${v}, ${flat})` : v);
         },
+        ...(stores4
+          ? {
+            // Like `store` and `storeParts`, four columns at a time: a run of four never straddles a
+            // part (their starts and widths are whole vec4s), and the epilogue runs per column.
+            store4: (bi: string, i: string, j: string, vs: readonly string[]) =>
+              stores4.map(({ at, start, width }, x) => {
+                const flat = sumIndex([
+                  `(${bi}) * ${shape.m * width}u`,
+                  `(${i}) * ${width}u`,
+                  start ? `(${j} - ${start}u)` : j,
+                ]);
+                const values = vs.map((v, t) => {
+                  const column = t ? `(${flat} + ${t}u)` : flat;
+                  return epilogue && !task.parts ? `${epilogue}(${v}, ${column})` : v;
+                });
+                const write = storeVec4(at.buffer, arenaIndex(at.offset, flat), values);
+                if (!task.parts) return write;
+                const inside = start ? `${j} >= ${start}u && ${j} < ${start + width}u` : `${j} < ${width}u`;
+                return `${x ? "else " : ""}if (${inside}) { ${write} }`;
+              }).join(" "),
+          }
+          : {}),
       }, variant);
       const ops = task.fused
         ? ["matmul", ...inlineOps(n, location).filter((o) => o !== "matmul")]
@@ -388,6 +416,31 @@ function matmulProduct(task: Task, location: ReadonlyMap<number, Location>, opts
 }
 
 const unused = () => "";
+
+/**
+ * Where a vector product's result goes when four adjacent columns may be written in one vec4 store:
+ * its location, or each part's for a split product (column range start .. start + width), all at
+ * offsets, starts and widths that are whole vec4s outside the half arenas. Else undefined.
+ */
+function vectorStoreTargets(
+  task: Task,
+  out: Location,
+  location: ReadonlyMap<number, Location>,
+  shape: MatmulShape,
+): { at: Location; start: number; width: number }[] | undefined {
+  if (shape.n % 4) return undefined;
+  const targets = task.parts
+    ? task.parts.map((p) => ({
+      at: location.get(p.id)!,
+      start: (p.arg as { starts: readonly number[] }).starts.at(-1)!,
+      width: p.shape.at(-1)!,
+    }))
+    : [{ at: out, start: 0, width: shape.n }];
+  const whole = targets.every(({ at, start, width }) =>
+    at && !isHalfArena(at.buffer) && at.offset % 4 === 0 && start % 4 === 0 && width % 4 === 0
+  );
+  return whole ? targets : undefined;
+}
 
 function describe(n: Node): string {
   const srcs = n.src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(", ");
