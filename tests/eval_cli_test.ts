@@ -372,6 +372,29 @@ Deno.test("tiny run: demo, sample, caption and eval work end to end", async (t) 
       },
     );
 
+    await t.step("an open executor with room for more rows runs fuller chunks, same images", async () => {
+      const loaded = await loadRun(run);
+      try {
+        // 34 guided prompts are 2 chunks of 17 (68 rows needed, 34 asked for); an open 68-row
+        // executor is reused for 34 rows (run.ts), and then one chunk of 34 fills it.
+        const prompts = Array.from({ length: 34 }, (_, i) => String(i % 10));
+        const { executor } = await loaded.cached!(68);
+        const span = executor.plan.entries.denoise_span!.steps[0]!;
+        assert.ok(span.kind === "dispatch");
+        const before = executor.dispatchCounts()[span.kernel]!;
+        const full = await generateImages(loaded, prompts, { steps: 2, cfg: 3, seed: 4 });
+        assert.equal(executor.dispatchCounts()[span.kernel]! - before, 2, "one chunk: a dispatch per step");
+        const chunked = await generateImages(loaded, prompts, { steps: 2, cfg: 3, seed: 4, chunk: 17 });
+        assert.equal(executor.dispatchCounts()[span.kernel]! - before, 2 + 4, "an explicit chunk is kept");
+        const worst = Math.max(
+          ...full.flatMap((img, i) => [...img].map((v, j) => Math.abs(v - chunked[i]![j]!))),
+        );
+        assert.ok(worst <= 1e-5, `chunking changed the images by ${worst}`);
+      } finally {
+        loaded.destroy();
+      }
+    });
+
     await t.step("train --ema: sample and eval use the moving average unless --weights raw", async () => {
       const out = `${dir}/ema`;
       const r = await cli("train", [
