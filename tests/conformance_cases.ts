@@ -91,7 +91,8 @@ const fill = (f: (rand: () => number) => number): Sampler => (count, rand) =>
   Array.from({ length: count }, () => f(rand));
 export const uniform = (lo: number, hi: number): Sampler => fill((rand) => lo + (hi - lo) * rand());
 /** Integers in [lo, hi]. */
-const ints = (lo: number, hi: number): Sampler => fill((rand) => lo + Math.floor((hi - lo + 1) * rand()));
+export const ints = (lo: number, hi: number): Sampler =>
+  fill((rand) => lo + Math.floor((hi - lo + 1) * rand()));
 /** |x| in [lo, hi] with a random sign: keeps abs off its kink and divisors off zero. */
 const awayFromZero = (lo: number, hi: number): Sampler =>
   fill((rand) => (rand() < 0.5 ? -1 : 1) * (lo + (hi - lo) * rand()));

@@ -17,7 +17,7 @@ import { Executor } from "../runtime/executor.ts";
 import { lowerEntry } from "../compiler/lower/lower.ts";
 import { defaultVariant } from "../kernels/matmul.ts";
 import { defaultAttentionVariant } from "../kernels/flash_attention.ts";
-import { Fixture, seeded, uniform } from "./conformance_cases.ts";
+import { Fixture, ints, seeded, uniform } from "./conformance_cases.ts";
 import { assertClose, gradientsBesideInterpreter } from "./fixtures/gpu_gradients.ts";
 
 const TOL = 2e-5;
@@ -194,6 +194,22 @@ Deno.test("fused RoPE pieces: one kernel stores the rotated tensor, matching the
     plan.kernels[s.kind === "dispatch" ? s.kernel : 0]!
   );
   assert.ok(!gradients.some((k) => k.ops[0] === "add" && k.ops.filter((o) => o === "pad").length === 2));
+});
+
+/** A table computed from parameters (4 ops) and gathered into 12x its rows: the KV cache merge's shape. */
+function expandedGatherGraph(f: Fixture): Node {
+  const table = ap("sin", ap("mul", ap("cos", f.param([4, 6])), ap("tanh", f.param([4, 6]))));
+  const rows = node("gather", [table, f.input([48], "i32", ints(0, 3))], null);
+  return ap("mul", rows, f.param([48, 6]));
+}
+
+Deno.test("a computed table read 12x over through a gather is stored once, not recomputed per read", async () => {
+  const plan = await checkFused(expandedGatherGraph);
+  const forward = plan.entries.forward!.steps.map((s) => plan.kernels[s.kind === "dispatch" ? s.kernel : 0]!);
+  const names = forward.map((k) => k.ops.join("+")).join(", ");
+  assert.ok(forward.some((k) => k.ops[0] === "sin" && k.ops.includes("cos")), `kernels: ${names}`);
+  const reader = forward.find((k) => k.ops.includes("gather"))!;
+  assert.ok(!reader.ops.includes("cos"), `the gathering kernel recomputes the table: ${names}`);
 });
 
 Deno.test("fused sibling products and summed products match the interpreter", async () => {

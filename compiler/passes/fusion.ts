@@ -14,6 +14,8 @@ import { fuseRows, type RowFusion } from "./rows.ts";
  *   - feeding a matmul or attention operand (through any views) and costing more than
  *     PROLOGUE_COST -> store (each operand element is loaded many times there)
  *   - its inline expression would exceed MAX_INLINE_COST ops -> store (bounds kernel size)
+ *   - read by an elementwise kernel at least EXPANSION times its size (through a gather or a
+ *     broadcast) and costing MULTI_USE_COST or more ops inline -> store (each read recomputes it)
  * A matmul or reduction whose single reader chain is flat elementwise work (bias, activation,
  * residual, scale; a norm's rsqrt(mean + eps)) runs that chain as its epilogue: the matmul or
  * reduction itself is then not stored (see `epilogues`). A piece of a concat (its only readers are
@@ -45,6 +47,13 @@ export const MULTI_USE_COST = 3;
  */
 export const PROLOGUE_COST = 0;
 export const MAX_INLINE_COST = 24;
+/**
+ * Reads per element above which an inlined node is stored instead. The KV cache's merge gathers the
+ * window's rotated keys into [B, S, D] (spec/transfusion/cached.ts): inlined, RoPE (exp, cos, sin,
+ * the layout's gathers) ran for every cache element, 41x the window's size in a decode step, and
+ * the six K merges took 11.1 ms each at 80 rows against 3.6 for the V merges that read stored values.
+ */
+export const EXPANSION = 2;
 /** What a random draw counts as in the inline budget (it is computed wherever it is read). */
 export const RANDOM_COST = 8;
 /**
@@ -101,7 +110,10 @@ export function chooseMaterialized(
     const feeds = (k: string) => readers.some((r) => OPS[r.op].kind === k);
     // A piece of a join is stored with the whole join (one kernel), not on its own for an operand.
     const piece = direct.length > 0 && direct.every(isJoin);
+    const expanded = !piece && c >= MULTI_USE_COST &&
+      readers.some((r) => kernelKind(r) === "elementwise" && size(r.shape) >= EXPANSION * size(n.shape));
     if (
+      expanded ||
       (kind === "elementwise" && direct.length >= 2 && c >= MULTI_USE_COST) || c > MAX_INLINE_COST ||
       (!piece && (feeds("contraction") || feeds("convolution")) && c > PROLOGUE_COST) ||
       (!piece && feeds("attention") && c > ATTENTION_PROLOGUE_COST)
