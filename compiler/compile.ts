@@ -136,14 +136,21 @@ export function compile(model: AnyModel, opts: CompileOptions = {}): Plan {
     check([...Object.values(t.outputs), ...t.state.map((s) => s.output)]);
     const entryLeaves = new Map<number, Location>(t.params.map((p) => [p.node.id, leaves.get(p.node.id)!]));
     // A state value is read in place from its slot, like a parameter; its new value is lowered as
-    // one more output and copied into the slot after the last kernel (so every kernel saw the old one).
+    // one more output and copied into the slot after the last kernel (so every kernel saw the old one),
+    // unless its kernels can write it there in place (compiler/lower/state_in_place.ts).
     for (const s of t.state) entryLeaves.set(s.input.id, state.declare(name, s.input));
     const { outputs: outs } = prepare([
       ...Object.entries(t.outputs).map(([n, node]) => ({ name: n, node })),
       ...t.state.map((s) => ({ name: s.name, node: s.output })),
     ], []);
     const lowered = lowerEntry(
-      { outputs: outs, inputs: t.inputs, placed: [], leaves: entryLeaves },
+      {
+        outputs: outs,
+        inputs: t.inputs,
+        placed: [],
+        leaves: entryLeaves,
+        state: t.state.map((s) => ({ name: s.name, input: s.input })),
+      },
       { ...lowerOpts, prefix: `${name}_` },
     );
     builder.add(name, lowered, [], t.state.length ? state.copies(name, lowered) : undefined);

@@ -217,6 +217,18 @@ Deno.test("cached Transfusion entries equal the uncached ones", async (t) => {
   await t.step("the plan: one kv slot [depth, 2, B, S, D] shared by the three entries", () => {
     assert.deepEqual(plan.state?.map((s) => [s.name, s.shape]), [["kv", [DEPTH, 2, 3, SEQ, DIM]]]);
     for (const e of ["prefill", "decode", "denoise_span"]) assert.deepEqual(plan.entries[e]!.state, ["kv"]);
+    // Each layer's merge writes its [B, S, D] straight into the slot: no concat of the layers, no copy.
+    // prefill's attention reads its own keys, so its merges are computed inline by the one kernel
+    // that writes the whole new cache, which then writes it into the slot.
+    for (const e of ["prefill", "decode", "denoise_span"]) {
+      const steps = plan.entries[e]!.steps;
+      assert.ok(steps.every((s) => s.kind === "dispatch"), `${e}: the KV cache is written in place`);
+      const writers = steps.filter((s) =>
+        s.kind === "dispatch" &&
+        plan.kernels[s.kernel]!.bindings.some((b) => b.buffer === "state" && b.access === "read_write")
+      );
+      assert.equal(writers.length, e === "prefill" ? 1 : 2 * DEPTH, `${e}: kernels writing the cache`);
+    }
     const names = (e: string) => plan.entries[e]!.inputs.map((s) => s.name).sort();
     assert.deepEqual(names("prefill"), [...names("logits"), "start"].sort());
     assert.deepEqual(plan.entries.decode!.outputs.map((s) => [s.name, s.shape]), [["logits", [3, V]]]);

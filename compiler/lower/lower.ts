@@ -11,6 +11,7 @@ import { bindArenaOffsets } from "../../kernels/arena_offsets.ts";
 import { chooseMaterialized, onlyFlatPaths } from "../passes/fusion.ts";
 import type { RowFusion } from "../passes/rows.ts";
 import { scheduleTasks } from "../passes/schedule.ts";
+import { readsOnlyAt, stateWritersInPlace } from "./state_in_place.ts";
 import { joinPieces } from "../passes/pieces.ts";
 import { mergeContractions } from "../passes/contractions.ts";
 import { pointwiseConvsAsMatmuls } from "../passes/pointwise_conv.ts";
@@ -27,6 +28,11 @@ export interface EntryGraph {
   readonly placed: readonly { node: Node; at: Location }[];
   /** Fixed places of leaves: parameters in `params`. */
   readonly leaves: ReadonlyMap<number, Location>;
+  /**
+   * Entry state: output `name` is the new value of the leaf `input` (its slot in `leaves`). Where
+   * its kernels can write it into the slot in place (state_in_place.ts), the output is the slot.
+   */
+  readonly state?: readonly { name: string; input: Node }[];
 }
 
 export interface LowerOptions {
@@ -142,6 +148,24 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     return task;
   };
 
+  // State written in place: its writers store into the slot, or the one kernel that computes the
+  // whole new value does (a copy task made below), and the output reads as the slot.
+  const inPlaceState = new Map<string, { input: Node<"input">; copyTo?: Location }>();
+  for (const { name, input } of (opts.inPlace ?? opts.fuse ?? true) ? graph.state ?? [] : []) {
+    const out = graph.outputs.find((o) => o.name === name)?.node;
+    const slot = location.get(input.id);
+    if (!out || !slot || out === input) continue;
+    const writers = stateWritersInPlace(out, input, producer, tasks, stored);
+    if (writers) {
+      for (const w of writers) w.task.at = { buffer: slot.buffer, offset: slot.offset + w.offset };
+      inPlaceState.set(name, { input: input as Node<"input"> });
+    } else if (
+      !producer.has(out.id) && !tasks.some((t) => t.reads.some((r) => r.id === input.id)) &&
+      readsOnlyAt(out, input, 0, stored)
+    ) {
+      inPlaceState.set(name, { input: input as Node<"input">, copyTo: slot });
+    }
+  }
   // Place gradients: the producing kernel writes straight into `grads` when the value is a plain
   // (possibly reshaped) kernel result not placed yet; otherwise a copy kernel writes it there.
   for (const { node, at } of graph.placed) {
@@ -155,7 +179,11 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
   const outputTask = new Map<string, Task | Node<"input">>();
   for (const { name, node } of graph.outputs) {
     const p = producer.get(node.id);
-    if (node.op === "input") outputTask.set(name, node as Node<"input">);
+    const inSlot = inPlaceState.get(name);
+    if (inSlot) {
+      if (inSlot.copyTo) copy(node, inSlot.copyTo);
+      outputTask.set(name, inSlot.input);
+    } else if (node.op === "input") outputTask.set(name, node as Node<"input">);
     else if (p && p.at === undefined) outputTask.set(name, p);
     else outputTask.set(name, copy(node));
   }

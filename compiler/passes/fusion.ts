@@ -172,7 +172,7 @@ function isColumnSlice(p: Node, m: Node): boolean {
 }
 
 /** Elementwise work or a reshape: its element at flat index f reads its sources at f. */
-const isFlat = (n: Node) =>
+export const isFlat = (n: Node): boolean =>
   n.op === "reshape" || (LOWERING[n.op].kernel === "elementwise" && n.op !== "gather");
 
 /**
