@@ -228,6 +228,12 @@ Deno.test("cached Transfusion entries equal the uncached ones", async (t) => {
         plan.kernels[s.kernel]!.bindings.some((b) => b.buffer === "state" && b.access === "read_write")
       );
       assert.equal(writers.length, e === "prefill" ? 1 : 2 * DEPTH, `${e}: kernels writing the cache`);
+      // A window's merge keeps the other positions where they are: it writes only where it picks.
+      if (e !== "prefill") {
+        for (const s of writers) {
+          assert.match(plan.kernels[s.kind === "dispatch" ? s.kernel : 0]!.wgsl, /if \(picked_at\(flat\)\)/);
+        }
+      }
     }
     const names = (e: string) => plan.entries[e]!.inputs.map((s) => s.name).sort();
     assert.deepEqual(names("prefill"), [...names("logits"), "start"].sort());

@@ -43,6 +43,11 @@ export interface Task {
   parts?: readonly Node[];
   /** A fixed destination (a gradient slot); otherwise the memory plan picks one in `act`. */
   at?: Location;
+  /**
+   * `node` is where(c, x, y) with y the value already at `at` (entry state merged in place,
+   * state_in_place.ts): the kernel writes x where c holds and leaves the rest.
+   */
+  writesWhere?: boolean;
   readonly reads: Node[];
 }
 
@@ -122,6 +127,22 @@ export function emitKernel(
 
   switch (task.kind) {
     case "elementwise": {
+      if (task.writesWhere) {
+        // Only the elements the condition picks: the others already hold their value (no load, no store).
+        const at = (i: number, t: string) =>
+          fns.define(
+            i ? "fresh_at" : "picked_at",
+            [["flat", "u32"]],
+            t,
+            (ctx) => ctx.at(n.src[i]!, Ix.flat(n.shape, "flat")),
+          );
+        const [picked, fresh] = [at(0, "bool"), at(1, type)];
+        return finish(elementwiseKernel(name, n.shape, {
+          ...io,
+          value: () => `${fresh}(flat)`,
+          store: (flat, v) => `if (${picked}(${flat})) { ${store(flat, v)} }`,
+        }, meta(size(n.shape))));
+      }
       // The kernel's own index is flat; elementwise chains and reshapes pass it through undivided.
       const f = fns.define("value_at", [["flat", "u32"]], type, (ctx) => self(ctx, Ix.flat(n.shape, "flat")));
       return finish(

@@ -157,7 +157,10 @@ export function lowerEntry(graph: EntryGraph, opts: LowerOptions): LoweredEntry 
     if (!out || !slot || out === input) continue;
     const writers = stateWritersInPlace(out, input, producer, tasks, stored);
     if (writers) {
-      for (const w of writers) w.task.at = { buffer: slot.buffer, offset: slot.offset + w.offset };
+      for (const w of writers) {
+        w.task.at = { buffer: slot.buffer, offset: slot.offset + w.offset };
+        if (w.keepsOld) w.task.writesWhere = true;
+      }
       inPlaceState.set(name, { input: input as Node<"input"> });
     } else if (
       !producer.has(out.id) && !tasks.some((t) => t.reads.some((r) => r.id === input.id)) &&

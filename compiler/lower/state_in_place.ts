@@ -26,6 +26,11 @@ export interface InPlaceWriter {
   readonly task: Task;
   /** Where in the state slot the task's output goes, in elements. */
   readonly offset: number;
+  /**
+   * The task is where(c, x, old) with `old` exactly the state element it overwrites: it only needs
+   * to write x where c holds (the merge's elements outside the window are left as they are).
+   */
+  readonly keepsOld: boolean;
 }
 
 /** The kernels that can write `out` (the new value of state `old`) into its slot, or undefined. */
@@ -45,7 +50,11 @@ export function stateWritersInPlace(
       const plain = !p.copy && p.kind === "elementwise" && !p.fused && !p.row && !p.parts &&
         p.at === undefined;
       if (!plain || !readsOnlyAt(n, old, offset, stored)) return false;
-      writers.push({ task: p, offset });
+      writers.push({
+        task: p,
+        offset,
+        keepsOld: n.op === "where" && isViewAt(n.src[2]!, old, offset, stored),
+      });
       return true;
     }
     between.add(n.id);
@@ -82,6 +91,22 @@ export function readsOnlyAt(top: Node, old: Node, offset: number, stored: Readon
       return s.id === old.id ? next === offset : visit(s, next);
     });
   return visit(top, 0);
+}
+
+/** Whether `n` is `old` seen through reshapes and contiguous slices, element e at old's offset + e. */
+function isViewAt(n: Node, old: Node, offset: number, stored: ReadonlySet<number>): boolean {
+  let shift = 0;
+  while (n.id !== old.id) {
+    if (stored.has(n.id)) return false;
+    const s = n.src[0]!;
+    if (n.op === "slice") {
+      const start = contiguousStart(n, s);
+      if (start === undefined) return false;
+      shift += start;
+    } else if (n.op !== "reshape") return false;
+    n = s;
+  }
+  return shift === offset;
 }
 
 /** Where piece i of a concat starts in its flat order, when the pieces are contiguous runs. */
