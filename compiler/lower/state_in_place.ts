@@ -67,6 +67,8 @@ export function stateWritersInPlace(
   };
   if (!walk(out, 0) || writers.length === 0) return undefined;
   const mine = new Set(writers.map((w) => w.task));
+  // One kernel has one destination: a value placed twice in the state (concat(x, x)) is copied.
+  if (mine.size !== writers.length) return undefined;
   const readsOld = (t: Task) => t.reads.some((r) => r.id === old.id || between.has(r.id));
   if (tasks.some((t) => !mine.has(t) && readsOld(t))) return undefined;
   return writers;
