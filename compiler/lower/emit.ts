@@ -244,7 +244,13 @@ export function emitKernel(
       );
       const epilogue = fusedEpilogue("f32");
       // A split product writes column j into the slice that holds it, at its place there.
-      const storeParts = (parts: readonly Node[], bi: string, i: string, j: string, v: string) =>
+      const inParts = (
+        parts: readonly Node[],
+        bi: string,
+        i: string,
+        j: string,
+        write: (at: Location, flat: string, part: Node) => string,
+      ) =>
         parts.map((p, x) => {
           const start = (p.arg as { starts: readonly number[] }).starts[r - 1]!;
           const width = p.shape[r - 1]!;
@@ -256,16 +262,17 @@ export function emitKernel(
             start ? `(${j} - ${start}u)` : j,
           ]);
           const inside = start ? `${j} >= ${start}u && ${j} < ${start + width}u` : `${j} < ${width}u`;
-          return `${x ? "else " : ""}if (${inside}) { ${
-            storeWord(
-              at.buffer,
-              arenaIndex(at.offset, flat),
-              v,
-              scalarType(p.dtype),
-              vectors.has(at.buffer),
-            )
-          } }`;
+          return `${x ? "else " : ""}if (${inside}) { ${write(at, flat, p)} }`;
         }).join(" ");
+      const storeParts = (parts: readonly Node[], bi: string, i: string, j: string, v: string) =>
+        inParts(
+          parts,
+          bi,
+          i,
+          j,
+          (at, flat, p) =>
+            storeWord(at.buffer, arenaIndex(at.offset, flat), v, scalarType(p.dtype), vectors.has(at.buffer)),
+        );
       // Four operand values in one load (MatmulVectorIO).
       const load4 = (fn: string, op: VectorOperands["a"] | VectorOperands["b"]) => {
         for (const buffer of op.buffers) if (!used.has(buffer)) used.set(buffer, "read");
@@ -298,22 +305,18 @@ export function emitKernel(
           ? {
             // Like `store` and `storeParts`, four columns at a time: a run of four never straddles a
             // part (their starts and widths are whole vec4s), and the epilogue runs per column.
-            store4: (bi: string, i: string, j: string, vs: readonly string[]) =>
-              stores4.map(({ at, start, width }, x) => {
-                const flat = sumIndex([
-                  `(${bi}) * ${shape.m * width}u`,
-                  `(${i}) * ${width}u`,
-                  start ? `(${j} - ${start}u)` : j,
-                ]);
-                const values = vs.map((v, t) => {
-                  const column = t ? `(${flat} + ${t}u)` : flat;
-                  return epilogue && !task.parts ? `${epilogue}(${v}, ${column})` : v;
-                });
-                const write = storeVec4(at.buffer, arenaIndex(at.offset, flat), values);
-                if (!task.parts) return write;
-                const inside = start ? `${j} >= ${start}u && ${j} < ${start + width}u` : `${j} < ${width}u`;
-                return `${x ? "else " : ""}if (${inside}) { ${write} }`;
-              }).join(" "),
+            store4: (bi: string, i: string, j: string, vs: readonly string[]) => {
+              if (task.parts) {
+                return inParts(task.parts, bi, i, j, (at, flat) =>
+                  storeVec4(at.buffer, arenaIndex(at.offset, flat), vs));
+              }
+              const flat = sumIndex([`(${bi}) * ${shape.m * shape.n}u`, `(${i}) * ${shape.n}u`, j]);
+              const values = vs.map((
+                v,
+                t,
+              ) => (epilogue ? `${epilogue}(${v}, ${t ? `(${flat} + ${t}u)` : flat})` : v));
+              return storeVec4(out.buffer, arenaIndex(out.offset, flat), values);
+            },
           }
           : {}),
       }, variant);

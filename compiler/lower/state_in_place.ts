@@ -19,7 +19,7 @@
  * the copy stays.
  */
 import { type Node, size } from "../ir/mod.ts";
-import { isFlat } from "../passes/fusion.ts";
+import { isFlat, reaches } from "../passes/fusion.ts";
 import type { Task } from "./emit.ts";
 
 export interface InPlaceWriter {
@@ -131,17 +131,4 @@ function contiguousStart(slice: Node, src: Node): number | undefined {
   if (dims.some((d, i) => i > partial && (starts[i] !== 0 || ends[i] !== d))) return undefined;
   if (dims.some((_, i) => i < partial && ends[i]! - starts[i]! !== 1)) return undefined;
   return dims.reduce((at, _, i) => at + starts[i]! * size(dims.slice(i + 1)), 0);
-}
-
-function reaches(from: Node, target: Node, stored: ReadonlySet<number>): boolean {
-  const stack = [from];
-  const seen = new Set<number>();
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (n.id === target.id) return true;
-    if (seen.has(n.id) || (n !== from && stored.has(n.id))) continue;
-    seen.add(n.id);
-    stack.push(...n.src);
-  }
-  return false;
 }

@@ -237,7 +237,8 @@ export function onlyFlatPaths(top: Node, target: Node, stored: ReadonlySet<numbe
   return true;
 }
 
-function reaches(from: Node, target: Node, stored: ReadonlySet<number>): boolean {
+/** Whether `target` is among `from`'s sources, looking through unstored nodes only. */
+export function reaches(from: Node, target: Node, stored: ReadonlySet<number>): boolean {
   const stack = [from];
   const seen = new Set<number>();
   while (stack.length) {
